@@ -1,0 +1,128 @@
+//! Opening the authorization URL: `$BROWSER` (a command split on white space, run without a
+//! shell, `%s` replaced by the URL or the URL appended), else the system opener. The tool
+//! never waits for the browser, never passes a URL that is not https (or loopback http), and
+//! the opener's environment holds no Doppler token and no client secret.
+
+use std::process::{Command, Stdio};
+
+use crate::env;
+
+/// How the URL was handed to a browser.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Opened {
+    /// `$BROWSER` was started.
+    BrowserVar,
+    /// The system opener (xdg-open, open, start…) was started.
+    System,
+}
+
+/// Why the URL could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("refusing to open a URL that is neither https nor loopback http")]
+    UnsafeUrl,
+    #[error("$BROWSER is empty")]
+    EmptyBrowserVar,
+    #[error("could not start `{program}`: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no system browser opener worked")]
+    NoOpener,
+}
+
+/// Opens `url` with `browser_var` (the value of `$BROWSER`) or the system opener.
+pub fn open(url: &url::Url, browser_var: Option<&str>) -> Result<Opened, OpenError> {
+    let safe = url.scheme() == "https" || (url.scheme() == "http" && crate::http::is_loopback_url(url));
+    if !safe {
+        return Err(OpenError::UnsafeUrl);
+    }
+    match browser_var.map(str::trim).filter(|b| !b.is_empty()) {
+        Some(command) => {
+            let mut cmd = browser_command(command, url.as_str()).ok_or(OpenError::EmptyBrowserVar)?;
+            let program = cmd.get_program().to_string_lossy().into_owned();
+            spawn_detached(&mut cmd).map_err(|source| OpenError::Spawn { program, source })?;
+            Ok(Opened::BrowserVar)
+        }
+        None if browser_var.is_some() => Err(OpenError::EmptyBrowserVar),
+        None => {
+            for mut cmd in open::commands(url.as_str()) {
+                if spawn_detached(&mut cmd).is_ok() {
+                    return Ok(Opened::System);
+                }
+            }
+            Err(OpenError::NoOpener)
+        }
+    }
+}
+
+/// `$BROWSER` split on white space; `%s` in an argument is replaced by the URL, else the URL
+/// is appended as the last argument. The URL is always one argument.
+pub fn browser_command(browser_var: &str, url: &str) -> Option<Command> {
+    let mut words = browser_var.split_whitespace();
+    let mut cmd = Command::new(words.next()?);
+    let mut placed = false;
+    for word in words {
+        if word.contains("%s") {
+            cmd.arg(word.replace("%s", url));
+            placed = true;
+        } else {
+            cmd.arg(word);
+        }
+    }
+    if !placed {
+        cmd.arg(url);
+    }
+    Some(cmd)
+}
+
+/// Starts the opener with no stdin, its output away from our stdout (which carries data),
+/// secrets removed from its environment, and without waiting for it.
+fn spawn_detached(cmd: &mut Command) -> std::io::Result<()> {
+    for var in [env::DOPPLER_TOKEN, env::DOPPLER_TOKEN_FILE] {
+        cmd.env_remove(var);
+    }
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.ends_with("_CLIENT_SECRET") || k.ends_with("_ACCESS_TOKEN") || k.ends_with("_REFRESH_TOKEN") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = cmd.spawn()?;
+    // Reap it in the background so it does not linger as a zombie while we wait.
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(cmd: &Command) -> Vec<String> {
+        std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn url_is_appended_or_substituted_as_one_argument() {
+        let url = "https://x.example/a?b=c&d=e f";
+        assert_eq!(argv(&browser_command("firefox --new-tab", url).unwrap()), ["firefox", "--new-tab", url]);
+        assert_eq!(argv(&browser_command("  w3m  %s -o x ", url).unwrap()), ["w3m", url, "-o", "x"]);
+        assert!(browser_command("   ", url).is_none());
+    }
+
+    #[test]
+    fn only_https_or_loopback_http_is_opened() {
+        for bad in ["http://evil.example/x", "file:///etc/passwd", "javascript:alert(1)"] {
+            let url = url::Url::parse(bad).unwrap();
+            assert!(matches!(open(&url, Some("true")), Err(OpenError::UnsafeUrl)), "{bad}");
+        }
+    }
+}

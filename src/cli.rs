@@ -1,0 +1,414 @@
+//! The command line: clap types, the step that resolves them (plus the environment) into
+//! settings, and the printing of results. stdout carries data (the token, tables, JSON);
+//! everything for people goes to stderr.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+use oauth_pkce::authorize::{authorize, AuthorizeOptions};
+use oauth_pkce::doppler::{DopplerSettings, SettingsInputs};
+use oauth_pkce::provider::{Catalog, PortRange, Provider};
+use oauth_pkce::status::{status_all, status_of, ProviderStatus};
+use oauth_pkce::text::{mask, terminal_safe};
+use oauth_pkce::{env, refresh, Context, Error, Event, Reporter, Result};
+
+/// OAuth 2.0 Authorization Code + PKCE from the terminal, with tokens kept in Doppler.
+#[derive(Debug, Parser)]
+#[command(name = "oauth-pkce", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    global: Global,
+}
+
+#[derive(Debug, Args)]
+struct Global {
+    /// Diagnostic logs on stderr (-v, -vv). Never shows a secret.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Doppler project (else DOPPLER_PROJECT, the service token's own, or `doppler setup`).
+    #[arg(long, global = true, value_name = "NAME")]
+    project: Option<String>,
+    /// Doppler config (else DOPPLER_CONFIG, the service token's own, or `doppler setup`).
+    #[arg(long, global = true, value_name = "NAME")]
+    config: Option<String>,
+    /// An extra provider definition (TOML); overrides a built-in one with the same name.
+    #[arg(long = "provider-file", global = true, value_name = "PATH")]
+    provider_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Authorize in the browser once and store the tokens in Doppler.
+    Authorize(AuthorizeArgs),
+    /// Show what is stored for one provider, or for every provider with anything stored.
+    Status(StatusArgs),
+    /// Refresh now with the stored refresh token, and store the new tokens.
+    Refresh(RefreshArgs),
+    /// Print a valid access token, refreshing it first if it expires within the buffer.
+    Token(TokenArgs),
+    /// List the providers oauth-pkce knows, built-in and custom.
+    Providers(JsonArg),
+}
+
+#[derive(Debug, Args)]
+struct JsonArg {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct AuthorizeArgs {
+    /// The provider (see `oauth-pkce providers`).
+    #[arg(long, short = 'p')]
+    provider: String,
+    /// Callback ports to try, first free wins: "A-B" or "A" (default: the provider's, else 3000-3010).
+    #[arg(long, value_parser = parse_ports)]
+    ports: Option<PortRange>,
+    /// A scope to request instead of the provider's defaults (repeatable).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// Only print the authorization URL; do not open a browser.
+    #[arg(long)]
+    no_browser: bool,
+    /// Seconds to wait for the browser's redirect.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Only this provider (default: every provider with anything stored in Doppler).
+    #[arg(long, short = 'p')]
+    provider: Option<String>,
+    #[command(flatten)]
+    buffer: BufferArg,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+struct RefreshArgs {
+    #[arg(long, short = 'p')]
+    provider: String,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    #[arg(long, short = 'p')]
+    provider: String,
+    #[command(flatten)]
+    buffer: BufferArg,
+}
+
+#[derive(Debug, Args)]
+struct BufferArg {
+    /// Refresh a token that expires within this many seconds.
+    #[arg(long = "refresh-buffer", value_name = "SECONDS", default_value_t = oauth_pkce::DEFAULT_REFRESH_BUFFER)]
+    refresh_buffer: i64,
+}
+
+fn parse_ports(text: &str) -> std::result::Result<PortRange, String> {
+    PortRange::parse(text)
+}
+
+impl Cli {
+    /// Diagnostic verbosity (0, 1, 2+).
+    pub fn verbosity(&self) -> u8 {
+        self.global.verbose
+    }
+
+    /// Runs the command; returns the process exit code.
+    pub async fn run(self) -> Result<i32> {
+        let global = &self.global;
+        let reporter = Stderr {
+            verbose: global.verbose,
+        };
+        match &self.command {
+            Command::Providers(args) => {
+                let catalog = load_catalog(global)?;
+                print_providers(&catalog, args.json);
+                Ok(0)
+            }
+            Command::Authorize(args) => {
+                let ctx = context(global, &args.provider, oauth_pkce::DEFAULT_REFRESH_BUFFER)?;
+                let opts = AuthorizeOptions {
+                    ports: args.ports.clone(),
+                    scopes: args.scopes.clone(),
+                    no_browser: args.no_browser,
+                    timeout: Duration::from_secs(args.timeout),
+                    browser_var: std::env::var(env::BROWSER).ok(),
+                };
+                let done = authorize(&ctx, &opts, &reporter).await?;
+                let summary = Summary::new(&ctx, &done.tokens.access_token, done.tokens.refresh_token.is_some(), done.tokens.expires_at);
+                summary.print("Authorized", args.json.json);
+                Ok(0)
+            }
+            Command::Refresh(args) => {
+                let ctx = context(global, &args.provider, oauth_pkce::DEFAULT_REFRESH_BUFFER)?;
+                let fresh = refresh::refresh(&ctx, &reporter).await?;
+                Summary::new(&ctx, &fresh.access_token, true, fresh.expires_at).print("Refreshed", args.json.json);
+                Ok(0)
+            }
+            Command::Token(args) => {
+                let ctx = context(global, &args.provider, args.buffer.refresh_buffer)?;
+                let quiet = Stderr { verbose: global.verbose.max(0) };
+                let fresh = refresh::token(&ctx, &quiet).await?;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", fresh.access_token.expose_secret());
+                Ok(0)
+            }
+            Command::Status(args) => {
+                let buffer = args.buffer.refresh_buffer;
+                let rows = match &args.provider {
+                    Some(name) => {
+                        let ctx = context(global, name, buffer)?;
+                        vec![status_of(&ctx.doppler, &ctx.provider, buffer).await?]
+                    }
+                    None => {
+                        let catalog = load_catalog(global)?;
+                        let doppler = doppler_client(global)?;
+                        status_all(&doppler, &catalog, buffer).await?
+                    }
+                };
+                print_status(&rows, args.json.json);
+                if rows.is_empty() {
+                    eprintln!("Nothing is stored in Doppler for any known provider.");
+                    eprintln!("hint: run `oauth-pkce authorize --provider NAME` (see `oauth-pkce providers`)");
+                    return Ok(1);
+                }
+                for r in rows.iter().filter(|r| !r.usable) {
+                    eprintln!(
+                        "{}: no usable token; run `oauth-pkce authorize --provider {}`",
+                        r.provider, r.provider
+                    );
+                }
+                Ok(if rows.iter().all(|r| r.usable) { 0 } else { 1 })
+            }
+        }
+    }
+}
+
+fn load_catalog(global: &Global) -> Result<Catalog> {
+    let dir = std::env::var_os(env::OAUTH_PKCE_PROVIDERS_DIR)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| dirs::config_dir().map(|d| d.join("oauth-pkce").join("providers")));
+    Catalog::load(dir.as_deref(), &global.provider_files)
+}
+
+fn doppler_settings(global: &Global) -> Result<DopplerSettings> {
+    DopplerSettings::resolve(&SettingsInputs::from_process(global.project.clone(), global.config.clone()))
+}
+
+fn doppler_client(global: &Global) -> Result<oauth_pkce::doppler::Doppler> {
+    let http = oauth_pkce::http::Http::new()
+        .map_err(|e| Error::Config(format!("cannot set up HTTPS: {}", oauth_pkce::http::describe(&e))))?;
+    Ok(oauth_pkce::doppler::Doppler::new(http, doppler_settings(global)?))
+}
+
+fn context(global: &Global, provider: &str, buffer: i64) -> Result<Context> {
+    let provider: Provider = load_catalog(global)?.get(provider)?.clone();
+    let mut ctx = Context::new(doppler_settings(global)?, provider)?;
+    ctx.refresh_buffer = buffer;
+    Ok(ctx)
+}
+
+/// Prints [`Event`]s to stderr. `verbose == 0` still shows what a person needs.
+struct Stderr {
+    verbose: u8,
+}
+
+impl Reporter for Stderr {
+    fn event(&self, event: Event<'_>) {
+        let mut err = std::io::stderr().lock();
+        let _ = match event {
+            Event::AuthorizationUrl(url) => writeln!(err, "Open this URL in a browser to authorize:\n\n    {url}\n"),
+            Event::PortFallback { port, first, redirect_uri } => writeln!(
+                err,
+                "warning: port {first} is busy, so the callback listens on {port}: the provider must accept {redirect_uri} (register it, or free port {first})"
+            ),
+            Event::BrowserOpened => writeln!(err, "Opened your browser."),
+            Event::BrowserFailed(why) => writeln!(err, "Could not open a browser ({why}): open the URL above yourself."),
+            Event::Waiting { seconds, redirect_uri } => {
+                writeln!(err, "Waiting up to {seconds} s for the redirect to {redirect_uri} ...")
+            }
+            Event::Exchanging => writeln!(err, "Exchanging the authorization code for tokens..."),
+            Event::Refreshing if self.verbose > 0 => writeln!(err, "Refreshing the access token..."),
+            Event::Refreshing => Ok(()),
+            Event::Warning(w) => writeln!(err, "warning: {w}"),
+            _ => Ok(()),
+        };
+    }
+}
+
+/// What `authorize` and `refresh` print: tokens masked.
+#[derive(Serialize)]
+struct Summary {
+    provider: String,
+    access_token: String,
+    refresh_token_present: bool,
+    expires_at: Option<i64>,
+    doppler: String,
+}
+
+impl Summary {
+    fn new(ctx: &Context, access: &secrecy::SecretString, refresh_present: bool, expires_at: Option<i64>) -> Summary {
+        Summary {
+            provider: ctx.provider.name.clone(),
+            access_token: mask(access.expose_secret()),
+            refresh_token_present: refresh_present,
+            expires_at,
+            doppler: ctx.doppler.settings().describe_target(),
+        }
+    }
+
+    fn print(&self, verb: &str, json: bool) {
+        let mut out = std::io::stdout().lock();
+        if json {
+            let _ = writeln!(out, "{}", serde_json::to_string_pretty(self).unwrap_or_default());
+            return;
+        }
+        let _ = writeln!(out, "{verb} {}: tokens stored in Doppler ({})", self.provider, self.doppler);
+        let _ = writeln!(out, "  access token   {}", self.access_token);
+        let _ = writeln!(out, "  refresh token  {}", if self.refresh_token_present { "stored" } else { "none" });
+        let _ = writeln!(out, "  expires        {}", describe_expiry(self.expires_at));
+    }
+}
+
+fn describe_expiry(expires_at: Option<i64>) -> String {
+    match expires_at {
+        None => "unknown".into(),
+        Some(e) => format!("{} ({})", local_time(e), time_left(e - oauth_pkce::token::now())),
+    }
+}
+
+fn local_time(epoch: i64) -> String {
+    use chrono::TimeZone as _;
+    match chrono::Local.timestamp_opt(epoch, 0).single() {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S %Z").to_string(),
+        None => epoch.to_string(),
+    }
+}
+
+/// "in 59m 10s", "expired 3m ago".
+fn time_left(secs: i64) -> String {
+    let a = secs.unsigned_abs();
+    let text = match a {
+        0..=59 => format!("{a}s"),
+        60..=3599 => format!("{}m {}s", a / 60, a % 60),
+        3600..=86399 => format!("{}h {}m", a / 3600, (a % 3600) / 60),
+        _ => format!("{}d {}h", a / 86400, (a % 86400) / 3600),
+    };
+    if secs >= 0 {
+        format!("in {text}")
+    } else {
+        format!("expired {text} ago")
+    }
+}
+
+fn print_status(rows: &[ProviderStatus], json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(rows).unwrap_or_default());
+        return;
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let table: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.provider.clone(),
+                yes(r.client_id_present).into(),
+                r.access_token.clone().unwrap_or_else(|| "-".into()),
+                r.expires_at.map(local_time).unwrap_or_else(|| "unknown".into()),
+                r.expires_in.map(time_left).unwrap_or_else(|| "-".into()),
+                yes(r.refresh_token_present).into(),
+                yes(r.refresh_due).into(),
+            ]
+        })
+        .collect();
+    write_table(
+        &mut out,
+        &["PROVIDER", "CLIENT ID", "ACCESS TOKEN", "EXPIRES", "TIME LEFT", "REFRESH TOKEN", "REFRESH DUE"],
+        &table,
+    );
+}
+
+fn print_providers(catalog: &Catalog, json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let list: Vec<&Provider> = catalog.iter().collect();
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+        return;
+    }
+    let rows: Vec<[String; 5]> = catalog
+        .iter()
+        .map(|p| {
+            [
+                p.name.clone(),
+                p.display_name.clone(),
+                format!("{}_*", p.secret_prefix),
+                format!("http://{}:{}{}", p.redirect_host, p.ports, p.redirect_path),
+                terminal_safe(&p.source, 80),
+            ]
+        })
+        .collect();
+    write_table(&mut out, &["NAME", "DISPLAY NAME", "SECRETS", "REDIRECT URI", "SOURCE"], &rows);
+}
+
+fn write_table<const N: usize>(out: &mut impl std::io::Write, header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let _ = writeln!(out, "{}", line(header.to_vec()));
+    for row in rows {
+        let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_reads_naturally() {
+        assert_eq!(time_left(59), "in 59s");
+        assert_eq!(time_left(3599), "in 59m 59s");
+        assert_eq!(time_left(7260), "in 2h 1m");
+        assert_eq!(time_left(-120), "expired 2m 0s ago");
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

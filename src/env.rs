@@ -1,0 +1,30 @@
+//! Every environment variable oauth-pkce reads, named in one place.
+
+/// Doppler API token (service token recommended).
+pub const DOPPLER_TOKEN: &str = "DOPPLER_TOKEN";
+/// A file holding the Doppler API token.
+pub const DOPPLER_TOKEN_FILE: &str = "DOPPLER_TOKEN_FILE";
+/// Doppler project (else the token's own, or the Doppler CLI's scoped setup).
+pub const DOPPLER_PROJECT: &str = "DOPPLER_PROJECT";
+/// Doppler config.
+pub const DOPPLER_CONFIG: &str = "DOPPLER_CONFIG";
+/// Doppler API base URL (default `https://api.doppler.com`).
+pub const DOPPLER_API_HOST: &str = "DOPPLER_API_HOST";
+/// Where the Doppler CLI keeps `.doppler.yaml` (default `~/.doppler`).
+pub const DOPPLER_CONFIG_DIR: &str = "DOPPLER_CONFIG_DIR";
+/// Directory of the user's provider TOML files.
+pub const OAUTH_PKCE_PROVIDERS_DIR: &str = "OAUTH_PKCE_PROVIDERS_DIR";
+/// The browser command (`%s` is the URL).
+pub const BROWSER: &str = "BROWSER";
+/// Disables colour.
+pub const NO_COLOR: &str = "NO_COLOR";
+
+/// The variables read when resolving Doppler settings.
+pub const DOPPLER_VARS: &[&str] = &[
+    DOPPLER_TOKEN,
+    DOPPLER_TOKEN_FILE,
+    DOPPLER_PROJECT,
+    DOPPLER_CONFIG,
+    DOPPLER_API_HOST,
+    DOPPLER_CONFIG_DIR,
+];

@@ -1,0 +1,204 @@
+//! One error type for the whole library. Each variant belongs to a class that maps to an exit
+//! code of SPEC.md, carries what failed (file, URL, secret *name*; never a secret value) and
+//! knows the next step a user can take ([`Error::hint`]).
+
+use std::path::PathBuf;
+
+/// The exit-code classes of SPEC.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitClass {
+    /// 1: nothing stored, or the refresh token is gone or refused: run `authorize`.
+    ReauthorizationNeeded = 1,
+    /// 2: usage error.
+    Usage = 2,
+    /// 3: configuration error.
+    Configuration = 3,
+    /// 4: the browser authorization failed.
+    Authorization = 4,
+    /// 5: the token endpoint refused or could not be reached.
+    Provider = 5,
+    /// 6: Doppler refused or could not be reached.
+    Doppler = 6,
+}
+
+/// Everything that can go wrong, grouped so that a caller can act on it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // ---- configuration (3) -------------------------------------------------------------
+    #[error("unknown provider `{name}`")]
+    UnknownProvider { name: String, known: Vec<String> },
+    #[error("{path}: {message}")]
+    ProviderFile { path: String, message: String },
+    #[error("cannot read {path}")]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} is not set in Doppler ({secret}) nor in the environment")]
+    MissingCredential { what: &'static str, secret: String },
+    #[error("no Doppler token found")]
+    NoDopplerToken,
+    #[error("the Doppler token in the Doppler CLI's configuration is kept in the OS keyring")]
+    DopplerTokenInKeyring,
+    #[error("{0}")]
+    Config(String),
+
+    // ---- usage (2) ---------------------------------------------------------------------
+    #[error("{0}")]
+    Usage(String),
+
+    // ---- authorization (4) -------------------------------------------------------------
+    #[error("no free port for the callback server in {range} on {host}")]
+    NoFreePort { range: String, host: String },
+    #[error("cannot start the callback server")]
+    CallbackServer(#[source] std::io::Error),
+    #[error("no authorization arrived within {seconds} s")]
+    CallbackTimeout { seconds: u64 },
+    #[error("the authorization was refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    AuthorizationDenied {
+        error: String,
+        description: Option<String>,
+    },
+    #[error("{0}")]
+    Authorization(String),
+
+    // ---- provider (5) ------------------------------------------------------------------
+    #[error("the token endpoint refused the request: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    TokenEndpoint {
+        error: String,
+        description: Option<String>,
+    },
+    #[error("the token endpoint {url} could not be reached")]
+    ProviderUnreachable {
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the token endpoint answered badly: {0}")]
+    ProviderResponse(String),
+
+    // ---- re-authorization (1) ----------------------------------------------------------
+    #[error("no tokens are stored in Doppler for {provider} ({secret} is empty)")]
+    NotAuthorized { provider: String, secret: String },
+    #[error("the refresh token for {provider} was refused: {error}")]
+    RefreshRefused { provider: String, error: String },
+
+    // ---- Doppler (6) -------------------------------------------------------------------
+    #[error("Doppler refused the request ({status}): {message}")]
+    Doppler {
+        status: u16,
+        message: String,
+        kind: DopplerFailure,
+    },
+    #[error("Doppler at {host} could not be reached")]
+    DopplerUnreachable {
+        host: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("Doppler answered badly: {0}")]
+    DopplerResponse(String),
+}
+
+/// Why Doppler refused, so the hint can say what to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DopplerFailure {
+    Unauthorized,
+    Forbidden,
+    ReadOnly,
+    NotFound,
+    RateLimited,
+    Server,
+    Conflict,
+    Other,
+}
+
+impl Error {
+    /// The exit-code class of SPEC.md.
+    pub fn class(&self) -> ExitClass {
+        use Error::*;
+        match self {
+            UnknownProvider { .. }
+            | ProviderFile { .. }
+            | ReadFile { .. }
+            | MissingCredential { .. }
+            | NoDopplerToken
+            | DopplerTokenInKeyring
+            | Config(_) => ExitClass::Configuration,
+            Usage(_) => ExitClass::Usage,
+            NoFreePort { .. }
+            | CallbackServer(_)
+            | CallbackTimeout { .. }
+            | AuthorizationDenied { .. }
+            | Authorization(_) => ExitClass::Authorization,
+            TokenEndpoint { .. } | ProviderUnreachable { .. } | ProviderResponse(_) => {
+                ExitClass::Provider
+            }
+            NotAuthorized { .. } | RefreshRefused { .. } => ExitClass::ReauthorizationNeeded,
+            Doppler { .. } | DopplerUnreachable { .. } | DopplerResponse(_) => ExitClass::Doppler,
+        }
+    }
+
+    /// The process exit code for this error (SPEC.md).
+    pub fn exit_code(&self) -> i32 {
+        self.class() as i32
+    }
+
+    /// What the user can do next.
+    pub fn hint(&self) -> String {
+        use Error::*;
+        match self {
+            UnknownProvider { known, .. } => format!(
+                "known providers: {}; run `oauth-pkce providers`, or add a TOML file with --provider-file",
+                known.join(", ")
+            ),
+            ProviderFile { .. } => "fix the file (SPEC.md lists the keys), then run the command again".into(),
+            ReadFile { .. } => "check that the file exists and is readable".into(),
+            MissingCredential { secret, .. } => format!(
+                "add it to Doppler: `doppler secrets set {secret}` (or export {secret} in the environment)"
+            ),
+            NoDopplerToken => "set DOPPLER_TOKEN (a service token with write access is best), point DOPPLER_TOKEN_FILE at a file holding one, or run `doppler login` and `doppler setup`".into(),
+            DopplerTokenInKeyring => "oauth-pkce cannot read the OS keyring: set DOPPLER_TOKEN (or DOPPLER_TOKEN_FILE) to a Doppler token".into(),
+            Config(_) => "check the Doppler project/config (--project/--config, DOPPLER_PROJECT/DOPPLER_CONFIG) and DOPPLER_API_HOST".into(),
+            Usage(_) => "run `oauth-pkce --help`".into(),
+            NoFreePort { .. } => "free one of these ports, or choose others with --ports (each redirect URI must be registered with the provider)".into(),
+            CallbackServer(_) => "check that the loopback interface is up, or choose other ports with --ports".into(),
+            CallbackTimeout { .. } => "run `oauth-pkce authorize` again and finish the sign-in in the browser, or raise --timeout".into(),
+            AuthorizationDenied { error, .. } => match error.as_str() {
+                "access_denied" => "the sign-in was cancelled or consent was refused; run `oauth-pkce authorize` again and approve the request".into(),
+                "invalid_scope" => "check the scopes in the provider file and --scope".into(),
+                "unauthorized_client" | "invalid_request" => "check the client id and that the redirect URI is registered with the provider".into(),
+                _ => "run `oauth-pkce authorize` again; if it keeps failing, check the app's settings at the provider".into(),
+            },
+            Authorization(_) => "run `oauth-pkce authorize` again".into(),
+            TokenEndpoint { error, .. } => match error.as_str() {
+                "invalid_client" => "check {PREFIX}_CLIENT_ID and {PREFIX}_CLIENT_SECRET in Doppler and the provider's client_auth method".into(),
+                "invalid_grant" => "the code or refresh token was refused; run `oauth-pkce authorize` again".into(),
+                "redirect_uri_mismatch" => "register the redirect URI shown above with the provider, or pick a registered port with --ports".into(),
+                _ => "check the provider app's settings; run with -v for details".into(),
+            },
+            ProviderUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and the provider's token_url, then retry".into(),
+            ProviderResponse(_) => "the provider answered something that is not an OAuth token response; check token_url in the provider file".into(),
+            NotAuthorized { provider, .. } => format!("run `oauth-pkce authorize --provider {provider}`"),
+            RefreshRefused { provider, .. } => format!(
+                "the refresh token was already used or revoked: run `oauth-pkce authorize --provider {provider}`"
+            ),
+            Doppler { kind, .. } => match kind {
+                DopplerFailure::Unauthorized => "the Doppler token is invalid or revoked: create a new one and set DOPPLER_TOKEN".into(),
+                DopplerFailure::Forbidden | DopplerFailure::ReadOnly => "this Doppler token cannot write: use a service token created with write access (read/write), or a personal token".into(),
+                DopplerFailure::NotFound => "check the project and config names (--project/--config, DOPPLER_PROJECT/DOPPLER_CONFIG)".into(),
+                DopplerFailure::RateLimited => "Doppler is rate limiting this token; wait a minute and retry".into(),
+                DopplerFailure::Server => "Doppler is having trouble; retry in a minute (status.doppler.com)".into(),
+                DopplerFailure::Conflict => "another process changed the secret at the same time; run the command again".into(),
+                DopplerFailure::Other => "check the project, config and token; run with -v for details".into(),
+            },
+            DopplerUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and DOPPLER_API_HOST, then retry".into(),
+            DopplerResponse(_) => "check DOPPLER_API_HOST points at the Doppler API".into(),
+        }
+    }
+}
+
+/// Short alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,133 @@
+//! # oauth-pkce
+//!
+//! OAuth 2.0 Authorization Code + PKCE (RFC 7636, S256) from a terminal, with the tokens kept in
+//! [Doppler](https://doppler.com) so that every machine, CI job and agent reading the same
+//! Doppler config shares them. The `oauth-pkce` binary is a thin layer over this library.
+//!
+//! The flow, as the modules implement it:
+//!
+//! 1. [`provider`] loads a provider definition (built-in TOML presets or the user's files);
+//! 2. [`doppler`] resolves the Doppler settings and reads the client credentials ([`store`]);
+//! 3. [`pkce`] makes the verifier, challenge and `state`;
+//! 4. [`callback`] binds a loopback port and waits for the redirect, while [`browser`] opens
+//!    the authorization URL that [`token`] builds;
+//! 5. [`token`] exchanges the code, and [`store`] writes the tokens back in one request.
+//!
+//! Later, [`refresh`] hands out a valid access token, refreshing it when it expires within a
+//! buffer, and [`status`] reports what is stored.
+//!
+//! ```no_run
+//! use oauth_pkce::{doppler::{DopplerSettings, SettingsInputs}, provider::Catalog, Context, Quiet};
+//!
+//! # async fn demo() -> oauth_pkce::Result<()> {
+//! let inputs = SettingsInputs::from_process(None, None);
+//! let catalog = Catalog::load(None, &[])?;
+//! let ctx = Context::new(DopplerSettings::resolve(&inputs)?, catalog.get("jobber")?.clone())?;
+//! let fresh = oauth_pkce::refresh::token(&ctx, &Quiet).await?;
+//! // use `fresh.access_token` in an Authorization header
+//! # let _ = fresh; Ok(()) }
+//! ```
+//!
+//! Invariants: the library never prints (progress goes through [`Reporter`]); only
+//! [`callback`] listens on a socket; every secret is a [`secrecy::SecretString`] whose `Debug`
+//! is redacted, and no secret-bearing type implements `Display`.
+
+pub mod authorize;
+pub mod browser;
+pub mod callback;
+pub mod doppler;
+pub mod env;
+pub mod error;
+pub mod http;
+pub mod pkce;
+pub mod provider;
+pub mod refresh;
+pub mod status;
+pub mod store;
+pub mod text;
+pub mod token;
+
+use std::collections::HashMap;
+
+use secrecy::SecretString;
+
+pub use error::{Error, ExitClass, Result};
+
+/// Default refresh buffer: a token expiring within this many seconds is refreshed first.
+pub const DEFAULT_REFRESH_BUFFER: i64 = 300;
+
+/// Everything a command needs for one provider: the HTTP client, Doppler, the provider, and
+/// the client credentials found in the environment (used when Doppler has none).
+#[derive(Debug)]
+pub struct Context {
+    pub http: http::Http,
+    pub doppler: doppler::Doppler,
+    pub provider: provider::Provider,
+    pub env_credentials: HashMap<String, SecretString>,
+    pub refresh_buffer: i64,
+}
+
+impl Context {
+    /// A context with the process environment's client credentials and the default buffer.
+    pub fn new(settings: doppler::DopplerSettings, provider: provider::Provider) -> Result<Context> {
+        let http = http::Http::new().map_err(|e| Error::Config(format!("cannot set up HTTPS: {}", http::describe(&e))))?;
+        Ok(Context {
+            doppler: doppler::Doppler::new(http.clone(), settings),
+            http,
+            provider,
+            env_credentials: credentials_from_env(std::env::vars()),
+            refresh_buffer: DEFAULT_REFRESH_BUFFER,
+        })
+    }
+}
+
+/// `*_CLIENT_ID` and `*_CLIENT_SECRET` variables from an environment.
+pub fn credentials_from_env(vars: impl Iterator<Item = (String, String)>) -> HashMap<String, SecretString> {
+    vars.filter(|(k, _)| k.ends_with("_CLIENT_ID") || k.ends_with("_CLIENT_SECRET"))
+        .map(|(k, v)| (k, SecretString::from(v)))
+        .collect()
+}
+
+impl doppler::SettingsInputs {
+    /// Inputs from this process: its environment, working directory and home.
+    pub fn from_process(project_flag: Option<String>, config_flag: Option<String>) -> Self {
+        doppler::SettingsInputs {
+            project_flag,
+            config_flag,
+            vars: env::DOPPLER_VARS
+                .iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+                .collect(),
+            cwd: std::env::current_dir().unwrap_or_default(),
+            home: dirs::home_dir(),
+        }
+    }
+}
+
+/// Progress of a command, for people. The CLI prints these to stderr.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// The authorization URL (always shown: the browser may not open).
+    AuthorizationUrl(&'a url::Url),
+    /// The callback is not on the first port of the range.
+    PortFallback { port: u16, first: u16, redirect_uri: &'a str },
+    BrowserOpened,
+    BrowserFailed(&'a str),
+    Waiting { seconds: u64, redirect_uri: &'a str },
+    Exchanging,
+    Refreshing,
+    Warning(&'a str),
+}
+
+/// Receives [`Event`]s.
+pub trait Reporter {
+    fn event(&self, event: Event<'_>);
+}
+
+/// A [`Reporter`] that drops everything.
+pub struct Quiet;
+
+impl Reporter for Quiet {
+    fn event(&self, _: Event<'_>) {}
+}

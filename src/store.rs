@@ -1,0 +1,157 @@
+//! What oauth-pkce keeps in Doppler for one provider, under the names of SPEC.md
+//! (`{PREFIX}_CLIENT_ID`, `_CLIENT_SECRET`, `_ACCESS_TOKEN`, `_REFRESH_TOKEN`,
+//! `_TOKEN_EXPIRES_AT`, `_REFRESH_LEASE`), read in one request and written in one request.
+
+use std::collections::HashMap;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::doppler::{Change, Doppler, Secrets};
+use crate::error::{Error, Result};
+use crate::provider::{ClientAuth, Provider};
+use crate::token::{ClientCredentials, TokenSet};
+
+pub const CLIENT_ID: &str = "CLIENT_ID";
+pub const CLIENT_SECRET: &str = "CLIENT_SECRET";
+pub const ACCESS_TOKEN: &str = "ACCESS_TOKEN";
+pub const REFRESH_TOKEN: &str = "REFRESH_TOKEN";
+pub const TOKEN_EXPIRES_AT: &str = "TOKEN_EXPIRES_AT";
+pub const REFRESH_LEASE: &str = "REFRESH_LEASE";
+
+/// Every suffix, in the order they are read.
+pub const SUFFIXES: &[&str] = &[
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ACCESS_TOKEN,
+    REFRESH_TOKEN,
+    TOKEN_EXPIRES_AT,
+    REFRESH_LEASE,
+];
+
+/// The Doppler secret names of one provider.
+pub fn secret_names(provider: &Provider) -> Vec<String> {
+    SUFFIXES.iter().map(|s| provider.secret_name(s)).collect()
+}
+
+/// One provider's secrets as read from Doppler. Empty values count as absent.
+pub struct Stored {
+    secrets: Secrets,
+    prefix: String,
+}
+
+impl std::fmt::Debug for Stored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stored")
+            .field("prefix", &self.prefix)
+            .field("names", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Stored {
+    pub fn new(provider: &Provider, secrets: Secrets) -> Stored {
+        Stored {
+            secrets,
+            prefix: provider.secret_prefix.clone(),
+        }
+    }
+
+    /// Reads the provider's secrets in one request.
+    pub async fn load(doppler: &Doppler, provider: &Provider) -> Result<Stored> {
+        let secrets = doppler.read(&secret_names(provider)).await?;
+        Ok(Stored::new(provider, secrets))
+    }
+
+    pub fn name(&self, suffix: &str) -> String {
+        format!("{}_{suffix}", self.prefix)
+    }
+
+    /// The value of `{PREFIX}_{suffix}`, if present and not empty.
+    pub fn get(&self, suffix: &str) -> Option<&SecretString> {
+        self.secrets
+            .get(&self.name(suffix))
+            .filter(|v| !v.expose_secret().is_empty())
+    }
+
+    /// Whether the secret exists in Doppler (even empty).
+    pub fn exists(&self, suffix: &str) -> bool {
+        self.secrets.contains_key(&self.name(suffix))
+    }
+
+    pub fn access_token(&self) -> Option<&SecretString> {
+        self.get(ACCESS_TOKEN)
+    }
+
+    pub fn refresh_token(&self) -> Option<&SecretString> {
+        self.get(REFRESH_TOKEN)
+    }
+
+    /// `{PREFIX}_TOKEN_EXPIRES_AT` as Unix seconds; `None` when empty or not a number.
+    pub fn expires_at(&self) -> Option<i64> {
+        self.get(TOKEN_EXPIRES_AT)?.expose_secret().trim().parse().ok()
+    }
+
+    /// Whether anything at all is stored (a client id or tokens).
+    pub fn has_anything(&self) -> bool {
+        [CLIENT_ID, ACCESS_TOKEN, REFRESH_TOKEN].iter().any(|s| self.get(s).is_some())
+    }
+
+    /// The client credentials: Doppler first, then the environment variable of the same name.
+    pub fn credentials(
+        &self,
+        provider: &Provider,
+        env: &HashMap<String, SecretString>,
+    ) -> Result<ClientCredentials> {
+        let lookup = |suffix: &str| {
+            self.get(suffix)
+                .or_else(|| env.get(&self.name(suffix)).filter(|v| !v.expose_secret().is_empty()))
+                .cloned()
+        };
+        let client_id = lookup(CLIENT_ID).ok_or_else(|| Error::MissingCredential {
+            what: "the client id",
+            secret: self.name(CLIENT_ID),
+        })?;
+        let client_secret = match provider.client_auth {
+            ClientAuth::None => None,
+            _ => Some(lookup(CLIENT_SECRET).ok_or_else(|| Error::MissingCredential {
+                what: "the client secret",
+                secret: self.name(CLIENT_SECRET),
+            })?),
+        };
+        Ok(ClientCredentials {
+            client_id: client_id.expose_secret().trim().to_string(),
+            client_secret,
+        })
+    }
+
+    /// The changes that store `tokens`: access token, expiry, and the refresh token (a new
+    /// one, or the stored one kept when the response had none). `spent` makes the refresh
+    /// token's write a compare-and-swap against the refresh token just used. `clear_lease`
+    /// also writes `{PREFIX}_REFRESH_LEASE` as empty.
+    pub fn token_changes(&self, tokens: &TokenSet, spent: Option<&SecretString>, clear_lease: bool) -> Vec<Change> {
+        let change = |suffix: &str, value: SecretString, original: Option<SecretString>| Change {
+            name: self.name(suffix),
+            value,
+            original,
+            exists: self.exists(suffix),
+        };
+        let refresh = tokens
+            .refresh_token
+            .clone()
+            .or_else(|| spent.cloned())
+            .unwrap_or_else(|| SecretString::from(String::new()));
+        let mut changes = vec![
+            change(ACCESS_TOKEN, tokens.access_token.clone(), None),
+            change(REFRESH_TOKEN, refresh, spent.cloned()),
+            change(
+                TOKEN_EXPIRES_AT,
+                SecretString::from(tokens.expires_at.map(|e| e.to_string()).unwrap_or_default()),
+                None,
+            ),
+        ];
+        if clear_lease {
+            changes.push(change(REFRESH_LEASE, SecretString::from(String::new()), None));
+        }
+        changes
+    }
+}

@@ -1,0 +1,450 @@
+//! The token endpoint: the authorization URL, the code exchange and the refresh, through the
+//! `oauth2` crate with our own HTTP policy ([`crate::http`]: no redirects, timeouts, retries,
+//! a 64 KiB body cap), and the [`TokenSet`] they produce with its expiry derived as SPEC.md says:
+//! `expires_in`, else the access token's JWT `exp`, else unknown.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    EndpointNotSet, EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, StandardRevocableToken, TokenUrl,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Error, Result};
+use crate::http::{self, Http, TransportError};
+use crate::provider::{ClientAuth, Provider};
+use crate::text::terminal_safe;
+
+/// Largest token-endpoint response accepted.
+const BODY_LIMIT: usize = 64 * 1024;
+/// `expires_in` values are clamped to this (a year): anything longer is a server bug.
+const MAX_EXPIRES_IN: u64 = 366 * 24 * 3600;
+
+/// Seconds since the Unix epoch, now.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// What a successful exchange or refresh produced.
+pub struct TokenSet {
+    pub access_token: SecretString,
+    /// `None` when the response had no refresh token (the stored one is kept).
+    pub refresh_token: Option<SecretString>,
+    /// Unix seconds; `None` when neither `expires_in` nor a JWT `exp` said.
+    pub expires_at: Option<i64>,
+    /// Where `expires_at` came from.
+    pub expiry_source: ExpirySource,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("access_token", &"[redacted]")
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
+            .field("expires_at", &self.expires_at)
+            .field("expiry_source", &self.expiry_source)
+            .finish()
+    }
+}
+
+/// Where an expiry came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpirySource {
+    ExpiresIn,
+    JwtExp,
+    Unknown,
+}
+
+/// The token response, lenient where providers differ: `token_type` may be missing (Bearer
+/// assumed), `expires_in` may be a number or a numeric string, unknown fields are ignored.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ProviderTokenResponse {
+    access_token: AccessToken,
+    #[serde(default = "bearer")]
+    token_type: BasicTokenType,
+    #[serde(default, deserialize_with = "lenient_seconds")]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    refresh_token: Option<RefreshToken>,
+}
+
+fn bearer() -> BasicTokenType {
+    BasicTokenType::Bearer
+}
+
+fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+impl oauth2::TokenResponse for ProviderTokenResponse {
+    type TokenType = BasicTokenType;
+    fn access_token(&self) -> &AccessToken {
+        &self.access_token
+    }
+    fn token_type(&self) -> &BasicTokenType {
+        &self.token_type
+    }
+    fn expires_in(&self) -> Option<std::time::Duration> {
+        self.expires_in.map(std::time::Duration::from_secs)
+    }
+    fn refresh_token(&self) -> Option<&RefreshToken> {
+        self.refresh_token.as_ref()
+    }
+    fn scopes(&self) -> Option<&Vec<Scope>> {
+        None
+    }
+}
+
+type OAuthClient = oauth2::Client<
+    BasicErrorResponse,
+    ProviderTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// Client credentials as read from Doppler or the environment.
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// The provider's endpoints plus the client credentials.
+pub struct TokenEndpoint<'a> {
+    provider: &'a Provider,
+    credentials: &'a ClientCredentials,
+    http: &'a Http,
+}
+
+impl<'a> TokenEndpoint<'a> {
+    pub fn new(provider: &'a Provider, credentials: &'a ClientCredentials, http: &'a Http) -> Self {
+        TokenEndpoint {
+            provider,
+            credentials,
+            http,
+        }
+    }
+
+    fn client(&self, redirect_uri: Option<&str>) -> Result<OAuthClient> {
+        let bad = |key: &str| Error::ProviderFile {
+            path: self.provider.source.clone(),
+            message: format!("key `{key}` is not a valid URL"),
+        };
+        let mut client = oauth2::Client::new(ClientId::new(self.credentials.client_id.clone()))
+            .set_auth_uri(AuthUrl::new(self.provider.authorization_url.clone()).map_err(|_| bad("authorization_url"))?)
+            .set_token_uri(TokenUrl::new(self.provider.token_url.clone()).map_err(|_| bad("token_url"))?)
+            .set_auth_type(match self.provider.client_auth {
+                ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
+                ClientAuth::ClientSecretPost | ClientAuth::None => AuthType::RequestBody,
+            });
+        if self.provider.client_auth != ClientAuth::None {
+            if let Some(secret) = &self.credentials.client_secret {
+                client = client.set_client_secret(ClientSecret::new(secret.expose_secret().to_string()));
+            }
+        }
+        if let Some(uri) = redirect_uri {
+            client = client.set_redirect_uri(
+                RedirectUrl::new(uri.to_string())
+                    .map_err(|_| Error::Authorization(format!("bad redirect URI {uri}")))?,
+            );
+        }
+        Ok(client)
+    }
+
+    /// The authorization URL: `response_type=code`, client id, redirect URI, scopes, `state`,
+    /// the S256 challenge, and the provider's extra parameters.
+    pub fn authorization_url(
+        &self,
+        redirect_uri: &str,
+        scopes: &[String],
+        challenge: &str,
+        state: &SecretString,
+    ) -> Result<url::Url> {
+        let client = self.client(Some(redirect_uri))?;
+        let mut request = client
+            .authorize_url(|| CsrfToken::new(state.expose_secret().to_string()))
+            .add_scopes(scopes.iter().cloned().map(Scope::new))
+            .set_pkce_challenge(challenge_of(challenge));
+        for (k, v) in &self.provider.authorization_params {
+            request = request.add_extra_param(k.clone(), v.clone());
+        }
+        Ok(request.url().0)
+    }
+
+    /// Exchanges an authorization code (RFC 6749 §4.1.3 with the PKCE verifier).
+    pub async fn exchange_code(
+        &self,
+        code: SecretString,
+        verifier: &SecretString,
+        redirect_uri: &str,
+    ) -> Result<TokenSet> {
+        let client = self.client(Some(redirect_uri))?;
+        let send = |req| send(self.http, req);
+        let result = client
+            .exchange_code(AuthorizationCode::new(code.expose_secret().to_string()))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_string()))
+            .request_async(&send)
+            .await;
+        self.finish(result, false)
+    }
+
+    /// Exchanges a refresh token (RFC 6749 §6).
+    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet> {
+        let client = self.client(None)?;
+        let send = |req| send(self.http, req);
+        let rt = RefreshToken::new(refresh_token.expose_secret().to_string());
+        let result = client.exchange_refresh_token(&rt).request_async(&send).await;
+        self.finish(result, true)
+    }
+
+    fn finish(
+        &self,
+        result: std::result::Result<
+            ProviderTokenResponse,
+            RequestTokenError<TransportError, BasicErrorResponse>,
+        >,
+        refreshing: bool,
+    ) -> Result<TokenSet> {
+        let response = result.map_err(|e| self.map_error(e, refreshing))?;
+        token_set(response)
+    }
+
+    fn map_error(
+        &self,
+        e: RequestTokenError<TransportError, BasicErrorResponse>,
+        refreshing: bool,
+    ) -> Error {
+        let refused = |error: String, description: Option<String>| {
+            if refreshing && error == "invalid_grant" {
+                Error::RefreshRefused {
+                    provider: self.provider.name.clone(),
+                    error: match description {
+                        Some(d) => format!("{error} ({d})"),
+                        None => error,
+                    },
+                }
+            } else {
+                Error::TokenEndpoint { error, description }
+            }
+        };
+        match e {
+            RequestTokenError::ServerResponse(r) => refused(
+                terminal_safe(r.error().as_ref(), 64),
+                r.error_description().map(|d| terminal_safe(d, 256)),
+            ),
+            RequestTokenError::Request(source) => Error::ProviderUnreachable {
+                url: self.provider.token_url.clone(),
+                source: Box::new(source),
+            },
+            RequestTokenError::Parse(path_error, body) => {
+                // GitHub and others answer 200 with an `error` field; read it without ever
+                // showing the body.
+                #[derive(Deserialize)]
+                struct Oauth2Error {
+                    error: String,
+                    error_description: Option<String>,
+                }
+                if let Ok(err) = serde_json::from_slice::<Oauth2Error>(&body) {
+                    return refused(
+                        terminal_safe(&err.error, 64),
+                        err.error_description.map(|d| terminal_safe(&d, 256)),
+                    );
+                }
+                Error::ProviderResponse(format!(
+                    "not a token response: field `{}` is missing or has the wrong type",
+                    path_error.path()
+                ))
+            }
+            RequestTokenError::Other(message) => Error::ProviderResponse(terminal_safe(&message, 200)),
+        }
+    }
+}
+
+fn challenge_of(challenge: &str) -> PkceCodeChallenge {
+    // oauth2 builds a challenge only from a verifier; deserialize the pair type from the
+    // already-computed S256 value instead (its serde form is {code_challenge, code_challenge_method}).
+    serde_json::from_value(serde_json::json!({
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }))
+    .expect("PkceCodeChallenge deserializes from its documented fields")
+}
+
+/// Sends one oauth2 request through our client: retries, timeouts, no redirects, capped body.
+async fn send(
+    http: &Http,
+    request: oauth2::HttpRequest,
+) -> std::result::Result<oauth2::HttpResponse, TransportError> {
+    let (parts, body) = request.into_parts();
+    let response = http
+        .send(|| {
+            http.client()
+                .request(parts.method.clone(), parts.uri.to_string())
+                .headers(parts.headers.clone())
+                .body(body.clone())
+        })
+        .await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = http::read_capped(response, BODY_LIMIT)
+        .await
+        .map_err(|e| TransportError(e.to_string()))?;
+    let mut out = oauth2::HttpResponse::new(bytes);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out)
+}
+
+fn token_set(response: ProviderTokenResponse) -> Result<TokenSet> {
+    let access = response.access_token.secret();
+    if access.is_empty() || !access.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        return Err(Error::ProviderResponse(
+            "the access token is empty or has characters outside RFC 6749's VSCHAR".into(),
+        ));
+    }
+    let refresh_token = response
+        .refresh_token
+        .map(|rt| rt.secret().to_string())
+        .filter(|rt| !rt.is_empty())
+        .map(SecretString::from);
+    let (expires_at, expiry_source) = match response.expires_in {
+        Some(secs) => (Some(now() + secs.min(MAX_EXPIRES_IN) as i64), ExpirySource::ExpiresIn),
+        None => match jwt_exp(access) {
+            Some(exp) => (Some(exp), ExpirySource::JwtExp),
+            None => (None, ExpirySource::Unknown),
+        },
+    };
+    Ok(TokenSet {
+        access_token: SecretString::from(access.to_string()),
+        refresh_token,
+        expires_at,
+        expiry_source,
+    })
+}
+
+/// The `exp` claim of a JWT, read without verifying the signature (only the expiry is used,
+/// to know when to refresh; the token is never trusted for anything else).
+pub fn jwt_exp(token: &str) -> Option<i64> {
+    let mut parts = token.split('.');
+    let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    #[derive(Deserialize)]
+    struct Claims {
+        exp: Option<serde_json::Value>,
+    }
+    let claims: Claims = serde_json::from_slice(&bytes).ok()?;
+    match claims.exp? {
+        serde_json::Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(payload: &str) -> String {
+        format!(
+            "{}.{}.sig",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#),
+            URL_SAFE_NO_PAD.encode(payload)
+        )
+    }
+
+    #[test]
+    fn jwt_exp_is_read() {
+        assert_eq!(jwt_exp(&jwt(r#"{"exp":1700000000,"sub":"x"}"#)), Some(1700000000));
+        assert_eq!(jwt_exp(&jwt(r#"{"sub":"x"}"#)), None);
+        assert_eq!(jwt_exp("not-a-jwt"), None);
+        assert_eq!(jwt_exp("a.b.c.d"), None);
+    }
+
+    fn parse(json: &str) -> Result<TokenSet> {
+        token_set(serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn rfc6749_example_response_parses_and_ignores_unknown_fields() {
+        let t = parse(r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"example","expires_in":3600,"refresh_token":"tGzv3JOkF0XG5Qx2TlKWIA","example_parameter":"example_value"}"#).unwrap();
+        assert_eq!(t.access_token.expose_secret(), "2YotnFZFEjr1zCsicMWpAA");
+        assert_eq!(t.refresh_token.unwrap().expose_secret(), "tGzv3JOkF0XG5Qx2TlKWIA");
+        assert_eq!(t.expiry_source, ExpirySource::ExpiresIn);
+        assert!((t.expires_at.unwrap() - now() - 3600).abs() <= 1);
+    }
+
+    #[test]
+    fn expiry_falls_back_to_jwt_then_unknown() {
+        let at = jwt(r#"{"exp":2000000000}"#);
+        let t = parse(&format!(r#"{{"access_token":"{at}"}}"#)).unwrap();
+        assert_eq!((t.expires_at, t.expiry_source), (Some(2000000000), ExpirySource::JwtExp));
+        assert!(t.refresh_token.is_none());
+        let t = parse(r#"{"access_token":"opaque","token_type":"bearer"}"#).unwrap();
+        assert_eq!((t.expires_at, t.expiry_source), (None, ExpirySource::Unknown));
+    }
+
+    #[test]
+    fn expires_in_as_string_and_absurd_values_are_handled() {
+        let t = parse(r#"{"access_token":"a","expires_in":"120"}"#).unwrap();
+        assert!((t.expires_at.unwrap() - now() - 120).abs() <= 1);
+        let t = parse(r#"{"access_token":"a","expires_in":99999999999}"#).unwrap();
+        assert!(t.expires_at.unwrap() - now() <= MAX_EXPIRES_IN as i64 + 1);
+    }
+
+    #[test]
+    fn empty_access_token_is_refused() {
+        assert!(matches!(parse(r#"{"access_token":""}"#), Err(Error::ProviderResponse(_))));
+        assert!(matches!(parse("{\"access_token\":\"a\\nb\"}"), Err(Error::ProviderResponse(_))));
+    }
+
+    #[test]
+    fn challenge_round_trips_into_oauth2() {
+        let c = challenge_of("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert_eq!(c.as_str(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert_eq!(c.method().as_str(), "S256");
+    }
+
+    #[test]
+    fn debug_of_secret_types_is_redacted() {
+        let t = parse(r#"{"access_token":"AT-SENTINEL-1234567890","refresh_token":"RT-SENTINEL-1234567890"}"#).unwrap();
+        let d = format!("{t:?}");
+        assert!(!d.contains("SENTINEL"), "{d}");
+        let c = ClientCredentials { client_id: "id".into(), client_secret: Some(SecretString::from("CS-SENTINEL")) };
+        assert!(!format!("{c:?}").contains("CS-SENTINEL"));
+        let r: ProviderTokenResponse = serde_json::from_str(r#"{"access_token":"AT-SENTINEL-1","refresh_token":"RT-SENTINEL-2"}"#).unwrap();
+        assert!(!format!("{r:?}").contains("SENTINEL"));
+    }
+}

@@ -1,0 +1,982 @@
+//! A strict fake OAuth 2.0 authorization server for the integration tests.
+//!
+//! `FakeAuthServer::start` binds `127.0.0.1:0` and serves, on its own tokio runtime in a
+//! background thread:
+//!
+//! * `GET /authorize` — checks the request as a strict AS would (`response_type=code`, the
+//!   configured `client_id`, a loopback `http` `redirect_uri` with a port, a non-empty `state`,
+//!   exactly one `code_challenge_method=S256`, a 43-character base64url `code_challenge`, no
+//!   parameter twice). A bad request gets a 400 text page and no redirect; a good one a
+//!   `302` to `redirect_uri?code=CODE-SENTINEL-…&state=<state>` (or `error=access_denied`
+//!   in deny mode).
+//! * `POST /token` — form body only; exactly one client authentication method, the one
+//!   configured; single-use codes bound to challenge, `redirect_uri` and client; S256
+//!   verification; refresh with optional rotation and reuse detection that revokes the whole
+//!   grant (RFC 6749 §4.1.2, §10.4; RFC 9700 §4.14.2). Errors are RFC 6749 §5.2 JSON.
+//! * `GET /userinfo` — `{"sub":"user-1"}` for a live bearer access token, else 401.
+//!
+//! Every request is recorded and counted before anything is decided, so a test can assert
+//! what the client sent even when the fake refused it. Minted values are recognisable
+//! sentinels (`AT-SENTINEL-…`, `RT-SENTINEL-…`, `CODE-SENTINEL-…`; a JWT access token carries
+//! its sentinel in the `jti` claim) for leak scans: `minted()` lists them all.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::future::IntoFuture;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use rand::RngCore;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use url::{form_urlencoded, Host, Url};
+
+/// Client id of every preset.
+pub const CLIENT_ID: &str = "fake-client-id";
+/// Client secret of the confidential presets (a sentinel, for leak scans).
+pub const CLIENT_SECRET: &str = "CLIENT-SECRET-SENTINEL-7d1e0c5a9b3f4286";
+/// The `sub` that `/userinfo` and JWT access tokens name.
+pub const SUBJECT: &str = "user-1";
+
+/// How the client must authenticate at the token endpoint: the only method the fake accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `client_secret_post`: `client_id` and `client_secret` in the body, no `Authorization`.
+    Post,
+    /// `client_secret_basic`: `Authorization: Basic base64(urlencode(id):urlencode(secret))`
+    /// (RFC 6749 §2.3.1); `client_id` may also be in the body, `client_secret` may not.
+    Basic,
+    /// `none`: a public client; `client_id` in the body and no secret anywhere.
+    None,
+}
+
+/// What the fake provider is like.
+#[derive(Clone, Debug)]
+pub struct AsConfig {
+    pub client_id: String,
+    /// `None` for a public client.
+    pub client_secret: Option<String>,
+    /// The only method accepted; any other gets 401 `{"error":"invalid_client"}`.
+    pub auth: ClientAuth,
+    /// A new refresh token on every refresh; the old one dies at once.
+    pub rotate_refresh_tokens: bool,
+    /// `Some(n)`: responses carry `"expires_in": n`; `None`: they omit it.
+    pub expires_in: Option<u64>,
+    /// The access token is an unsigned-but-well-formed JWT with `exp = now + access_ttl`.
+    pub jwt_access_tokens: bool,
+    /// Access-token lifetime in seconds (JWT `exp`, and when `is_live_access_token` ends).
+    pub access_ttl: u64,
+    pub omit_token_type: bool,
+    /// `false`: refresh responses have no `refresh_token` (the old one stays live).
+    pub refresh_returns_refresh_token: bool,
+}
+
+impl Default for AsConfig {
+    /// The Jobber preset.
+    fn default() -> AsConfig {
+        AsConfig::jobber()
+    }
+}
+
+impl AsConfig {
+    /// Like Jobber: confidential, `client_secret_post`, JWT access tokens, no `expires_in`,
+    /// refresh tokens rotated with the old one invalid at once.
+    pub fn jobber() -> AsConfig {
+        AsConfig {
+            client_id: CLIENT_ID.to_string(),
+            client_secret: Some(CLIENT_SECRET.to_string()),
+            auth: ClientAuth::Post,
+            rotate_refresh_tokens: true,
+            expires_in: None,
+            jwt_access_tokens: true,
+            access_ttl: 3600,
+            omit_token_type: false,
+            refresh_returns_refresh_token: true,
+        }
+    }
+
+    /// A public client (`none`), opaque tokens, `expires_in: 3600`, rotation.
+    pub fn public() -> AsConfig {
+        AsConfig {
+            client_secret: None,
+            auth: ClientAuth::None,
+            expires_in: Some(3600),
+            jwt_access_tokens: false,
+            ..AsConfig::jobber()
+        }
+    }
+
+    /// Confidential, `client_secret_basic`, opaque tokens, `expires_in: 3600`, no rotation
+    /// (a refresh answers the same refresh token again).
+    pub fn basic() -> AsConfig {
+        AsConfig {
+            auth: ClientAuth::Basic,
+            rotate_refresh_tokens: false,
+            expires_in: Some(3600),
+            jwt_access_tokens: false,
+            ..AsConfig::jobber()
+        }
+    }
+}
+
+/// One `POST /token` as received.
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    /// The form body, in order, decoded once.
+    pub form: Vec<(String, String)>,
+    pub authorization: Option<String>,
+    pub content_type: Option<String>,
+    pub accept: Option<String>,
+    /// The raw query string of the request URL (it should have none).
+    pub query: Option<String>,
+}
+
+impl TokenRequest {
+    /// The first value of a form field.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The form field names, sorted (to assert the exact field set).
+    pub fn field_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.form.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+/// A programmed answer for `POST /token`.
+#[derive(Clone, Debug)]
+pub struct TokenFault {
+    pub status: u16,
+    /// Sent as is, with `Content-Type: application/json`.
+    pub body: String,
+    /// Extra response headers, e.g. `Retry-After`.
+    pub headers: Vec<(String, String)>,
+    /// `false`: the request is recorded but not processed (no code spent, no rotation).
+    /// `true`: it is processed as usual and only the answer is replaced — a lost response.
+    pub after_processing: bool,
+}
+
+/// The fake server; it stops when dropped.
+pub struct FakeAuthServer {
+    url: String,
+    shared: Shared,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+impl FakeAuthServer {
+    /// Binds `127.0.0.1:0` and serves on a background thread.
+    pub fn start(cfg: AsConfig) -> FakeAuthServer {
+        assert!(
+            cfg.auth == ClientAuth::None || cfg.client_secret.is_some(),
+            "a confidential client needs a client_secret"
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("fake AS: bind");
+        listener
+            .set_nonblocking(true)
+            .expect("fake AS: nonblocking");
+        let url = format!(
+            "http://{}",
+            listener.local_addr().expect("fake AS: local addr")
+        );
+        let shared: Shared = Arc::new(Mutex::new(Inner {
+            cfg,
+            issuer: url.clone(),
+            ..Inner::default()
+        }));
+        let app = Router::new()
+            .route("/authorize", get(authorize))
+            .route("/token", post(token))
+            .route("/userinfo", get(userinfo))
+            .with_state(shared.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("fake-as".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("fake AS: runtime");
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).expect("fake AS: listener");
+                    tokio::select! {
+                        res = axum::serve(listener, app).into_future() => res.expect("fake AS: serve"),
+                        _ = rx => {}
+                    }
+                });
+            })
+            .expect("fake AS: thread");
+        FakeAuthServer {
+            url,
+            shared,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+    pub fn authorize_url(&self) -> String {
+        format!("{}/authorize", self.url)
+    }
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.url)
+    }
+    pub fn userinfo_url(&self) -> String {
+        format!("{}/userinfo", self.url)
+    }
+
+    /// Deny mode: `/authorize` (once the request is valid) redirects with
+    /// `error=access_denied&error_description=…&state=<state>`.
+    pub fn set_deny(&self, deny: bool) {
+        self.lock().deny = deny;
+    }
+    /// Every `POST /token`, in order.
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        self.lock().token_requests.clone()
+    }
+    /// `POST /token` with `grant_type=authorization_code`, accepted or not.
+    pub fn code_exchanges(&self) -> usize {
+        self.lock().code_exchanges
+    }
+    /// `POST /token` with `grant_type=refresh_token`, accepted or not.
+    pub fn refreshes(&self) -> usize {
+        self.lock().refreshes
+    }
+    /// Query pairs of each `GET /authorize`, decoded once.
+    pub fn authorize_requests(&self) -> Vec<Vec<(String, String)>> {
+        self.lock().authorize_requests.clone()
+    }
+    pub fn userinfo_requests(&self) -> usize {
+        self.lock().userinfo_requests
+    }
+
+    /// Mint a live grant without the browser (for refresh tests): (access_token, refresh_token).
+    pub fn issue_grant(&self) -> (String, String) {
+        let mut inner = self.lock();
+        let grant = inner.new_grant(None);
+        let at = inner.mint_access_token(grant);
+        let rt = inner.mint_refresh_token(grant);
+        (at, rt)
+    }
+    /// True once reuse detection (a code or a rotated-away refresh token presented again)
+    /// revoked a grant.
+    pub fn grant_revoked(&self) -> bool {
+        self.lock().grant_revoked
+    }
+    pub fn is_live_refresh_token(&self, rt: &str) -> bool {
+        self.lock().rt_live(rt)
+    }
+    pub fn is_live_access_token(&self, at: &str) -> bool {
+        self.lock().at_live(at)
+    }
+    /// The next `times` `POST /token` answer `status` with this (JSON) body, unprocessed.
+    pub fn push_token_fault(&self, status: u16, body: &str, times: usize) {
+        let fault = TokenFault {
+            status,
+            body: body.to_string(),
+            headers: Vec::new(),
+            after_processing: false,
+        };
+        self.push_fault(fault, times);
+    }
+    /// The general form of `push_token_fault` (headers, lost responses).
+    pub fn push_fault(&self, fault: TokenFault, times: usize) {
+        let mut inner = self.lock();
+        inner.faults.extend(std::iter::repeat_n(fault, times));
+    }
+    /// Every `POST /token` answer is held back this long. The request is decided (code spent,
+    /// token rotated) when it arrives; only the answer is late, as with a slow network.
+    pub fn set_token_delay(&self, d: Duration) {
+        self.lock().token_delay = d;
+    }
+    /// Every code and token value minted so far (for leak scans).
+    pub fn minted(&self) -> Vec<String> {
+        self.lock().minted.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.shared)
+    }
+}
+
+impl Drop for FakeAuthServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// base64url(SHA-256(verifier)), no padding: the S256 challenge (RFC 7636 §4.2).
+pub fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// A fresh (verifier, S256 challenge) pair.
+pub fn pkce_pair() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let verifier = URL_SAFE_NO_PAD.encode(bytes);
+    let challenge = s256(&verifier);
+    (verifier, challenge)
+}
+
+/// The claims of a JWT (payload decoded, signature not checked); `None` if not a JWT.
+pub fn decode_jwt_claims(token: &str) -> Option<Value> {
+    let mut parts = token.split('.');
+    let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+struct Grant {
+    scope: Option<String>,
+    revoked: bool,
+}
+
+/// A code is bound to its challenge and redirect URI; to its client implicitly, as a server
+/// knows one client and authenticates it before looking at the code.
+struct CodeEntry {
+    challenge: String,
+    redirect_uri: String,
+    scope: Option<String>,
+    used: bool,
+    /// The grant minted from this code, once exchanged.
+    grant: Option<usize>,
+}
+
+struct RefreshEntry {
+    grant: usize,
+    /// Rotated away: presenting it again is reuse.
+    spent: bool,
+}
+
+struct AccessEntry {
+    grant: usize,
+    expires_at: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    cfg: AsConfig,
+    issuer: String,
+    deny: bool,
+    authorize_requests: Vec<Vec<(String, String)>>,
+    token_requests: Vec<TokenRequest>,
+    code_exchanges: usize,
+    refreshes: usize,
+    userinfo_requests: usize,
+    codes: HashMap<String, CodeEntry>,
+    refresh_tokens: HashMap<String, RefreshEntry>,
+    access_tokens: HashMap<String, AccessEntry>,
+    grants: Vec<Grant>,
+    grant_revoked: bool,
+    faults: VecDeque<TokenFault>,
+    token_delay: Duration,
+    minted: Vec<String>,
+}
+
+/// An RFC 6749 §5.2 error response.
+struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+fn oauth_error(error: &'static str, description: impl Into<String>) -> OAuthError {
+    let status = match error {
+        "invalid_client" => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let description = description.into();
+    OAuthError {
+        status,
+        error,
+        description,
+    }
+}
+
+fn invalid_request(description: impl Into<String>) -> OAuthError {
+    oauth_error("invalid_request", description)
+}
+
+fn invalid_client(description: &str) -> OAuthError {
+    oauth_error("invalid_client", description)
+}
+
+fn invalid_grant(description: &str) -> OAuthError {
+    oauth_error("invalid_grant", description)
+}
+
+impl Inner {
+    fn new_grant(&mut self, scope: Option<String>) -> usize {
+        self.grants.push(Grant {
+            scope,
+            revoked: false,
+        });
+        self.grants.len() - 1
+    }
+
+    fn revoke(&mut self, grant: usize) {
+        self.grants[grant].revoked = true;
+        self.grant_revoked = true;
+    }
+
+    fn rt_live(&self, rt: &str) -> bool {
+        self.refresh_tokens
+            .get(rt)
+            .is_some_and(|e| !e.spent && !self.grants[e.grant].revoked)
+    }
+
+    fn at_live(&self, at: &str) -> bool {
+        self.access_tokens
+            .get(at)
+            .is_some_and(|e| !self.grants[e.grant].revoked && now_secs() < e.expires_at)
+    }
+
+    fn mint_access_token(&mut self, grant: usize) -> String {
+        let jti = sentinel("AT");
+        let iat = now_secs();
+        let exp = iat + self.cfg.access_ttl;
+        let at = if self.cfg.jwt_access_tokens {
+            let claims = json!({
+                "iss": self.issuer, "sub": SUBJECT, "aud": self.cfg.client_id,
+                "client_id": self.cfg.client_id, "iat": iat, "exp": exp, "jti": jti,
+            });
+            fake_jwt(&claims)
+        } else {
+            jti
+        };
+        self.access_tokens.insert(
+            at.clone(),
+            AccessEntry {
+                grant,
+                expires_at: exp,
+            },
+        );
+        self.minted.push(at.clone());
+        at
+    }
+
+    fn mint_refresh_token(&mut self, grant: usize) -> String {
+        let rt = sentinel("RT");
+        self.refresh_tokens.insert(
+            rt.clone(),
+            RefreshEntry {
+                grant,
+                spent: false,
+            },
+        );
+        self.minted.push(rt.clone());
+        rt
+    }
+
+    /// `Ok(Location)` for a valid authorization request, `Err(reason)` for a 400 page.
+    fn authorize(&mut self, pairs: &[(String, String)]) -> Result<String, String> {
+        for (i, (name, _)) in pairs.iter().enumerate() {
+            if pairs[..i].iter().any(|(n, _)| n == name) {
+                return Err(format!("parameter `{name}` appears more than once"));
+            }
+        }
+        let param = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        if param("response_type") != Some("code") {
+            return Err("response_type must be `code`".into());
+        }
+        if param("client_id") != Some(self.cfg.client_id.as_str()) {
+            return Err("unknown client_id".into());
+        }
+        let redirect_uri = param("redirect_uri").ok_or("redirect_uri is missing")?;
+        let mut location = loopback_redirect(redirect_uri)?;
+        let state = param("state")
+            .filter(|s| !s.is_empty())
+            .ok_or("state is missing or empty")?;
+        if param("code_challenge_method") != Some("S256") {
+            return Err("code_challenge_method must be S256".into());
+        }
+        let challenge = param("code_challenge").unwrap_or_default();
+        if challenge.len() != 43 || !challenge.bytes().all(is_base64url) {
+            return Err("code_challenge must be 43 base64url characters".into());
+        }
+        if self.deny {
+            location
+                .query_pairs_mut()
+                .append_pair("error", "access_denied")
+                .append_pair(
+                    "error_description",
+                    "The resource owner denied the request.",
+                )
+                .append_pair("state", state);
+            return Ok(location.into());
+        }
+        let code = sentinel("CODE");
+        self.codes.insert(
+            code.clone(),
+            CodeEntry {
+                challenge: challenge.to_string(),
+                redirect_uri: redirect_uri.to_string(),
+                scope: param("scope").filter(|s| !s.is_empty()).map(str::to_string),
+                used: false,
+                grant: None,
+            },
+        );
+        self.minted.push(code.clone());
+        location
+            .query_pairs_mut()
+            .append_pair("code", &code)
+            .append_pair("state", state);
+        Ok(location.into())
+    }
+
+    /// Decides one token request: the success JSON or an RFC 6749 §5.2 error.
+    fn token(&mut self, req: &TokenRequest) -> Result<Value, OAuthError> {
+        let media_type = req
+            .content_type
+            .as_deref()
+            .and_then(|c| c.split(';').next())
+            .map(str::trim);
+        if !media_type.is_some_and(|m| m.eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        {
+            return Err(invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        if req.query.as_deref().is_some_and(|q| !q.is_empty()) {
+            return Err(invalid_request(
+                "parameters belong in the body, not the URL",
+            ));
+        }
+        // RFC 6749 §3.2: no parameter twice; §3.1: an empty value counts as omitted.
+        let mut params: HashMap<&str, &str> = HashMap::new();
+        for (name, value) in &req.form {
+            if req.form.iter().filter(|(n, _)| n == name).count() > 1 {
+                return Err(invalid_request(format!(
+                    "parameter `{name}` appears more than once"
+                )));
+            }
+            if !value.is_empty() {
+                params.insert(name, value);
+            }
+        }
+        self.authenticate_client(req, &params)?;
+        match params.get("grant_type").copied() {
+            Some("authorization_code") => self.exchange_code(&params),
+            Some("refresh_token") => self.refresh(&params),
+            Some(_) => Err(oauth_error(
+                "unsupported_grant_type",
+                "unsupported grant_type",
+            )),
+            None => Err(invalid_request("grant_type is missing")),
+        }
+    }
+
+    fn authenticate_client(
+        &self,
+        req: &TokenRequest,
+        params: &HashMap<&str, &str>,
+    ) -> Result<(), OAuthError> {
+        let cfg = &self.cfg;
+        let body_id = params.get("client_id").copied();
+        let body_secret = params.get("client_secret").copied();
+        let secret = cfg.client_secret.as_deref();
+        let ok = match cfg.auth {
+            ClientAuth::Basic => {
+                let Some((id, given)) = req.authorization.as_deref().and_then(parse_basic) else {
+                    return Err(invalid_client("client_secret_basic is required"));
+                };
+                if body_secret.is_some() {
+                    return Err(invalid_client("more than one client authentication method"));
+                }
+                id == cfg.client_id
+                    && Some(given.as_str()) == secret
+                    && body_id.is_none_or(|b| b == id)
+            }
+            ClientAuth::Post => {
+                if req.authorization.is_some() {
+                    return Err(invalid_client(
+                        "client_secret_post is required, not a header",
+                    ));
+                }
+                body_id == Some(cfg.client_id.as_str())
+                    && body_secret.is_some()
+                    && body_secret == secret
+            }
+            ClientAuth::None => {
+                if req.authorization.is_some() || body_secret.is_some() {
+                    return Err(invalid_client("a public client sends no secret"));
+                }
+                body_id == Some(cfg.client_id.as_str())
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(invalid_client("client authentication failed"))
+        }
+    }
+
+    fn exchange_code(&mut self, params: &HashMap<&str, &str>) -> Result<Value, OAuthError> {
+        let required = |name: &str| {
+            params
+                .get(name)
+                .copied()
+                .ok_or_else(|| invalid_request(format!("{name} is missing")))
+        };
+        let (code, redirect_uri, verifier) = (
+            required("code")?,
+            required("redirect_uri")?,
+            required("code_verifier")?,
+        );
+        let Some(entry) = self.codes.get_mut(code) else {
+            return Err(invalid_grant("unknown authorization code"));
+        };
+        if entry.used {
+            // RFC 6749 §4.1.2: a code used twice revokes what was issued from it.
+            if let Some(grant) = entry.grant {
+                self.revoke(grant);
+            }
+            return Err(invalid_grant("authorization code already used"));
+        }
+        // Any presentation spends the code, so a wrong verifier cannot be retried.
+        entry.used = true;
+        let (challenge, bound_uri, scope) = (
+            entry.challenge.clone(),
+            entry.redirect_uri.clone(),
+            entry.scope.clone(),
+        );
+        if bound_uri != redirect_uri {
+            return Err(invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        if !(43..=128).contains(&verifier.len()) || !verifier.bytes().all(is_unreserved) {
+            return Err(invalid_request(
+                "code_verifier must be 43-128 unreserved characters",
+            ));
+        }
+        if s256(verifier) != challenge {
+            return Err(invalid_grant("PKCE verification failed"));
+        }
+        let grant = self.new_grant(scope);
+        if let Some(entry) = self.codes.get_mut(code) {
+            entry.grant = Some(grant);
+        }
+        let at = self.mint_access_token(grant);
+        let rt = self.mint_refresh_token(grant);
+        Ok(self.token_body(grant, at, Some(rt)))
+    }
+
+    fn refresh(&mut self, params: &HashMap<&str, &str>) -> Result<Value, OAuthError> {
+        let Some(rt) = params.get("refresh_token").copied() else {
+            return Err(invalid_request("refresh_token is missing"));
+        };
+        let Some(entry) = self.refresh_tokens.get(rt) else {
+            return Err(invalid_grant("unknown refresh token"));
+        };
+        let (grant, spent) = (entry.grant, entry.spent);
+        if self.grants[grant].revoked {
+            return Err(invalid_grant("refresh token revoked"));
+        }
+        if spent {
+            // RFC 9700 §4.14.2: replay of a rotated-away token revokes the whole grant.
+            self.revoke(grant);
+            return Err(invalid_grant("refresh token already used; grant revoked"));
+        }
+        if let Some(requested) = params.get("scope") {
+            let granted = self.grants[grant].scope.as_deref().unwrap_or_default();
+            if !requested
+                .split(' ')
+                .all(|s| granted.split(' ').any(|g| g == s))
+            {
+                return Err(oauth_error(
+                    "invalid_scope",
+                    "scope exceeds the original grant",
+                ));
+            }
+        }
+        let at = self.mint_access_token(grant);
+        let new_rt = match (
+            self.cfg.refresh_returns_refresh_token,
+            self.cfg.rotate_refresh_tokens,
+        ) {
+            (false, _) => None,
+            (true, false) => Some(rt.to_string()),
+            (true, true) => {
+                if let Some(old) = self.refresh_tokens.get_mut(rt) {
+                    old.spent = true;
+                }
+                Some(self.mint_refresh_token(grant))
+            }
+        };
+        Ok(self.token_body(grant, at, new_rt))
+    }
+
+    fn token_body(
+        &self,
+        grant: usize,
+        access_token: String,
+        refresh_token: Option<String>,
+    ) -> Value {
+        let mut body = Map::new();
+        body.insert("access_token".into(), access_token.into());
+        if !self.cfg.omit_token_type {
+            body.insert("token_type".into(), "Bearer".into());
+        }
+        if let Some(n) = self.cfg.expires_in {
+            body.insert("expires_in".into(), n.into());
+        }
+        if let Some(rt) = refresh_token {
+            body.insert("refresh_token".into(), rt.into());
+        }
+        if let Some(scope) = &self.grants[grant].scope {
+            body.insert("scope".into(), scope.clone().into());
+        }
+        Value::Object(body)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+async fn authorize(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let pairs = parse_pairs(query.unwrap_or_default().as_bytes());
+    let mut inner = lock(&shared);
+    inner.authorize_requests.push(pairs.clone());
+    match inner.authorize(&pairs) {
+        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        Err(reason) => (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("invalid authorization request: {reason}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn token(
+    State(shared): State<Shared>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (response, delay) = {
+        let mut inner = lock(&shared);
+        let req = TokenRequest {
+            form: parse_pairs(&body),
+            authorization: header_str(&headers, header::AUTHORIZATION),
+            content_type: header_str(&headers, header::CONTENT_TYPE),
+            accept: header_str(&headers, header::ACCEPT),
+            query,
+        };
+        match req.param("grant_type") {
+            Some("authorization_code") => inner.code_exchanges += 1,
+            Some("refresh_token") => inner.refreshes += 1,
+            _ => {}
+        }
+        inner.token_requests.push(req.clone());
+        let response = match inner.faults.pop_front() {
+            Some(fault) => {
+                if fault.after_processing {
+                    let _ = inner.token(&req);
+                }
+                fault_response(&fault)
+            }
+            None => match inner.token(&req) {
+                Ok(body) => json_response(StatusCode::OK, &body, &[]),
+                Err(e) => {
+                    let body = json!({ "error": e.error, "error_description": e.description });
+                    let challenge = [("www-authenticate", "Basic realm=\"fake-as\"")];
+                    let extra: &[(&str, &str)] = if e.status == StatusCode::UNAUTHORIZED {
+                        &challenge
+                    } else {
+                        &[]
+                    };
+                    json_response(e.status, &body, extra)
+                }
+            },
+        };
+        (response, inner.token_delay)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
+async fn userinfo(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    let mut inner = lock(&shared);
+    inner.userinfo_requests += 1;
+    let bearer = header_str(&headers, header::AUTHORIZATION).and_then(|h| {
+        let (scheme, token) = h.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_string())
+    });
+    if bearer.is_some_and(|t| inner.at_live(&t)) {
+        json_response(StatusCode::OK, &json!({ "sub": SUBJECT }), &[])
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")],
+        )
+            .into_response()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
+    // A panicking test thread must not take every later request down with it.
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn json_response(status: StatusCode, body: &Value, extra: &[(&str, &str)]) -> Response {
+    let mut builder = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json;charset=UTF-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::PRAGMA, "no-cache");
+    for (name, value) in extra {
+        builder = builder.header(*name, *value);
+    }
+    builder
+        .body(body.to_string().into())
+        .expect("fake AS: response")
+}
+
+fn fault_response(fault: &TokenFault) -> Response {
+    let mut builder = Response::builder()
+        .status(fault.status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store");
+    for (name, value) in &fault.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder
+        .body(fault.body.clone().into())
+        .expect("fake AS: fault response")
+}
+
+fn header_str(headers: &HeaderMap, name: HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+fn parse_pairs(input: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(input).into_owned().collect()
+}
+
+/// The redirect URI as a URL to append the response to, if it is a loopback `http` URI with
+/// an explicit port and no fragment (RFC 8252 §7.3).
+fn loopback_redirect(redirect_uri: &str) -> Result<Url, String> {
+    let url = Url::parse(redirect_uri).map_err(|e| format!("redirect_uri is not a URL: {e}"))?;
+    let loopback = match url.host() {
+        Some(Host::Domain(d)) => d == "localhost",
+        Some(Host::Ipv4(ip)) => ip == Ipv4Addr::LOCALHOST,
+        Some(Host::Ipv6(ip)) => ip == Ipv6Addr::LOCALHOST,
+        None => false,
+    };
+    let plain = url.username().is_empty() && url.password().is_none() && url.fragment().is_none();
+    if url.scheme() != "http" || !loopback || url.port().is_none() || !plain {
+        return Err("redirect_uri must be http://localhost|127.0.0.1|[::1]:PORT/...".into());
+    }
+    Ok(url)
+}
+
+/// `Basic base64(urlencode(id):urlencode(secret))` → (id, secret), RFC 6749 §2.3.1.
+fn parse_basic(value: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((form_decode(id)?, form_decode(secret)?))
+}
+
+/// One `application/x-www-form-urlencoded` decode; `None` on a bad escape or bad UTF-8.
+fn form_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = [bytes.next()?, bytes.next()?];
+                out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+            }
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn fake_jwt(claims: &Value) -> String {
+    let header = json!({ "alg": "HS256", "typ": "JWT" });
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    // Not a real HMAC: nothing verifies it; it only has the right shape.
+    let sig = Sha256::digest(format!("fake-as-unsigned.{input}"));
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+fn sentinel(kind: &str) -> String {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{kind}-SENTINEL-{hex}")
+}
+
+fn is_base64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+fn is_unreserved(b: u8) -> bool {
+    is_base64url(b) || b == b'.' || b == b'~'
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
