@@ -37,7 +37,11 @@ pub struct Authorized {
 }
 
 /// Runs the whole flow and stores the tokens in Doppler.
-pub async fn authorize(ctx: &Context, opts: &AuthorizeOptions, reporter: &dyn Reporter) -> Result<Authorized> {
+pub async fn authorize(
+    ctx: &Context,
+    opts: &AuthorizeOptions,
+    reporter: &dyn Reporter,
+) -> Result<Authorized> {
     let provider = &ctx.provider;
     // 1. Provider and client credentials (one Doppler read, which also tells which token
     //    secrets already exist).
@@ -60,8 +64,13 @@ pub async fn authorize(ctx: &Context, opts: &AuthorizeOptions, reporter: &dyn Re
     }
 
     // 4. The URL, printed always, and the browser.
-    let scopes = if opts.scopes.is_empty() { &provider.scopes } else { &opts.scopes };
-    let url = endpoint.authorization_url(&callback.redirect_uri, scopes, &pkce.challenge, &pkce.state)?;
+    let scopes = if opts.scopes.is_empty() {
+        &provider.scopes
+    } else {
+        &opts.scopes
+    };
+    let url =
+        endpoint.authorization_url(&callback.redirect_uri, scopes, &pkce.challenge, &pkce.state)?;
     reporter.event(Event::AuthorizationUrl(&url));
     if !opts.no_browser {
         match browser::open(&url, opts.browser_var.as_deref()) {
@@ -80,7 +89,9 @@ pub async fn authorize(ctx: &Context, opts: &AuthorizeOptions, reporter: &dyn Re
 
     // 6. The exchange.
     reporter.event(Event::Exchanging);
-    let tokens = endpoint.exchange_code(code, &pkce.verifier, &redirect_uri).await?;
+    let tokens = endpoint
+        .exchange_code(code, &pkce.verifier, &redirect_uri)
+        .await?;
     if tokens.expires_at.is_none() {
         reporter.event(Event::Warning(
             "the token response had no expires_in and the access token is not a JWT with exp: the expiry is unknown, so `token` cannot refresh ahead of time",
@@ -103,5 +114,8 @@ pub async fn authorize(ctx: &Context, opts: &AuthorizeOptions, reporter: &dyn Re
     if tokens.access_token.expose_secret().is_empty() {
         return Err(Error::ProviderResponse("empty access token".into()));
     }
-    Ok(Authorized { tokens, redirect_uri })
+    Ok(Authorized {
+        tokens,
+        redirect_uri,
+    })
 }

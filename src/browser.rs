@@ -35,13 +35,15 @@ pub enum OpenError {
 
 /// Opens `url` with `browser_var` (the value of `$BROWSER`) or the system opener.
 pub fn open(url: &url::Url, browser_var: Option<&str>) -> Result<Opened, OpenError> {
-    let safe = url.scheme() == "https" || (url.scheme() == "http" && crate::http::is_loopback_url(url));
+    let safe =
+        url.scheme() == "https" || (url.scheme() == "http" && crate::http::is_loopback_url(url));
     if !safe {
         return Err(OpenError::UnsafeUrl);
     }
     match browser_var.map(str::trim).filter(|b| !b.is_empty()) {
         Some(command) => {
-            let mut cmd = browser_command(command, url.as_str()).ok_or(OpenError::EmptyBrowserVar)?;
+            let mut cmd =
+                browser_command(command, url.as_str()).ok_or(OpenError::EmptyBrowserVar)?;
             let program = cmd.get_program().to_string_lossy().into_owned();
             spawn_detached(&mut cmd).map_err(|source| OpenError::Spawn { program, source })?;
             Ok(Opened::BrowserVar)
@@ -86,11 +88,16 @@ fn spawn_detached(cmd: &mut Command) -> std::io::Result<()> {
     }
     for (key, _) in std::env::vars_os() {
         let k = key.to_string_lossy();
-        if k.ends_with("_CLIENT_SECRET") || k.ends_with("_ACCESS_TOKEN") || k.ends_with("_REFRESH_TOKEN") {
+        if k.ends_with("_CLIENT_SECRET")
+            || k.ends_with("_ACCESS_TOKEN")
+            || k.ends_with("_REFRESH_TOKEN")
+        {
             cmd.env_remove(&key);
         }
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let mut child = cmd.spawn()?;
     // Reap it in the background so it does not linger as a zombie while we wait.
     std::thread::spawn(move || {
@@ -113,16 +120,29 @@ mod tests {
     #[test]
     fn url_is_appended_or_substituted_as_one_argument() {
         let url = "https://x.example/a?b=c&d=e f";
-        assert_eq!(argv(&browser_command("firefox --new-tab", url).unwrap()), ["firefox", "--new-tab", url]);
-        assert_eq!(argv(&browser_command("  w3m  %s -o x ", url).unwrap()), ["w3m", url, "-o", "x"]);
+        assert_eq!(
+            argv(&browser_command("firefox --new-tab", url).unwrap()),
+            ["firefox", "--new-tab", url]
+        );
+        assert_eq!(
+            argv(&browser_command("  w3m  %s -o x ", url).unwrap()),
+            ["w3m", url, "-o", "x"]
+        );
         assert!(browser_command("   ", url).is_none());
     }
 
     #[test]
     fn only_https_or_loopback_http_is_opened() {
-        for bad in ["http://evil.example/x", "file:///etc/passwd", "javascript:alert(1)"] {
+        for bad in [
+            "http://evil.example/x",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+        ] {
             let url = url::Url::parse(bad).unwrap();
-            assert!(matches!(open(&url, Some("true")), Err(OpenError::UnsafeUrl)), "{bad}");
+            assert!(
+                matches!(open(&url, Some("true")), Err(OpenError::UnsafeUrl)),
+                "{bad}"
+            );
         }
     }
 }

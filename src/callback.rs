@@ -43,7 +43,10 @@ pub struct Callback {
 /// How a flow ended at the callback.
 enum Outcome {
     Code(SecretString),
-    Refused { error: String, description: Option<String> },
+    Refused {
+        error: String,
+        description: Option<String>,
+    },
     TooManyRefused,
 }
 
@@ -52,7 +55,10 @@ impl Callback {
     /// host needs. Nothing else listens: not `0.0.0.0`, not `::`.
     pub async fn bind(host: &str, path: &str, ports: &PortRange) -> Result<Callback> {
         let addrs: &[IpAddr] = match host {
-            "localhost" => &[IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)],
+            "localhost" => &[
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
             _ => &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
         };
         for port in ports.iter() {
@@ -82,7 +88,11 @@ impl Callback {
 
     /// Serves until a callback with the right `state` arrives or `timeout` passes, then closes
     /// the port and returns the authorization code.
-    pub async fn wait_for_code(self, state: &SecretString, timeout: Duration) -> Result<SecretString> {
+    pub async fn wait_for_code(
+        self,
+        state: &SecretString,
+        timeout: Duration,
+    ) -> Result<SecretString> {
         let (tx, rx) = oneshot::channel();
         let shared = Arc::new(Shared {
             state: state.clone(),
@@ -178,7 +188,12 @@ impl Shared {
     }
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     // DNS rebinding: only the loopback names of this port.
     let hosts: Vec<_> = headers.get_all(header::HOST).iter().collect();
     let host_ok = hosts.len() == 1
@@ -186,14 +201,23 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, hea
             .to_str()
             .is_ok_and(|h| shared.hosts.contains(&h.to_ascii_lowercase()));
     if !host_ok {
-        return page(StatusCode::MISDIRECTED_REQUEST, "Wrong host", "This server only answers on its loopback address.");
+        return page(
+            StatusCode::MISDIRECTED_REQUEST,
+            "Wrong host",
+            "This server only answers on its loopback address.",
+        );
     }
     if uri.path() != shared.path {
         return page(StatusCode::NOT_FOUND, "Not found", "Nothing here.");
     }
     if method != Method::GET {
-        let mut resp = page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "Only GET is accepted here.");
-        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
+        let mut resp = page(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "Only GET is accepted here.",
+        );
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET"));
         return resp;
     }
 
@@ -218,30 +242,48 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, hea
 
     if let Some(error) = params.get("error") {
         let error = terminal_safe(error, 64);
-        let description = params.get("error_description").map(|d| terminal_safe(d, 256));
+        let description = params
+            .get("error_description")
+            .map(|d| terminal_safe(d, 256));
         let body = format!(
             "The provider answered: {}{}. Return to the terminal.",
             error,
-            description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+            description
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
         );
         if shared.finish(Outcome::Refused { error, description }) {
             return page(StatusCode::OK, "Authorization failed", &body);
         }
         return already_done();
     }
-    if ["access_token", "id_token", "token_type"].iter().any(|k| params.get(k).is_some()) {
+    if ["access_token", "id_token", "token_type"]
+        .iter()
+        .any(|k| params.get(k).is_some())
+    {
         shared.refuse();
-        return page(StatusCode::BAD_REQUEST, "Bad request", "Tokens are never accepted on the callback; only an authorization code is.");
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "Tokens are never accepted on the callback; only an authorization code is.",
+        );
     }
     let code = params.get("code").unwrap_or("");
-    let code_ok = !code.is_empty() && code.len() <= MAX_CODE_LEN && code.bytes().all(|b| (0x20..=0x7e).contains(&b));
+    let code_ok = !code.is_empty()
+        && code.len() <= MAX_CODE_LEN
+        && code.bytes().all(|b| (0x20..=0x7e).contains(&b));
     if !code_ok {
         let outcome = Outcome::Refused {
             error: "invalid_request".into(),
             description: Some("the callback had no usable authorization code".into()),
         };
         if shared.finish(outcome) {
-            return page(StatusCode::BAD_REQUEST, "Authorization failed", "The callback had no usable authorization code. Return to the terminal.");
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Authorization failed",
+                "The callback had no usable authorization code. Return to the terminal.",
+            );
         }
         return already_done();
     }
@@ -253,7 +295,11 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, hea
 }
 
 fn already_done() -> Response {
-    page(StatusCode::BAD_REQUEST, "Already done", "This sign-in has already finished.")
+    page(
+        StatusCode::BAD_REQUEST,
+        "Already done",
+        "This sign-in has already finished.",
+    )
 }
 
 /// Query parameters, decoded once; a repeated parameter is an error (RFC 6749 §3.1), and an
@@ -266,7 +312,10 @@ impl Params {
         let mut pairs = Vec::new();
         for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
             if !seen.insert(k.to_string()) {
-                return Err(format!("The parameter `{}` appears more than once.", html_escape(&terminal_safe(&k, 40))));
+                return Err(format!(
+                    "The parameter `{}` appears more than once.",
+                    html_escape(&terminal_safe(&k, 40))
+                ));
             }
             pairs.push((k.into_owned(), v.into_owned()));
         }
@@ -298,13 +347,22 @@ fn page(status: StatusCode, title: &str, message: &str) -> Response {
     );
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp
@@ -332,7 +390,10 @@ mod tests {
 
     #[test]
     fn hosts_follow_the_redirect_host() {
-        assert_eq!(allowed_hosts("127.0.0.1", 5), HashSet::from(["127.0.0.1:5".to_string()]));
+        assert_eq!(
+            allowed_hosts("127.0.0.1", 5),
+            HashSet::from(["127.0.0.1:5".to_string()])
+        );
         assert!(allowed_hosts("localhost", 5).contains("[::1]:5"));
     }
 }

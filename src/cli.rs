@@ -151,20 +151,25 @@ impl Cli {
                     browser_var: std::env::var(env::BROWSER).ok(),
                 };
                 let done = authorize(&ctx, &opts, &reporter).await?;
-                let summary = Summary::new(&ctx, &done.tokens.access_token, done.tokens.refresh_token.is_some(), done.tokens.expires_at);
+                let summary = Summary::new(
+                    &ctx,
+                    &done.tokens.access_token,
+                    done.tokens.refresh_token.is_some(),
+                    done.tokens.expires_at,
+                );
                 summary.print("Authorized", args.json.json);
                 Ok(0)
             }
             Command::Refresh(args) => {
                 let ctx = context(global, &args.provider, oauth_pkce::DEFAULT_REFRESH_BUFFER)?;
                 let fresh = refresh::refresh(&ctx, &reporter).await?;
-                Summary::new(&ctx, &fresh.access_token, true, fresh.expires_at).print("Refreshed", args.json.json);
+                Summary::new(&ctx, &fresh.access_token, true, fresh.expires_at)
+                    .print("Refreshed", args.json.json);
                 Ok(0)
             }
             Command::Token(args) => {
                 let ctx = context(global, &args.provider, args.buffer.refresh_buffer)?;
-                let quiet = Stderr { verbose: global.verbose.max(0) };
-                let fresh = refresh::token(&ctx, &quiet).await?;
+                let fresh = refresh::token(&ctx, &reporter).await?;
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{}", fresh.access_token.expose_secret());
                 Ok(0)
@@ -209,13 +214,23 @@ fn load_catalog(global: &Global) -> Result<Catalog> {
 }
 
 fn doppler_settings(global: &Global) -> Result<DopplerSettings> {
-    DopplerSettings::resolve(&SettingsInputs::from_process(global.project.clone(), global.config.clone()))
+    DopplerSettings::resolve(&SettingsInputs::from_process(
+        global.project.clone(),
+        global.config.clone(),
+    ))
 }
 
 fn doppler_client(global: &Global) -> Result<oauth_pkce::doppler::Doppler> {
-    let http = oauth_pkce::http::Http::new()
-        .map_err(|e| Error::Config(format!("cannot set up HTTPS: {}", oauth_pkce::http::describe(&e))))?;
-    Ok(oauth_pkce::doppler::Doppler::new(http, doppler_settings(global)?))
+    let http = oauth_pkce::http::Http::new().map_err(|e| {
+        Error::Config(format!(
+            "cannot set up HTTPS: {}",
+            oauth_pkce::http::describe(&e)
+        ))
+    })?;
+    Ok(oauth_pkce::doppler::Doppler::new(
+        http,
+        doppler_settings(global)?,
+    ))
 }
 
 fn context(global: &Global, provider: &str, buffer: i64) -> Result<Context> {
@@ -264,7 +279,12 @@ struct Summary {
 }
 
 impl Summary {
-    fn new(ctx: &Context, access: &secrecy::SecretString, refresh_present: bool, expires_at: Option<i64>) -> Summary {
+    fn new(
+        ctx: &Context,
+        access: &secrecy::SecretString,
+        refresh_present: bool,
+        expires_at: Option<i64>,
+    ) -> Summary {
         Summary {
             provider: ctx.provider.name.clone(),
             access_token: mask(access.expose_secret()),
@@ -277,12 +297,28 @@ impl Summary {
     fn print(&self, verb: &str, json: bool) {
         let mut out = std::io::stdout().lock();
         if json {
-            let _ = writeln!(out, "{}", serde_json::to_string_pretty(self).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(self).unwrap_or_default()
+            );
             return;
         }
-        let _ = writeln!(out, "{verb} {}: tokens stored in Doppler ({})", self.provider, self.doppler);
+        let _ = writeln!(
+            out,
+            "{verb} {}: tokens stored in Doppler ({})",
+            self.provider, self.doppler
+        );
         let _ = writeln!(out, "  access token   {}", self.access_token);
-        let _ = writeln!(out, "  refresh token  {}", if self.refresh_token_present { "stored" } else { "none" });
+        let _ = writeln!(
+            out,
+            "  refresh token  {}",
+            if self.refresh_token_present {
+                "stored"
+            } else {
+                "none"
+            }
+        );
         let _ = writeln!(out, "  expires        {}", describe_expiry(self.expires_at));
     }
 }
@@ -290,7 +326,11 @@ impl Summary {
 fn describe_expiry(expires_at: Option<i64>) -> String {
     match expires_at {
         None => "unknown".into(),
-        Some(e) => format!("{} ({})", local_time(e), time_left(e - oauth_pkce::token::now())),
+        Some(e) => format!(
+            "{} ({})",
+            local_time(e),
+            time_left(e - oauth_pkce::token::now())
+        ),
     }
 }
 
@@ -321,7 +361,11 @@ fn time_left(secs: i64) -> String {
 fn print_status(rows: &[ProviderStatus], json: bool) {
     let mut out = std::io::stdout().lock();
     if json {
-        let _ = writeln!(out, "{}", serde_json::to_string_pretty(rows).unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(rows).unwrap_or_default()
+        );
         return;
     }
     if rows.is_empty() {
@@ -335,7 +379,9 @@ fn print_status(rows: &[ProviderStatus], json: bool) {
                 r.provider.clone(),
                 yes(r.client_id_present).into(),
                 r.access_token.clone().unwrap_or_else(|| "-".into()),
-                r.expires_at.map(local_time).unwrap_or_else(|| "unknown".into()),
+                r.expires_at
+                    .map(local_time)
+                    .unwrap_or_else(|| "unknown".into()),
                 r.expires_in.map(time_left).unwrap_or_else(|| "-".into()),
                 yes(r.refresh_token_present).into(),
                 yes(r.refresh_due).into(),
@@ -344,7 +390,15 @@ fn print_status(rows: &[ProviderStatus], json: bool) {
         .collect();
     write_table(
         &mut out,
-        &["PROVIDER", "CLIENT ID", "ACCESS TOKEN", "EXPIRES", "TIME LEFT", "REFRESH TOKEN", "REFRESH DUE"],
+        &[
+            "PROVIDER",
+            "CLIENT ID",
+            "ACCESS TOKEN",
+            "EXPIRES",
+            "TIME LEFT",
+            "REFRESH TOKEN",
+            "REFRESH DUE",
+        ],
         &table,
     );
 }
@@ -353,7 +407,11 @@ fn print_providers(catalog: &Catalog, json: bool) {
     let mut out = std::io::stdout().lock();
     if json {
         let list: Vec<&Provider> = catalog.iter().collect();
-        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
         return;
     }
     let rows: Vec<[String; 5]> = catalog
@@ -368,10 +426,18 @@ fn print_providers(catalog: &Catalog, json: bool) {
             ]
         })
         .collect();
-    write_table(&mut out, &["NAME", "DISPLAY NAME", "SECRETS", "REDIRECT URI", "SOURCE"], &rows);
+    write_table(
+        &mut out,
+        &["NAME", "DISPLAY NAME", "SECRETS", "REDIRECT URI", "SOURCE"],
+        &rows,
+    );
 }
 
-fn write_table<const N: usize>(out: &mut impl std::io::Write, header: &[&str; N], rows: &[[String; N]]) {
+fn write_table<const N: usize>(
+    out: &mut impl std::io::Write,
+    header: &[&str; N],
+    rows: &[[String; N]],
+) {
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -56,9 +56,7 @@ impl TokenKind {
             t if t.starts_with("dp.st.") => TokenKind::Service,
             t if t.starts_with("dp.pt.") => TokenKind::Personal,
             t if t.starts_with("dp.ct.") => TokenKind::Cli,
-            t if t.starts_with("dp.sa.") || t.starts_with("dp.said.") => {
-                TokenKind::ServiceAccount
-            }
+            t if t.starts_with("dp.sa.") || t.starts_with("dp.said.") => TokenKind::ServiceAccount,
             _ => TokenKind::Other,
         }
     }
@@ -87,7 +85,10 @@ pub struct SettingsInputs {
 
 impl SettingsInputs {
     fn var(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -131,9 +132,19 @@ impl DopplerSettings {
             flag.clone()
                 .filter(|v| !v.is_empty())
                 .or_else(|| inputs.var(var).map(str::to_string))
-                .or_else(|| if service { None } else { scoped(key).map(|(v, _)| v) })
+                .or_else(|| {
+                    if service {
+                        None
+                    } else {
+                        scoped(key).map(|(v, _)| v)
+                    }
+                })
         };
-        let project = pick(&inputs.project_flag, env::DOPPLER_PROJECT, "enclave.project");
+        let project = pick(
+            &inputs.project_flag,
+            env::DOPPLER_PROJECT,
+            "enclave.project",
+        );
         let config = pick(&inputs.config_flag, env::DOPPLER_CONFIG, "enclave.config");
 
         let host_text = inputs
@@ -141,9 +152,8 @@ impl DopplerSettings {
             .map(str::to_string)
             .or_else(|| scoped("api-host").map(|(v, _)| v))
             .unwrap_or_else(|| DEFAULT_API_HOST.to_string());
-        let api_host = url::Url::parse(host_text.trim_end_matches('/')).map_err(|_| {
-            Error::Config(format!("DOPPLER_API_HOST `{host_text}` is not a URL"))
-        })?;
+        let api_host = url::Url::parse(host_text.trim_end_matches('/'))
+            .map_err(|_| Error::Config(format!("DOPPLER_API_HOST `{host_text}` is not a URL")))?;
         let host_ok = api_host.scheme() == "https"
             || (api_host.scheme() == "http" && http::is_loopback_url(&api_host));
         if !host_ok {
@@ -298,7 +308,10 @@ impl Doppler {
     }
 
     fn endpoint(&self, path: &str) -> String {
-        format!("{}{path}", self.settings.api_host.as_str().trim_end_matches('/'))
+        format!(
+            "{}{path}",
+            self.settings.api_host.as_str().trim_end_matches('/')
+        )
     }
 
     fn scope_query(&self) -> Vec<(&'static str, String)> {
@@ -369,9 +382,8 @@ impl Doppler {
                 })
                 .collect(),
         };
-        let json = SecretString::from(
-            serde_json::to_string(&body).expect("a change request serializes"),
-        );
+        let json =
+            SecretString::from(serde_json::to_string(&body).expect("a change request serializes"));
         let url = self.endpoint("/v3/configs/config/secrets");
         let query = self.scope_query();
         tracing::debug!(
@@ -451,7 +463,11 @@ impl Doppler {
 
 fn parse_secrets(body: &[u8]) -> Result<Secrets> {
     let parsed: SecretsResponse = serde_json::from_slice(body).map_err(|e| {
-        Error::DopplerResponse(format!("not a Doppler secrets response (at line {}, column {})", e.line(), e.column()))
+        Error::DopplerResponse(format!(
+            "not a Doppler secrets response (at line {}, column {})",
+            e.line(),
+            e.column()
+        ))
     })?;
     Ok(parsed
         .secrets
@@ -466,7 +482,10 @@ mod tests {
 
     fn inputs(vars: &[(&str, &str)], cwd: &str, home: Option<&Path>) -> SettingsInputs {
         SettingsInputs {
-            vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             cwd: PathBuf::from(cwd),
             home: home.map(Path::to_path_buf),
             ..Default::default()
@@ -488,11 +507,24 @@ mod tests {
         std::fs::write(&file, "dp.st.prd.fromfile\n").unwrap();
         let f = file.to_str().unwrap();
 
-        let s = DopplerSettings::resolve(&inputs(&[("DOPPLER_TOKEN", "dp.st.prd.env"), ("DOPPLER_TOKEN_FILE", f)], "/app", Some(home.path()))).unwrap();
+        let s = DopplerSettings::resolve(&inputs(
+            &[
+                ("DOPPLER_TOKEN", "dp.st.prd.env"),
+                ("DOPPLER_TOKEN_FILE", f),
+            ],
+            "/app",
+            Some(home.path()),
+        ))
+        .unwrap();
         assert_eq!(s.token.expose_secret(), "dp.st.prd.env");
         assert_eq!(s.token_source, TokenSource::Environment);
 
-        let s = DopplerSettings::resolve(&inputs(&[("DOPPLER_TOKEN_FILE", f)], "/app", Some(home.path()))).unwrap();
+        let s = DopplerSettings::resolve(&inputs(
+            &[("DOPPLER_TOKEN_FILE", f)],
+            "/app",
+            Some(home.path()),
+        ))
+        .unwrap();
         assert_eq!(s.token.expose_secret(), "dp.st.prd.fromfile");
 
         let s = DopplerSettings::resolve(&inputs(&[], "/app", Some(home.path()))).unwrap();
@@ -509,7 +541,8 @@ mod tests {
         write_cli_config(home.path(), YAML);
         // /app/sub: the token comes from /app/sub; it is a service token, so the scoped
         // project/config of /app are not sent with it.
-        let s = DopplerSettings::resolve(&inputs(&[], "/app/sub/deeper", Some(home.path()))).unwrap();
+        let s =
+            DopplerSettings::resolve(&inputs(&[], "/app/sub/deeper", Some(home.path()))).unwrap();
         assert_eq!(s.token.expose_secret(), "dp.st.dev.sub");
         assert_eq!((s.project, s.config), (None, None));
         // /app2 is not inside /app.
@@ -522,20 +555,35 @@ mod tests {
     fn flags_beat_env_beat_cli_config_for_project_and_config() {
         let home = tempfile::tempdir().unwrap();
         write_cli_config(home.path(), YAML);
-        let mut i = inputs(&[("DOPPLER_PROJECT", "envp"), ("DOPPLER_CONFIG", "envc")], "/app", Some(home.path()));
+        let mut i = inputs(
+            &[("DOPPLER_PROJECT", "envp"), ("DOPPLER_CONFIG", "envc")],
+            "/app",
+            Some(home.path()),
+        );
         let s = DopplerSettings::resolve(&i).unwrap();
-        assert_eq!((s.project.as_deref(), s.config.as_deref()), (Some("envp"), Some("envc")));
+        assert_eq!(
+            (s.project.as_deref(), s.config.as_deref()),
+            (Some("envp"), Some("envc"))
+        );
         i.project_flag = Some("flagp".into());
         let s = DopplerSettings::resolve(&i).unwrap();
-        assert_eq!((s.project.as_deref(), s.config.as_deref()), (Some("flagp"), Some("envc")));
+        assert_eq!(
+            (s.project.as_deref(), s.config.as_deref()),
+            (Some("flagp"), Some("envc"))
+        );
     }
 
     #[test]
     fn doppler_config_dir_moves_the_file_and_keyring_tokens_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".doppler.yaml"), "scoped:\n  '*':\n    token: secret-1234\n").unwrap();
+        std::fs::write(
+            dir.path().join(".doppler.yaml"),
+            "scoped:\n  '*':\n    token: secret-1234\n",
+        )
+        .unwrap();
         let d = dir.path().to_str().unwrap();
-        let e = DopplerSettings::resolve(&inputs(&[("DOPPLER_CONFIG_DIR", d)], "/x", None)).unwrap_err();
+        let e = DopplerSettings::resolve(&inputs(&[("DOPPLER_CONFIG_DIR", d)], "/x", None))
+            .unwrap_err();
         assert!(matches!(e, Error::DopplerTokenInKeyring), "{e:?}");
         assert!(e.hint().contains("DOPPLER_TOKEN"));
     }
@@ -550,17 +598,42 @@ mod tests {
 
     #[test]
     fn api_host_must_be_https_unless_loopback() {
-        let ok = DopplerSettings::resolve(&inputs(&[("DOPPLER_TOKEN", "dp.st.x.y"), ("DOPPLER_API_HOST", "http://127.0.0.1:5")], "/", None));
+        let ok = DopplerSettings::resolve(&inputs(
+            &[
+                ("DOPPLER_TOKEN", "dp.st.x.y"),
+                ("DOPPLER_API_HOST", "http://127.0.0.1:5"),
+            ],
+            "/",
+            None,
+        ));
         assert!(ok.is_ok());
-        let e = DopplerSettings::resolve(&inputs(&[("DOPPLER_TOKEN", "dp.st.x.y"), ("DOPPLER_API_HOST", "http://doppler.example")], "/", None)).unwrap_err();
+        let e = DopplerSettings::resolve(&inputs(
+            &[
+                ("DOPPLER_TOKEN", "dp.st.x.y"),
+                ("DOPPLER_API_HOST", "http://doppler.example"),
+            ],
+            "/",
+            None,
+        ))
+        .unwrap_err();
         assert!(e.to_string().contains("https"));
     }
 
     #[test]
     fn debug_does_not_show_the_token() {
-        let s = DopplerSettings::resolve(&inputs(&[("DOPPLER_TOKEN", "dp.st.x.SENTINELVALUE")], "/", None)).unwrap();
+        let s = DopplerSettings::resolve(&inputs(
+            &[("DOPPLER_TOKEN", "dp.st.x.SENTINELVALUE")],
+            "/",
+            None,
+        ))
+        .unwrap();
         assert!(!format!("{s:?}").contains("SENTINELVALUE"));
-        let c = Change { name: "A".into(), value: SecretString::from("SENTINELVALUE"), original: Some(SecretString::from("SENTINELOLD")), exists: true };
+        let c = Change {
+            name: "A".into(),
+            value: SecretString::from("SENTINELVALUE"),
+            original: Some(SecretString::from("SENTINELOLD")),
+            exists: true,
+        };
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("SENTINELVALUE") && !dbg.contains("SENTINELOLD"));
     }

@@ -201,7 +201,13 @@ mod tests {
         let d3 = http.backoff(3, None);
         assert!(d1 >= Duration::from_millis(400) && d1 <= Duration::from_millis(600));
         assert!(d3 >= Duration::from_millis(1600) && d3 <= Duration::from_millis(2400));
-        assert_eq!(http.backoff(1, Some(Duration::from_secs(2))), Duration::from_secs(2));
-        assert_eq!(http.backoff(1, Some(Duration::from_secs(999))), RETRY_BUDGET);
+        assert_eq!(
+            http.backoff(1, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            http.backoff(1, Some(Duration::from_secs(999))),
+            RETRY_BUDGET
+        );
     }
 }

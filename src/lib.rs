@@ -69,8 +69,12 @@ pub struct Context {
 
 impl Context {
     /// A context with the process environment's client credentials and the default buffer.
-    pub fn new(settings: doppler::DopplerSettings, provider: provider::Provider) -> Result<Context> {
-        let http = http::Http::new().map_err(|e| Error::Config(format!("cannot set up HTTPS: {}", http::describe(&e))))?;
+    pub fn new(
+        settings: doppler::DopplerSettings,
+        provider: provider::Provider,
+    ) -> Result<Context> {
+        let http = http::Http::new()
+            .map_err(|e| Error::Config(format!("cannot set up HTTPS: {}", http::describe(&e))))?;
         Ok(Context {
             doppler: doppler::Doppler::new(http.clone(), settings),
             http,
@@ -82,7 +86,9 @@ impl Context {
 }
 
 /// `*_CLIENT_ID` and `*_CLIENT_SECRET` variables from an environment.
-pub fn credentials_from_env(vars: impl Iterator<Item = (String, String)>) -> HashMap<String, SecretString> {
+pub fn credentials_from_env(
+    vars: impl Iterator<Item = (String, String)>,
+) -> HashMap<String, SecretString> {
     vars.filter(|(k, _)| k.ends_with("_CLIENT_ID") || k.ends_with("_CLIENT_SECRET"))
         .map(|(k, v)| (k, SecretString::from(v)))
         .collect()
@@ -111,10 +117,17 @@ pub enum Event<'a> {
     /// The authorization URL (always shown: the browser may not open).
     AuthorizationUrl(&'a url::Url),
     /// The callback is not on the first port of the range.
-    PortFallback { port: u16, first: u16, redirect_uri: &'a str },
+    PortFallback {
+        port: u16,
+        first: u16,
+        redirect_uri: &'a str,
+    },
     BrowserOpened,
     BrowserFailed(&'a str),
-    Waiting { seconds: u64, redirect_uri: &'a str },
+    Waiting {
+        seconds: u64,
+        redirect_uri: &'a str,
+    },
     Exchanging,
     Refreshing,
     Warning(&'a str),

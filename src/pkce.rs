@@ -109,7 +109,9 @@ mod tests {
             let s = pair.state.expose_secret().to_string();
             assert_eq!(v.len(), 43);
             assert!(is_valid_verifier(&v));
-            assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            assert!(s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
             assert_eq!(URL_SAFE_NO_PAD.decode(&s).unwrap().len(), 32);
             assert_ne!(v, s);
             assert_eq!(pair.challenge, s256_challenge(&v));

@@ -269,7 +269,8 @@ pub fn is_secret_name(name: &str) -> bool {
 
 /// https, or http on a loopback host (for local servers and tests).
 fn check_endpoint(key: &str, value: &str) -> std::result::Result<(), String> {
-    let url = url::Url::parse(value).map_err(|e| format!("key `{key}`: `{value}` is not a URL ({e})"))?;
+    let url =
+        url::Url::parse(value).map_err(|e| format!("key `{key}`: `{value}` is not a URL ({e})"))?;
     match url.scheme() {
         "https" => Ok(()),
         "http" if crate::http::is_loopback_url(&url) => Ok(()),
@@ -282,7 +283,12 @@ fn check_endpoint(key: &str, value: &str) -> std::result::Result<(), String> {
 fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     let line = e
         .span()
-        .map(|s| format!("line {}: ", text[..s.start.min(text.len())].matches('\n').count() + 1))
+        .map(|s| {
+            format!(
+                "line {}: ",
+                text[..s.start.min(text.len())].matches('\n').count() + 1
+            )
+        })
         .unwrap_or_default();
     let mut message = e.message().trim().to_string();
     // serde's "missing field `x`" names the key; say it in the words SPEC.md uses.
@@ -306,7 +312,10 @@ impl Catalog {
     pub fn load(dir: Option<&Path>, files: &[PathBuf]) -> Result<Catalog> {
         let mut catalog = Catalog::default();
         for (file, text) in BUILTIN {
-            catalog.insert(Provider::parse(text, &format!("built-in providers/{file}"))?);
+            catalog.insert(Provider::parse(
+                text,
+                &format!("built-in providers/{file}"),
+            )?);
         }
         if let Some(dir) = dir {
             for path in toml_files_in(dir)? {
@@ -325,10 +334,12 @@ impl Catalog {
 
     /// The provider called `name`, or an error listing the known ones.
     pub fn get(&self, name: &str) -> Result<&Provider> {
-        self.providers.get(name).ok_or_else(|| Error::UnknownProvider {
-            name: name.to_string(),
-            known: self.providers.keys().cloned().collect(),
-        })
+        self.providers
+            .get(name)
+            .ok_or_else(|| Error::UnknownProvider {
+                name: name.to_string(),
+                known: self.providers.keys().cloned().collect(),
+            })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Provider> {
@@ -393,7 +404,10 @@ secret_prefix = "ACME"
         assert_eq!(jobber.client_auth, ClientAuth::ClientSecretPost);
         assert!(jobber.scopes.is_empty());
         assert_eq!(jobber.secret_prefix, "JOBBER");
-        assert_eq!(jobber.token_url, "https://api.getjobber.com/api/oauth/token");
+        assert_eq!(
+            jobber.token_url,
+            "https://api.getjobber.com/api/oauth/token"
+        );
     }
 
     #[test]
@@ -401,17 +415,35 @@ secret_prefix = "ACME"
         let p = Provider::parse(MINIMAL, "acme.toml").unwrap();
         assert_eq!(p.redirect_host, "localhost");
         assert_eq!(p.redirect_path, "/callback");
-        assert_eq!(p.ports, PortRange { first: 3000, last: 3010 });
+        assert_eq!(
+            p.ports,
+            PortRange {
+                first: 3000,
+                last: 3010
+            }
+        );
     }
 
     #[test]
     fn ports_forms() {
-        for (text, first, last) in [("ports = \"4000-4002\"", 4000, 4002), ("ports = \"4000\"", 4000, 4000), ("ports = 4001", 4001, 4001)] {
+        for (text, first, last) in [
+            ("ports = \"4000-4002\"", 4000, 4002),
+            ("ports = \"4000\"", 4000, 4000),
+            ("ports = 4001", 4001, 4001),
+        ] {
             let p = Provider::parse(&format!("{MINIMAL}{text}\n"), "x.toml").unwrap();
             assert_eq!((p.ports.first, p.ports.last), (first, last), "{text}");
         }
-        for bad in ["ports = \"4002-4000\"", "ports = \"0\"", "ports = \"x\"", "ports = 70000"] {
-            assert!(Provider::parse(&format!("{MINIMAL}{bad}\n"), "x.toml").is_err(), "{bad}");
+        for bad in [
+            "ports = \"4002-4000\"",
+            "ports = \"0\"",
+            "ports = \"x\"",
+            "ports = 70000",
+        ] {
+            assert!(
+                Provider::parse(&format!("{MINIMAL}{bad}\n"), "x.toml").is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -436,9 +468,14 @@ secret_prefix = "ACME"
 
     #[test]
     fn http_endpoint_rejected_unless_loopback() {
-        let e = error_of(&MINIMAL.replace("https://acme.example/token", "http://acme.example/token"));
+        let e =
+            error_of(&MINIMAL.replace("https://acme.example/token", "http://acme.example/token"));
         assert!(e.contains("key `token_url`") && e.contains("https"), "{e}");
-        for ok in ["http://127.0.0.1:9/token", "http://localhost:9/token", "http://[::1]:9/token"] {
+        for ok in [
+            "http://127.0.0.1:9/token",
+            "http://localhost:9/token",
+            "http://[::1]:9/token",
+        ] {
             Provider::parse(&MINIMAL.replace("https://acme.example/token", ok), "x").unwrap();
         }
     }
@@ -446,16 +483,30 @@ secret_prefix = "ACME"
     #[test]
     fn bad_values_are_named() {
         assert!(error_of(&MINIMAL.replace("\"ACME\"", "\"acme\"")).contains("key `secret_prefix`"));
-        assert!(error_of(&MINIMAL.replace("client_secret_basic", "magic")).contains("client_auth") || error_of(&MINIMAL.replace("client_secret_basic", "magic")).contains("unknown variant"));
-        assert!(error_of(&format!("{MINIMAL}redirect_host = \"0.0.0.0\"\n")).contains("key `redirect_host`"));
-        assert!(error_of(&format!("{MINIMAL}[authorization_params]\nstate = \"x\"\n")).contains("authorization_params.state"));
+        assert!(
+            error_of(&MINIMAL.replace("client_secret_basic", "magic")).contains("client_auth")
+                || error_of(&MINIMAL.replace("client_secret_basic", "magic"))
+                    .contains("unknown variant")
+        );
+        assert!(error_of(&format!("{MINIMAL}redirect_host = \"0.0.0.0\"\n"))
+            .contains("key `redirect_host`"));
+        assert!(
+            error_of(&format!("{MINIMAL}[authorization_params]\nstate = \"x\"\n"))
+                .contains("authorization_params.state")
+        );
     }
 
     #[test]
     fn user_file_overrides_builtin() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jobber.toml");
-        std::fs::write(&path, MINIMAL.replace("\"acme\"", "\"jobber\"").replace("\"Acme\"", "\"My Jobber\"")).unwrap();
+        std::fs::write(
+            &path,
+            MINIMAL
+                .replace("\"acme\"", "\"jobber\"")
+                .replace("\"Acme\"", "\"My Jobber\""),
+        )
+        .unwrap();
         let catalog = Catalog::load(Some(dir.path()), &[]).unwrap();
         let p = catalog.get("jobber").unwrap();
         assert_eq!(p.display_name, "My Jobber");
@@ -466,7 +517,9 @@ secret_prefix = "ACME"
     fn unknown_provider_lists_known_ones() {
         let catalog = Catalog::load(None, &[]).unwrap();
         match catalog.get("nope") {
-            Err(Error::UnknownProvider { known, .. }) => assert!(known.contains(&"jobber".to_string())),
+            Err(Error::UnknownProvider { known, .. }) => {
+                assert!(known.contains(&"jobber".to_string()))
+            }
             other => panic!("{other:?}"),
         }
     }

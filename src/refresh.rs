@@ -58,7 +58,11 @@ pub async fn token(ctx: &Context, reporter: &dyn Reporter) -> Result<Fresh> {
 async fn refresh_stored(ctx: &Context, stored: &Stored, reporter: &dyn Reporter) -> Result<Fresh> {
     let provider = &ctx.provider;
     let Some(spent) = stored.refresh_token().cloned() else {
-        let missing = if stored.access_token().is_none() { ACCESS_TOKEN } else { REFRESH_TOKEN };
+        let missing = if stored.access_token().is_none() {
+            ACCESS_TOKEN
+        } else {
+            REFRESH_TOKEN
+        };
         return Err(Error::NotAuthorized {
             provider: provider.name.clone(),
             secret: stored.name(missing),

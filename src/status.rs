@@ -51,13 +51,21 @@ impl ProviderStatus {
 }
 
 /// Status of `provider`, in one Doppler read.
-pub async fn status_of(doppler: &Doppler, provider: &Provider, buffer: i64) -> Result<ProviderStatus> {
+pub async fn status_of(
+    doppler: &Doppler,
+    provider: &Provider,
+    buffer: i64,
+) -> Result<ProviderStatus> {
     let stored = Stored::load(doppler, provider).await?;
     Ok(ProviderStatus::of(provider, &stored, buffer))
 }
 
 /// Status of every provider in `catalog` that has anything stored, in one Doppler read.
-pub async fn status_all(doppler: &Doppler, catalog: &Catalog, buffer: i64) -> Result<Vec<ProviderStatus>> {
+pub async fn status_all(
+    doppler: &Doppler,
+    catalog: &Catalog,
+    buffer: i64,
+) -> Result<Vec<ProviderStatus>> {
     let names: Vec<String> = catalog.iter().flat_map(secret_names).collect();
     let secrets = doppler.read(&names).await?;
     Ok(catalog
@@ -70,7 +78,9 @@ pub async fn status_all(doppler: &Doppler, catalog: &Catalog, buffer: i64) -> Re
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             let stored = Stored::new(p, subset);
-            stored.has_anything().then(|| ProviderStatus::of(p, &stored, buffer))
+            stored
+                .has_anything()
+                .then(|| ProviderStatus::of(p, &stored, buffer))
         })
         .collect())
 }

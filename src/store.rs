@@ -88,12 +88,18 @@ impl Stored {
 
     /// `{PREFIX}_TOKEN_EXPIRES_AT` as Unix seconds; `None` when empty or not a number.
     pub fn expires_at(&self) -> Option<i64> {
-        self.get(TOKEN_EXPIRES_AT)?.expose_secret().trim().parse().ok()
+        self.get(TOKEN_EXPIRES_AT)?
+            .expose_secret()
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Whether anything at all is stored (a client id or tokens).
     pub fn has_anything(&self) -> bool {
-        [CLIENT_ID, ACCESS_TOKEN, REFRESH_TOKEN].iter().any(|s| self.get(s).is_some())
+        [CLIENT_ID, ACCESS_TOKEN, REFRESH_TOKEN]
+            .iter()
+            .any(|s| self.get(s).is_some())
     }
 
     /// The client credentials: Doppler first, then the environment variable of the same name.
@@ -104,7 +110,10 @@ impl Stored {
     ) -> Result<ClientCredentials> {
         let lookup = |suffix: &str| {
             self.get(suffix)
-                .or_else(|| env.get(&self.name(suffix)).filter(|v| !v.expose_secret().is_empty()))
+                .or_else(|| {
+                    env.get(&self.name(suffix))
+                        .filter(|v| !v.expose_secret().is_empty())
+                })
                 .cloned()
         };
         let client_id = lookup(CLIENT_ID).ok_or_else(|| Error::MissingCredential {
@@ -113,10 +122,12 @@ impl Stored {
         })?;
         let client_secret = match provider.client_auth {
             ClientAuth::None => None,
-            _ => Some(lookup(CLIENT_SECRET).ok_or_else(|| Error::MissingCredential {
-                what: "the client secret",
-                secret: self.name(CLIENT_SECRET),
-            })?),
+            _ => Some(
+                lookup(CLIENT_SECRET).ok_or_else(|| Error::MissingCredential {
+                    what: "the client secret",
+                    secret: self.name(CLIENT_SECRET),
+                })?,
+            ),
         };
         Ok(ClientCredentials {
             client_id: client_id.expose_secret().trim().to_string(),
@@ -128,7 +139,12 @@ impl Stored {
     /// one, or the stored one kept when the response had none). `spent` makes the refresh
     /// token's write a compare-and-swap against the refresh token just used. `clear_lease`
     /// also writes `{PREFIX}_REFRESH_LEASE` as empty.
-    pub fn token_changes(&self, tokens: &TokenSet, spent: Option<&SecretString>, clear_lease: bool) -> Vec<Change> {
+    pub fn token_changes(
+        &self,
+        tokens: &TokenSet,
+        spent: Option<&SecretString>,
+        clear_lease: bool,
+    ) -> Vec<Change> {
         let change = |suffix: &str, value: SecretString, original: Option<SecretString>| Change {
             name: self.name(suffix),
             value,
@@ -150,7 +166,11 @@ impl Stored {
             ),
         ];
         if clear_lease {
-            changes.push(change(REFRESH_LEASE, SecretString::from(String::new()), None));
+            changes.push(change(
+                REFRESH_LEASE,
+                SecretString::from(String::new()),
+                None,
+            ));
         }
         changes
     }

@@ -52,7 +52,10 @@ impl std::fmt::Debug for TokenSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenSet")
             .field("access_token", &"[redacted]")
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
             .field("expires_at", &self.expires_at)
             .field("expiry_source", &self.expiry_source)
             .finish()
@@ -87,7 +90,9 @@ fn bearer() -> BasicTokenType {
 
 fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
     Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
         serde_json::Value::String(s) => s.trim().parse().ok(),
         _ => None,
     })
@@ -135,7 +140,10 @@ impl std::fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientCredentials")
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -162,15 +170,21 @@ impl<'a> TokenEndpoint<'a> {
             message: format!("key `{key}` is not a valid URL"),
         };
         let mut client = oauth2::Client::new(ClientId::new(self.credentials.client_id.clone()))
-            .set_auth_uri(AuthUrl::new(self.provider.authorization_url.clone()).map_err(|_| bad("authorization_url"))?)
-            .set_token_uri(TokenUrl::new(self.provider.token_url.clone()).map_err(|_| bad("token_url"))?)
+            .set_auth_uri(
+                AuthUrl::new(self.provider.authorization_url.clone())
+                    .map_err(|_| bad("authorization_url"))?,
+            )
+            .set_token_uri(
+                TokenUrl::new(self.provider.token_url.clone()).map_err(|_| bad("token_url"))?,
+            )
             .set_auth_type(match self.provider.client_auth {
                 ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
                 ClientAuth::ClientSecretPost | ClientAuth::None => AuthType::RequestBody,
             });
         if self.provider.client_auth != ClientAuth::None {
             if let Some(secret) = &self.credentials.client_secret {
-                client = client.set_client_secret(ClientSecret::new(secret.expose_secret().to_string()));
+                client =
+                    client.set_client_secret(ClientSecret::new(secret.expose_secret().to_string()));
             }
         }
         if let Some(uri) = redirect_uri {
@@ -224,7 +238,10 @@ impl<'a> TokenEndpoint<'a> {
         let client = self.client(None)?;
         let send = |req| send(self.http, req);
         let rt = RefreshToken::new(refresh_token.expose_secret().to_string());
-        let result = client.exchange_refresh_token(&rt).request_async(&send).await;
+        let result = client
+            .exchange_refresh_token(&rt)
+            .request_async(&send)
+            .await;
         self.finish(result, true)
     }
 
@@ -286,7 +303,9 @@ impl<'a> TokenEndpoint<'a> {
                     path_error.path()
                 ))
             }
-            RequestTokenError::Other(message) => Error::ProviderResponse(terminal_safe(&message, 200)),
+            RequestTokenError::Other(message) => {
+                Error::ProviderResponse(terminal_safe(&message, 200))
+            }
         }
     }
 }
@@ -339,7 +358,10 @@ fn token_set(response: ProviderTokenResponse) -> Result<TokenSet> {
         .filter(|rt| !rt.is_empty())
         .map(SecretString::from);
     let (expires_at, expiry_source) = match response.expires_in {
-        Some(secs) => (Some(now() + secs.min(MAX_EXPIRES_IN) as i64), ExpirySource::ExpiresIn),
+        Some(secs) => (
+            Some(now() + secs.min(MAX_EXPIRES_IN) as i64),
+            ExpirySource::ExpiresIn,
+        ),
         None => match jwt_exp(access) {
             Some(exp) => (Some(exp), ExpirySource::JwtExp),
             None => (None, ExpirySource::Unknown),
@@ -387,7 +409,10 @@ mod tests {
 
     #[test]
     fn jwt_exp_is_read() {
-        assert_eq!(jwt_exp(&jwt(r#"{"exp":1700000000,"sub":"x"}"#)), Some(1700000000));
+        assert_eq!(
+            jwt_exp(&jwt(r#"{"exp":1700000000,"sub":"x"}"#)),
+            Some(1700000000)
+        );
         assert_eq!(jwt_exp(&jwt(r#"{"sub":"x"}"#)), None);
         assert_eq!(jwt_exp("not-a-jwt"), None);
         assert_eq!(jwt_exp("a.b.c.d"), None);
@@ -401,7 +426,10 @@ mod tests {
     fn rfc6749_example_response_parses_and_ignores_unknown_fields() {
         let t = parse(r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"example","expires_in":3600,"refresh_token":"tGzv3JOkF0XG5Qx2TlKWIA","example_parameter":"example_value"}"#).unwrap();
         assert_eq!(t.access_token.expose_secret(), "2YotnFZFEjr1zCsicMWpAA");
-        assert_eq!(t.refresh_token.unwrap().expose_secret(), "tGzv3JOkF0XG5Qx2TlKWIA");
+        assert_eq!(
+            t.refresh_token.unwrap().expose_secret(),
+            "tGzv3JOkF0XG5Qx2TlKWIA"
+        );
         assert_eq!(t.expiry_source, ExpirySource::ExpiresIn);
         assert!((t.expires_at.unwrap() - now() - 3600).abs() <= 1);
     }
@@ -410,10 +438,16 @@ mod tests {
     fn expiry_falls_back_to_jwt_then_unknown() {
         let at = jwt(r#"{"exp":2000000000}"#);
         let t = parse(&format!(r#"{{"access_token":"{at}"}}"#)).unwrap();
-        assert_eq!((t.expires_at, t.expiry_source), (Some(2000000000), ExpirySource::JwtExp));
+        assert_eq!(
+            (t.expires_at, t.expiry_source),
+            (Some(2000000000), ExpirySource::JwtExp)
+        );
         assert!(t.refresh_token.is_none());
         let t = parse(r#"{"access_token":"opaque","token_type":"bearer"}"#).unwrap();
-        assert_eq!((t.expires_at, t.expiry_source), (None, ExpirySource::Unknown));
+        assert_eq!(
+            (t.expires_at, t.expiry_source),
+            (None, ExpirySource::Unknown)
+        );
     }
 
     #[test]
@@ -426,8 +460,14 @@ mod tests {
 
     #[test]
     fn empty_access_token_is_refused() {
-        assert!(matches!(parse(r#"{"access_token":""}"#), Err(Error::ProviderResponse(_))));
-        assert!(matches!(parse("{\"access_token\":\"a\\nb\"}"), Err(Error::ProviderResponse(_))));
+        assert!(matches!(
+            parse(r#"{"access_token":""}"#),
+            Err(Error::ProviderResponse(_))
+        ));
+        assert!(matches!(
+            parse("{\"access_token\":\"a\\nb\"}"),
+            Err(Error::ProviderResponse(_))
+        ));
     }
 
     #[test]
@@ -439,12 +479,21 @@ mod tests {
 
     #[test]
     fn debug_of_secret_types_is_redacted() {
-        let t = parse(r#"{"access_token":"AT-SENTINEL-1234567890","refresh_token":"RT-SENTINEL-1234567890"}"#).unwrap();
+        let t = parse(
+            r#"{"access_token":"AT-SENTINEL-1234567890","refresh_token":"RT-SENTINEL-1234567890"}"#,
+        )
+        .unwrap();
         let d = format!("{t:?}");
         assert!(!d.contains("SENTINEL"), "{d}");
-        let c = ClientCredentials { client_id: "id".into(), client_secret: Some(SecretString::from("CS-SENTINEL")) };
+        let c = ClientCredentials {
+            client_id: "id".into(),
+            client_secret: Some(SecretString::from("CS-SENTINEL")),
+        };
         assert!(!format!("{c:?}").contains("CS-SENTINEL"));
-        let r: ProviderTokenResponse = serde_json::from_str(r#"{"access_token":"AT-SENTINEL-1","refresh_token":"RT-SENTINEL-2"}"#).unwrap();
+        let r: ProviderTokenResponse = serde_json::from_str(
+            r#"{"access_token":"AT-SENTINEL-1","refresh_token":"RT-SENTINEL-2"}"#,
+        )
+        .unwrap();
         assert!(!format!("{r:?}").contains("SENTINEL"));
     }
 }

@@ -7,11 +7,11 @@
 //! Without `doppler` on `PATH` these tests fail rather than skip.
 //!
 //! The `fake_*` tests pin the fake's own rules (compare-and-swap, access, faults, counts)
-//! with a tiny HTTP/1.1 client, for the cases the CLI never exercises.
+//! with the shared test HTTP client, for the cases the CLI never exercises.
 //!
 //! [`doppler_cli`] and [`doppler_command`] are shared with the other integration tests.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::fake_doppler::{Access, FakeDoppler, Fault};
+use crate::support::http;
 
 /// The `.doppler.yaml` of doc §7: no version check, no analytics, no env warnings.
 const FLAGS_YAML: &str =
@@ -74,19 +75,19 @@ pub fn doppler_command(home: &Path, api_host: &str, token: &str) -> Command {
 }
 
 /// A fake with project `demo`, config `dev`, and read-write, read-only and personal tokens.
-struct Harness {
+struct CliHarness {
     fake: FakeDoppler,
     home: tempfile::TempDir,
 }
 
-impl Harness {
-    fn new() -> Harness {
+impl CliHarness {
+    fn new() -> CliHarness {
         let fake = FakeDoppler::start();
         fake.add_service_token(RW_TOKEN, PROJECT, CONFIG, Access::ReadWrite);
         fake.add_service_token(RO_TOKEN, PROJECT, CONFIG, Access::Read);
         fake.add_personal_token(PERSONAL_TOKEN);
         let home = tempfile::tempdir().expect("temp HOME");
-        Harness { fake, home }
+        CliHarness { fake, home }
     }
 
     fn command(&self, token: &str, args: &[&str]) -> Command {
@@ -135,7 +136,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn cli_set_then_get_plain() {
-    let h = Harness::new();
+    let h = CliHarness::new();
     h.ok(RW_TOKEN, &["secrets", "set", "A=1", "B=two"]);
     assert_eq!(h.ok(RW_TOKEN, &["secrets", "get", "A", "--plain"]), "1\n");
     assert_eq!(h.secret("B").as_deref(), Some("two"));
@@ -164,7 +165,7 @@ fn cli_set_then_get_plain() {
 
 #[test]
 fn cli_reads_what_the_fake_stores_and_the_fake_sees_what_the_cli_sets() {
-    let h = Harness::new();
+    let h = CliHarness::new();
     let token_json = r#"{"access_token":"at","refresh_token":"rt","expires_at":1700000000}"#;
     h.fake
         .set_secret(PROJECT, CONFIG, "OAUTH_TOKEN", token_json);
@@ -201,7 +202,7 @@ fn cli_reads_what_the_fake_stores_and_the_fake_sees_what_the_cli_sets() {
 
 #[test]
 fn cli_download_json() {
-    let h = Harness::new();
+    let h = CliHarness::new();
     h.fake.set_secret(PROJECT, CONFIG, "A", "1");
     h.fake.set_secret(PROJECT, CONFIG, "B", "two");
     let args = [
@@ -229,7 +230,7 @@ fn cli_download_json() {
 
 #[test]
 fn cli_delete() {
-    let h = Harness::new();
+    let h = CliHarness::new();
     h.fake.set_secret(PROJECT, CONFIG, "A", "1");
     h.fake.set_secret(PROJECT, CONFIG, "B", "two");
     h.ok(RW_TOKEN, &["secrets", "delete", "A", "-y"]);
@@ -246,7 +247,7 @@ fn cli_delete() {
 
 #[test]
 fn cli_missing_secret() {
-    let h = Harness::new();
+    let h = CliHarness::new();
     let stderr = h.fails(RW_TOKEN, &["secrets", "get", "NOPE", "--plain"]);
     assert!(
         stderr.contains("Could not find requested secret: NOPE"),
@@ -256,7 +257,7 @@ fn cli_missing_secret() {
 
 #[test]
 fn cli_personal_token_needs_project_and_config() {
-    let h = Harness::new();
+    let h = CliHarness::new();
     h.fake.add_config("web", "prd");
     let scope = ["--project", "web", "--config", "prd"];
     h.ok(
@@ -298,7 +299,7 @@ fn cli_personal_token_needs_project_and_config() {
 
 #[test]
 fn cli_read_only_token_cannot_write() {
-    let h = Harness::new();
+    let h = CliHarness::new();
     h.fake.set_secret(PROJECT, CONFIG, "A", "1");
     let stderr = h.fails(RO_TOKEN, &["secrets", "set", "A=2", "--attempts", "1"]);
     assert!(
@@ -312,7 +313,7 @@ fn cli_read_only_token_cannot_write() {
 
 #[test]
 fn cli_bad_token() {
-    let h = Harness::new();
+    let h = CliHarness::new();
     let stderr = h.fails(
         "dp.st.dev.unknown",
         &["secrets", "get", "A", "--plain", "--attempts", "1"],
@@ -322,7 +323,7 @@ fn cli_bad_token() {
 
 #[test]
 fn cli_service_token_cannot_name_another_config() {
-    let h = Harness::new();
+    let h = CliHarness::new();
     let args = [
         "secrets",
         "get",
@@ -345,7 +346,7 @@ fn cli_service_token_cannot_name_another_config() {
 
 #[test]
 fn cli_retries_an_html_5xx_but_not_a_json_one() {
-    let h = Harness::new();
+    let h = CliHarness::new();
     h.fake.set_secret(PROJECT, CONFIG, "A", "1");
     h.fake.push_fault(Some(LIST), Fault::html(503), 1);
     assert_eq!(
@@ -367,80 +368,31 @@ fn cli_retries_an_html_5xx_but_not_a_json_one() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The fake's own rules, over raw HTTP
+// The fake's own rules, over raw HTTP (`support::http`, `Connection: close` as the CLI sends)
 
-struct HttpReply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl HttpReply {
-    fn header(&self, name: &str) -> Option<&str> {
-        let mut matching = self
-            .headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name));
-        matching.next().map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection (`Connection: close`, as the CLI does).
+/// `METHOD fake.url()+target` with these headers and body.
 fn http(
     fake: &FakeDoppler,
     method: &str,
     target: &str,
     headers: &[(&str, &str)],
     body: &str,
-) -> HttpReply {
-    let address = fake.url().trim_start_matches("http://").to_owned();
-    let mut stream = TcpStream::connect(&address).expect("connect to the fake");
-    let mut request =
-        format!("{method} {target} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(request.as_bytes()).expect("send request");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("read response");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a complete response");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok());
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    HttpReply {
-        status: status.expect("status line"),
-        headers,
-        body: body.to_owned(),
-    }
+) -> http::Response {
+    http::request(method, &format!("{}{target}", fake.url()), headers, body)
 }
 
-fn get(fake: &FakeDoppler, token: &str, target: &str) -> HttpReply {
-    http(
-        fake,
-        "GET",
-        target,
-        &[("Authorization", &format!("Bearer {token}"))],
-        "",
-    )
-}
-
-fn post(fake: &FakeDoppler, token: &str, body: Value) -> HttpReply {
+fn get(fake: &FakeDoppler, token: &str, target: &str) -> http::Response {
     let auth = format!("Bearer {token}");
+    http(fake, "GET", target, &[("Authorization", &auth)], "")
+}
+
+fn post(fake: &FakeDoppler, token: &str, body: Value) -> http::Response {
+    let auth = format!("Bearer {token}");
+    let target = "/v3/configs/config/secrets?config=&project=";
     http(
         fake,
         "POST",
-        "/v3/configs/config/secrets?config=&project=",
+        target,
         &[("Authorization", &auth)],
         &body.to_string(),
     )
@@ -797,10 +749,21 @@ fn fake_counts_and_records_requests() {
 }
 
 #[test]
-fn fake_delay() {
+fn fake_delay_and_prompt_drop() {
     let fake = fake_with_tokens();
     fake.set_delay(Duration::from_millis(300));
     let started = Instant::now();
     assert_eq!(get(&fake, RW_TOKEN, "/v3/me").status, 200);
     assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // Dropping the fake does not wait for a delayed answer still in flight.
+    fake.set_delay(Duration::from_secs(60));
+    let mut stream = TcpStream::connect(fake.url().trim_start_matches("http://")).expect("connect");
+    stream
+        .write_all(b"GET /v3/me HTTP/1.1\r\nHost: fake\r\n\r\n")
+        .expect("send");
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    drop(fake);
+    assert!(started.elapsed() < Duration::from_secs(5));
 }

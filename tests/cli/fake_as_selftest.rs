@@ -324,6 +324,15 @@ fn fake_as_refresh_without_rotation_or_without_a_new_refresh_token() {
     );
     assert!(field(&response, "access_token").starts_with("AT-SENTINEL-"));
     assert!(server.is_live_refresh_token(&rt));
+
+    let cfg = AsConfig::public().with_access_ttl(0);
+    let server = FakeAuthServer::start(cfg.clone());
+    let (at, rt) = server.issue_grant();
+    assert!(
+        !server.is_live_access_token(&at),
+        "a zero lifetime expires at once"
+    );
+    assert_eq!(refresh(&server, &cfg, &rt).json()["expires_in"], 0);
 }
 
 /// A refresh of `rt` with these extra headers and form fields, and no other authentication.

@@ -75,6 +75,7 @@ pub struct AsConfig {
     /// The access token is an unsigned-but-well-formed JWT with `exp = now + access_ttl`.
     pub jwt_access_tokens: bool,
     /// Access-token lifetime in seconds (JWT `exp`, and when `is_live_access_token` ends).
+    /// The presets send it as `expires_in` too: change both, or use `with_access_ttl`.
     pub access_ttl: u64,
     pub omit_token_type: bool,
     /// `false`: refresh responses have no `refresh_token` (the old one stays live).
@@ -126,6 +127,15 @@ impl AsConfig {
             jwt_access_tokens: false,
             ..AsConfig::jobber()
         }
+    }
+
+    /// Sets `access_ttl`, and `expires_in` to match unless it is omitted.
+    pub fn with_access_ttl(mut self, seconds: u64) -> AsConfig {
+        self.access_ttl = seconds;
+        if self.expires_in.is_some() {
+            self.expires_in = Some(seconds);
+        }
+        self
     }
 }
 
@@ -939,6 +949,9 @@ fn form_decode(s: &str) -> Option<String> {
             b'+' => out.push(b' '),
             b'%' => {
                 let hex = [bytes.next()?, bytes.next()?];
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
                 out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
             }
             _ => out.push(b),

@@ -99,11 +99,16 @@ pub fn try_request(
     head.push_str("\r\n");
 
     let mut stream = connect(&parsed)?;
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    stream.flush()?;
-    let raw = read_message(&mut stream, method == "HEAD")?;
-    parse_response(&raw, method == "HEAD")
+    let sent = stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body))
+        .and_then(|()| stream.flush());
+    // A server may answer (431, 413, …) and close before reading it all: prefer its answer.
+    match (read_message(&mut stream, method == "HEAD"), sent) {
+        (Ok(raw), _) if !raw.is_empty() => parse_response(&raw, method == "HEAD"),
+        (_, Err(e)) | (Err(e), Ok(())) => Err(e),
+        (Ok(_), Ok(())) => Err(invalid_data("connection closed without a response")),
+    }
 }
 
 /// Sends `bytes` as they are to `addr` (`"127.0.0.1:PORT"`) and returns what comes back, until

@@ -1,0 +1,152 @@
+//! Bad input: each case exits with SPEC.md's code, says what failed and what to do next, and
+//! writes nothing to Doppler.
+
+use crate::support::fake_as::AsConfig;
+use crate::support::fake_doppler::Fault;
+use crate::support::{Harness, RO_TOKEN};
+
+#[test]
+fn unknown_provider_is_a_configuration_error() {
+    let h = Harness::new(AsConfig::jobber());
+    h.run(&["token", "--provider", "nope"])
+        .assert_error(3, "unknown provider `nope`");
+    assert_eq!(h.doppler.requests().len(), 0);
+}
+
+#[test]
+fn a_provider_file_missing_token_url_names_the_file_and_the_key() {
+    let h = Harness::new(AsConfig::jobber());
+    let path = h.providers_dir().join("broken.toml");
+    std::fs::write(&path, "name = \"broken\"\ndisplay_name = \"B\"\nauthorization_url = \"https://b.example/a\"\nclient_auth = \"none\"\nsecret_prefix = \"B\"\n").unwrap();
+    let run = h.run(&["status", "--provider", "broken"]);
+    run.assert_error(3, "missing required key `token_url`");
+    assert!(run.stderr.contains("broken.toml"), "{}", run.stderr);
+    // --provider-file is checked the same way.
+    let other = h.home.path().join("plain-http.toml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&path).unwrap() + "token_url = \"http://b.example/t\"\n",
+    )
+    .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    h.run(&["providers", "--provider-file", other.to_str().unwrap()])
+        .assert_error(3, "key `token_url`");
+}
+
+#[test]
+fn missing_client_id_is_a_configuration_error_before_any_browser_or_port() {
+    let h = Harness::new(AsConfig::jobber());
+    h.set_secret("ACME_CLIENT_ID", "");
+    let run = h.run(&["authorize", "--provider", "acme", "--no-browser"]);
+    run.assert_error(3, "ACME_CLIENT_ID");
+    assert!(!run.stderr.contains("Open this URL"), "{}", run.stderr);
+    assert_eq!(h.doppler.writes(), 0);
+    assert_eq!(h.auth.authorize_requests().len(), 0);
+}
+
+#[test]
+fn no_doppler_token_is_a_configuration_error() {
+    let h = Harness::new(AsConfig::jobber());
+    let run = crate::support::Run::from(
+        h.cmd()
+            .env_remove("DOPPLER_TOKEN")
+            .args(["token", "--provider", "acme"])
+            .output()
+            .unwrap(),
+    );
+    run.assert_error(3, "no Doppler token found");
+    assert!(run.stderr.contains("DOPPLER_TOKEN"), "{}", run.stderr);
+}
+
+#[test]
+fn the_doppler_token_can_come_from_a_file_or_the_doppler_cli_config() {
+    let h = Harness::new(AsConfig::jobber());
+    h.set_secret("ACME_ACCESS_TOKEN", "at-from-doppler");
+    let file = h.home.path().join("doppler-token");
+    std::fs::write(&file, format!("{}\n", h.token)).unwrap();
+    let run = crate::support::Run::from(
+        h.cmd()
+            .env_remove("DOPPLER_TOKEN")
+            .env("DOPPLER_TOKEN_FILE", &file)
+            .args(["token", "--provider", "acme"])
+            .output()
+            .unwrap(),
+    );
+    run.assert_code(0);
+    assert_eq!(run.stdout, "at-from-doppler\n");
+
+    let dir = h.home.path().join(".doppler");
+    std::fs::create_dir_all(&dir).unwrap();
+    let yaml = format!(
+        "scoped:\n    /:\n        token: {}\n        api-host: {}\n",
+        h.token,
+        h.doppler.url()
+    );
+    std::fs::write(dir.join(".doppler.yaml"), yaml).unwrap();
+    let run = crate::support::Run::from(
+        h.cmd()
+            .env_remove("DOPPLER_TOKEN")
+            .env_remove("DOPPLER_API_HOST")
+            .args(["token", "--provider", "acme"])
+            .output()
+            .unwrap(),
+    );
+    run.assert_code(0);
+    assert_eq!(run.stdout, "at-from-doppler\n");
+}
+
+#[test]
+fn a_bad_doppler_token_is_a_doppler_error() {
+    let mut h = Harness::new(AsConfig::jobber());
+    h.token = "dp.st.dev.not-a-real-token".into();
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_error(6, "Invalid Auth token");
+    assert!(run.stderr.contains("DOPPLER_TOKEN"), "{}", run.stderr);
+    assert_eq!(h.doppler.writes(), 0);
+}
+
+#[test]
+fn a_read_only_token_that_must_write_is_told_which_token_can() {
+    let mut h = Harness::new(AsConfig::jobber());
+    h.token = RO_TOKEN.into();
+    let (at, rt) = h.auth.issue_grant();
+    h.set_secret("ACME_ACCESS_TOKEN", &at);
+    h.set_secret("ACME_REFRESH_TOKEN", &rt);
+    h.set_secret("ACME_TOKEN_EXPIRES_AT", "1");
+    let run = h.run(&["refresh", "--provider", "acme"]);
+    run.assert_error(6, "write access");
+    assert!(run.stderr.contains("read/write"), "{}", run.stderr);
+    run.assert_no_leak(&[&at, &rt, RO_TOKEN]);
+}
+
+#[test]
+fn doppler_rate_limits_and_server_errors_are_retried_then_reported() {
+    let h = Harness::new(AsConfig::jobber());
+    h.set_secret("ACME_ACCESS_TOKEN", "at-value");
+    h.doppler.push_fault(
+        None,
+        Fault::json(429, "rate limited").with_header("Retry-After", "1"),
+        1,
+    );
+    h.doppler.push_fault(None, Fault::html(503), 1);
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_code(0);
+    assert_eq!(run.stdout, "at-value\n");
+    assert_eq!(h.doppler.reads(), 3);
+
+    h.doppler.push_fault(None, Fault::json(500, "boom"), 10);
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_error(6, "boom");
+    assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let h = Harness::new(AsConfig::jobber());
+    let run = h.run(&["authorize"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("--provider"), "{}", run.stderr);
+    h.run(&["authorize", "--provider", "acme", "--ports", "9-1"])
+        .assert_code(2);
+    h.run(&["frobnicate"]).assert_code(2);
+}

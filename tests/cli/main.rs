@@ -1,0 +1,11 @@
+//! The one integration-test binary: it runs the real `oauth-pkce` executable with a cleared
+//! environment and a temporary `HOME` against fake servers on `127.0.0.1:0` (a strict OAuth
+//! authorization server and a Doppler-compatible API), and counts what they receive.
+
+mod support;
+
+mod authorize;
+mod doppler_fidelity;
+mod errors;
+mod fake_as_selftest;
+mod tokens;

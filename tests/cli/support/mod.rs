@@ -1,0 +1,318 @@
+//! Test support: fake servers and a harness that runs the real `oauth-pkce` binary with a
+//! cleared environment, a temporary `HOME`, and a provider file pointing at the fakes.
+#![allow(dead_code)]
+
+pub mod browser;
+pub mod fake_as;
+pub mod fake_doppler;
+pub mod http;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use fake_as::{AsConfig, ClientAuth, FakeAuthServer};
+use fake_doppler::{Access, FakeDoppler};
+
+pub const PROJECT: &str = "demo";
+pub const CONFIG: &str = "dev";
+/// A read/write service token for demo/dev (a fake: only the fake Doppler knows it).
+pub const RW_TOKEN: &str = "dp.st.dev.FAKE-rw-token-for-tests";
+/// A read-only service token for demo/dev (fake).
+pub const RO_TOKEN: &str = "dp.st.dev.FAKE-ro-token-for-tests";
+
+/// Each harness gets its own block of callback ports so tests can run in parallel.
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+fn port_block(len: u16) -> u16 {
+    if NEXT_PORT.load(Ordering::SeqCst) == 0 {
+        // Start somewhere that depends on the process, away from common services.
+        let base = 20000 + (std::process::id() % 200) as u16 * 100;
+        let _ = NEXT_PORT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    NEXT_PORT.fetch_add(len, Ordering::SeqCst)
+}
+
+pub struct Harness {
+    pub home: tempfile::TempDir,
+    pub doppler: FakeDoppler,
+    pub auth: FakeAuthServer,
+    pub cfg: AsConfig,
+    /// First port of this harness's callback range (3 ports).
+    pub port: u16,
+    pub token: String,
+}
+
+impl Harness {
+    /// Fakes started, a read/write token, client credentials stored in Doppler, and a provider
+    /// file `acme.toml` (secret prefix `ACME`) whose endpoints are the fake AS.
+    pub fn new(cfg: AsConfig) -> Harness {
+        let doppler = FakeDoppler::start();
+        doppler.add_service_token(RW_TOKEN, PROJECT, CONFIG, Access::ReadWrite);
+        doppler.add_service_token(RO_TOKEN, PROJECT, CONFIG, Access::Read);
+        let auth = FakeAuthServer::start(cfg.clone());
+        doppler.set_secret(PROJECT, CONFIG, "ACME_CLIENT_ID", &cfg.client_id);
+        if let Some(secret) = &cfg.client_secret {
+            doppler.set_secret(PROJECT, CONFIG, "ACME_CLIENT_SECRET", secret);
+        }
+        let h = Harness {
+            home: tempfile::tempdir().unwrap(),
+            doppler,
+            auth,
+            cfg,
+            port: port_block(3),
+            token: RW_TOKEN.to_string(),
+        };
+        std::fs::create_dir_all(h.providers_dir()).unwrap();
+        h.write_provider("acme", "");
+        h
+    }
+
+    pub fn providers_dir(&self) -> PathBuf {
+        self.home.path().join("providers")
+    }
+
+    /// Writes `{name}.toml` for the fake AS, with `extra` TOML lines appended.
+    pub fn write_provider(&self, name: &str, extra: &str) -> PathBuf {
+        let client_auth = match self.cfg.auth {
+            ClientAuth::Post => "client_secret_post",
+            ClientAuth::Basic => "client_secret_basic",
+            ClientAuth::None => "none",
+        };
+        let text = format!(
+            "name = \"{name}\"\ndisplay_name = \"Acme\"\nauthorization_url = \"{}\"\ntoken_url = \"{}\"\nclient_auth = \"{client_auth}\"\nsecret_prefix = \"{}\"\nredirect_host = \"127.0.0.1\"\nports = \"{}-{}\"\n{extra}",
+            self.auth.authorize_url(),
+            self.auth.token_url(),
+            name.to_ascii_uppercase(),
+            self.port,
+            self.port + 2,
+        );
+        let path = self.providers_dir().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn secret(&self, name: &str) -> Option<String> {
+        self.doppler.secret(PROJECT, CONFIG, name)
+    }
+
+    pub fn set_secret(&self, name: &str, value: &str) {
+        self.doppler.set_secret(PROJECT, CONFIG, name, value)
+    }
+
+    /// The binary with a cleared environment: only PATH, HOME, the Doppler settings and the
+    /// providers directory.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oauth-pkce"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join(".config"))
+            .env("XDG_STATE_HOME", self.home.path().join(".local/state"))
+            .env("DOPPLER_TOKEN", &self.token)
+            .env("DOPPLER_API_HOST", self.doppler.url())
+            .env("OAUTH_PKCE_PROVIDERS_DIR", self.providers_dir())
+            .current_dir(self.home.path())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd().args(args).output().unwrap())
+    }
+
+    /// `authorize --provider acme --no-browser` with the browser played by the test: the
+    /// printed URL is followed through the fake AS to the callback.
+    pub fn authorize(&self, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "authorize",
+            "--provider",
+            "acme",
+            "--no-browser",
+            "--timeout",
+            "20",
+        ];
+        args.extend_from_slice(extra);
+        let mut running = Running::spawn(self.cmd().args(&args));
+        let url = running.wait_for_url(&self.auth.authorize_url());
+        let page = browser::follow_authorization(&url);
+        let run = running.finish();
+        assert_eq!(
+            page.status, 200,
+            "callback page: {}\n{}",
+            page.body, run.stderr
+        );
+        run
+    }
+
+    /// Authorizes once and checks it worked.
+    pub fn authorized(&self) -> Run {
+        let run = self.authorize(&[]);
+        run.assert_code(0);
+        run
+    }
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn assert_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// An error run: the message says what failed and what to do next.
+    pub fn assert_error(&self, code: i32, needle: &str) -> &Run {
+        self.assert_code(code);
+        assert!(
+            self.stderr.contains("error: "),
+            "no error line:\n{}",
+            self.stderr
+        );
+        assert!(
+            self.stderr.contains("hint: "),
+            "no hint line:\n{}",
+            self.stderr
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// No secret in any output.
+    pub fn assert_no_leak(&self, secrets: &[&str]) -> &Run {
+        for s in secrets.iter().filter(|s| s.len() >= 8) {
+            assert!(
+                !self.stdout.contains(s),
+                "stdout leaks a secret:\n{}",
+                self.stdout
+            );
+            assert!(
+                !self.stderr.contains(s),
+                "stderr leaks a secret:\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+}
+
+/// A child whose stderr is read as it runs.
+pub struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: Vec<String>,
+}
+
+impl Running {
+    pub fn spawn(cmd: &mut Command) -> Running {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines: rx,
+            stderr: Vec::new(),
+        }
+    }
+
+    /// Waits for a stderr line containing `needle`, returns it.
+    pub fn wait_for_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    self.stderr.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!(
+            "no stderr line with {needle:?}; got:\n{}",
+            self.stderr.join("\n")
+        );
+    }
+
+    /// The authorization URL printed on stderr.
+    pub fn wait_for_url(&mut self, authorize_url: &str) -> String {
+        self.wait_for_line(authorize_url).trim().to_string()
+    }
+
+    pub fn finish(mut self) -> Run {
+        let mut stdout = String::new();
+        use std::io::Read as _;
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        for line in self.lines.iter() {
+            self.stderr.push(line);
+        }
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr: self.stderr.join("\n"),
+        }
+    }
+}
+
+/// The value of `name=` in a URL's query.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Writes an executable shell script (used as `$BROWSER`).
+pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}

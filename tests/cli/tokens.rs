@@ -1,0 +1,254 @@
+//! `status`, `refresh`, `token` and `providers` against stored tokens.
+
+use crate::support::fake_as::AsConfig;
+use crate::support::Harness;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Stores a live grant minted by the fake AS, expiring in `expires_in` seconds.
+fn store_grant(h: &Harness, expires_in: i64) -> (String, String) {
+    let (at, rt) = h.auth.issue_grant();
+    h.set_secret("ACME_ACCESS_TOKEN", &at);
+    h.set_secret("ACME_REFRESH_TOKEN", &rt);
+    h.set_secret("ACME_TOKEN_EXPIRES_AT", &(now() + expires_in).to_string());
+    (at, rt)
+}
+
+#[test]
+fn token_with_a_fresh_access_token_costs_one_doppler_read_and_nothing_else() {
+    let h = Harness::new(AsConfig::jobber());
+    let (at, _) = store_grant(&h, 3600);
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_code(0);
+    assert_eq!(run.stdout, format!("{at}\n"));
+    assert_eq!(run.stderr, "");
+    assert_eq!(h.doppler.requests().len(), 1);
+    assert_eq!(h.doppler.reads(), 1);
+    assert_eq!(h.auth.token_requests().len(), 0);
+}
+
+#[test]
+fn token_refreshes_within_the_buffer_and_stores_the_rotated_pair() {
+    let h = Harness::new(AsConfig::jobber());
+    let (old_at, old_rt) = store_grant(&h, 120);
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_code(0);
+    let new_at = h.secret("ACME_ACCESS_TOKEN").unwrap();
+    let new_rt = h.secret("ACME_REFRESH_TOKEN").unwrap();
+    assert_ne!(new_at, old_at);
+    assert_ne!(new_rt, old_rt);
+    assert_eq!(run.stdout, format!("{new_at}\n"));
+    assert!(h.auth.is_live_refresh_token(&new_rt));
+    assert_eq!(
+        (h.doppler.reads(), h.auth.refreshes(), h.doppler.writes()),
+        (1, 1, 1)
+    );
+    // A larger buffer than the remaining life also refreshes; a small one does not.
+    store_grant(&h, 1000);
+    let before = h.auth.refreshes();
+    h.run(&["token", "--provider", "acme", "--refresh-buffer", "60"])
+        .assert_code(0);
+    assert_eq!(h.auth.refreshes(), before);
+    h.run(&["token", "--provider", "acme", "--refresh-buffer", "2000"])
+        .assert_code(0);
+    assert_eq!(h.auth.refreshes(), before + 1);
+}
+
+#[test]
+fn refresh_twice_in_a_row_uses_the_rotated_token_each_time() {
+    let h = Harness::new(AsConfig::jobber());
+    store_grant(&h, 3600);
+    for _ in 0..2 {
+        let before_rt = h.secret("ACME_REFRESH_TOKEN").unwrap();
+        let reads = h.doppler.reads();
+        let writes = h.doppler.writes();
+        let run = h.run(&["refresh", "--provider", "acme"]);
+        run.assert_code(0);
+        assert!(run.stdout.contains("Refreshed acme"), "{}", run.stdout);
+        let after_rt = h.secret("ACME_REFRESH_TOKEN").unwrap();
+        assert_ne!(before_rt, after_rt);
+        assert!(!h.auth.is_live_refresh_token(&before_rt));
+        assert!(h.auth.is_live_refresh_token(&after_rt));
+        assert_eq!(
+            (h.doppler.reads() - reads, h.doppler.writes() - writes),
+            (1, 1)
+        );
+        run.assert_no_leak(&[
+            &before_rt,
+            &after_rt,
+            &h.secret("ACME_ACCESS_TOKEN").unwrap(),
+        ]);
+    }
+    assert!(!h.auth.grant_revoked());
+    assert_eq!(h.auth.refreshes(), 2);
+    // The write that stored the new refresh token was a compare-and-swap on the spent one.
+    let write = h
+        .doppler
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    assert!(write.body.contains("originalValue"), "{}", write.body);
+}
+
+#[test]
+fn a_refresh_without_refresh_token_keeps_the_stored_one_and_expiry_from_expires_in() {
+    let cfg = AsConfig {
+        refresh_returns_refresh_token: false,
+        rotate_refresh_tokens: false,
+        expires_in: Some(1800),
+        jwt_access_tokens: false,
+        ..AsConfig::jobber()
+    };
+    let h = Harness::new(cfg);
+    let (_, rt) = store_grant(&h, 10);
+    h.run(&["refresh", "--provider", "acme"]).assert_code(0);
+    assert_eq!(h.secret("ACME_REFRESH_TOKEN").unwrap(), rt);
+    let exp: i64 = h.secret("ACME_TOKEN_EXPIRES_AT").unwrap().parse().unwrap();
+    assert!((exp - now() - 1800).abs() < 30);
+}
+
+#[test]
+fn refresh_with_nothing_stored_or_a_refused_token_exits_1() {
+    let h = Harness::new(AsConfig::jobber());
+    h.run(&["refresh", "--provider", "acme"])
+        .assert_error(1, "oauth-pkce authorize --provider acme");
+    h.run(&["token", "--provider", "acme"])
+        .assert_error(1, "ACME_ACCESS_TOKEN");
+    h.set_secret("ACME_REFRESH_TOKEN", "RT-not-known-to-the-server");
+    h.set_secret("ACME_ACCESS_TOKEN", "expired");
+    h.set_secret("ACME_TOKEN_EXPIRES_AT", "1");
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_error(1, "invalid_grant");
+    assert_eq!(run.stdout, "");
+    assert_eq!(h.doppler.writes(), 0);
+}
+
+#[test]
+fn token_endpoint_refusals_are_provider_errors() {
+    let h = Harness::new(AsConfig::jobber());
+    store_grant(&h, 10);
+    h.set_secret("ACME_CLIENT_SECRET", "wrong-secret");
+    let run = h.run(&["refresh", "--provider", "acme"]);
+    run.assert_error(5, "invalid_client");
+    assert_eq!(h.doppler.writes(), 0);
+}
+
+#[test]
+fn token_endpoint_5xx_is_retried() {
+    let h = Harness::new(AsConfig::jobber());
+    store_grant(&h, 10);
+    h.auth
+        .push_token_fault(503, r#"{"error":"temporarily_unavailable"}"#, 1);
+    h.run(&["refresh", "--provider", "acme"]).assert_code(0);
+    assert_eq!(h.auth.token_requests().len(), 2);
+}
+
+#[test]
+fn status_shows_masked_tokens_with_one_read() {
+    let h = Harness::new(AsConfig::jobber());
+    let (at, rt) = store_grant(&h, 3600);
+    let run = h.run(&["status", "--provider", "acme"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("PROVIDER") && run.stdout.contains("acme"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains(&at[..4]) && run.stdout.contains(&at[at.len() - 4..]));
+    run.assert_no_leak(&[&at, &rt]);
+    assert_eq!(h.doppler.requests().len(), 1);
+
+    let run = h.run(&["status", "--provider", "acme", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let row = &rows[0];
+    assert_eq!(row["provider"], "acme");
+    assert_eq!(row["client_id_present"], true);
+    assert_eq!(row["refresh_token_present"], true);
+    assert_eq!(row["refresh_due"], false);
+    assert_eq!(row["usable"], true);
+    assert!((row["expires_in"].as_i64().unwrap() - 3600).abs() < 30);
+    run.assert_no_leak(&[&at, &rt]);
+}
+
+#[test]
+fn status_without_provider_covers_every_provider_with_anything_stored() {
+    let h = Harness::new(AsConfig::jobber());
+    h.write_provider("other", "");
+    store_grant(&h, -10); // expired, but refreshable
+    let run = h.run(&["status", "--json"]);
+    run.assert_code(0);
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let names: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["provider"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["acme"], "`other` has nothing stored");
+    assert_eq!(rows[0]["refresh_due"], true);
+    assert_eq!(h.doppler.requests().len(), 1);
+}
+
+#[test]
+fn status_exits_1_when_a_provider_needs_authorization() {
+    let h = Harness::new(AsConfig::jobber());
+    // A client id but no tokens: not usable.
+    let run = h.run(&["status", "--provider", "acme"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("oauth-pkce authorize --provider acme"),
+        "{}",
+        run.stderr
+    );
+    // Nothing at all for any provider.
+    h.set_secret("ACME_CLIENT_ID", "");
+    let run = h.run(&["status"]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("Nothing is stored"), "{}", run.stderr);
+}
+
+#[test]
+fn providers_lists_builtins_and_custom_files() {
+    let h = Harness::new(AsConfig::jobber());
+    let run = h.run(&["providers"]);
+    run.assert_code(0);
+    for name in ["jobber", "github", "google", "acme"] {
+        assert!(run.stdout.contains(name), "{name}: {}", run.stdout);
+    }
+    let run = h.run(&["providers", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let jobber = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "jobber")
+        .unwrap();
+    assert_eq!(jobber["client_auth"], "client_secret_post");
+    assert_eq!(jobber["secret_prefix"], "JOBBER");
+    assert_eq!(h.doppler.requests().len(), 0, "providers needs no Doppler");
+}
+
+#[test]
+fn a_custom_file_overrides_the_builtin_of_the_same_name() {
+    let h = Harness::new(AsConfig::jobber());
+    h.write_provider("jobber", "");
+    let run = h.run(&["providers", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let jobber = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "jobber")
+        .unwrap();
+    assert_eq!(
+        jobber["token_url"].as_str(),
+        Some(h.auth.token_url().as_str())
+    );
+}
