@@ -43,6 +43,7 @@ pub async fn authorize(
     reporter: &dyn Reporter,
 ) -> Result<Authorized> {
     let provider = &ctx.provider;
+    provider.ensure_loopback_flow()?;
     // 1. Provider and client credentials (one Doppler read, which also tells which token
     //    secrets already exist).
     let stored = Stored::load(&ctx.doppler, provider).await?;

@@ -2,6 +2,11 @@
 //! `oauth2` crate with our own HTTP policy ([`crate::http`]: no redirects, timeouts, retries,
 //! a 64 KiB body cap), and the [`TokenSet`] they produce with its expiry derived as SPEC.md says:
 //! `expires_in`, else the access token's JWT `exp`, else unknown.
+//!
+//! Provider quirks live at the edges of that path, in [`send`]: a JSON request body instead of
+//! a form (`token_request_format`), a form-encoded answer read as JSON (GitHub without
+//! `Accept: application/json`), tokens nested in the answer (`token_response_path`, Slack's
+//! `authed_user`). Errors answered with HTTP 200 (GitHub, Slack) are read in `map_error`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,7 +26,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 use crate::http::{self, Http, TransportError};
-use crate::provider::{ClientAuth, Provider};
+use crate::provider::{ClientAuth, Provider, TokenRequestFormat};
 use crate::text::terminal_safe;
 
 /// Largest token-endpoint response accepted.
@@ -73,14 +78,16 @@ pub enum ExpirySource {
 
 /// The token response, lenient where providers differ: `token_type` may be missing (Bearer
 /// assumed), `expires_in` may be a number or a numeric string, unknown fields are ignored.
+/// camelCase names are accepted too (HubSpot's newer reference shows `accessToken`, …).
 #[derive(Debug, Deserialize, Serialize)]
 pub struct ProviderTokenResponse {
+    #[serde(alias = "accessToken")]
     access_token: AccessToken,
-    #[serde(default = "bearer")]
+    #[serde(default = "bearer", alias = "tokenType")]
     token_type: BasicTokenType,
-    #[serde(default, deserialize_with = "lenient_seconds")]
+    #[serde(default, deserialize_with = "lenient_seconds", alias = "expiresIn")]
     expires_in: Option<u64>,
-    #[serde(default)]
+    #[serde(default, alias = "refreshToken")]
     refresh_token: Option<RefreshToken>,
 }
 
@@ -208,8 +215,15 @@ impl<'a> TokenEndpoint<'a> {
         let client = self.client(Some(redirect_uri))?;
         let mut request = client
             .authorize_url(|| CsrfToken::new(state.expose_secret().to_string()))
-            .add_scopes(scopes.iter().cloned().map(Scope::new))
             .set_pkce_challenge(challenge_of(challenge));
+        // Scopes are joined here rather than by oauth2 (which always uses `scope` and spaces):
+        // Slack wants `user_scope=a,b`, Linear `scope=a,b`.
+        if !scopes.is_empty() {
+            request = request.add_extra_param(
+                self.provider.scope_parameter.clone(),
+                scopes.join(&self.provider.scope_separator),
+            );
+        }
         for (k, v) in &self.provider.authorization_params {
             request = request.add_extra_param(k.clone(), v.clone());
         }
@@ -224,7 +238,7 @@ impl<'a> TokenEndpoint<'a> {
         redirect_uri: &str,
     ) -> Result<TokenSet> {
         let client = self.client(Some(redirect_uri))?;
-        let send = |req| send(self.http, req);
+        let send = |req| send(self.http, self.provider, req);
         let result = client
             .exchange_code(AuthorizationCode::new(code.expose_secret().to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_string()))
@@ -236,12 +250,18 @@ impl<'a> TokenEndpoint<'a> {
     /// Exchanges a refresh token (RFC 6749 §6).
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet> {
         let client = self.client(None)?;
-        let send = |req| send(self.http, req);
+        let send = |req| send(self.http, self.provider, req);
         let rt = RefreshToken::new(refresh_token.expose_secret().to_string());
-        let result = client
-            .exchange_refresh_token(&rt)
-            .request_async(&send)
-            .await;
+        let mut request = client.exchange_refresh_token(&rt);
+        if self.provider.refresh_sends_redirect_uri {
+            // GitLab documents redirect_uri on refresh too. The port used at authorization is
+            // not stored: this is the first of the range, the one a fallback warning names.
+            request = request.add_extra_param(
+                "redirect_uri",
+                self.provider.redirect_uri(self.provider.ports.first),
+            );
+        }
+        let result = request.request_async(&send).await;
         self.finish(result, true)
     }
 
@@ -263,7 +283,7 @@ impl<'a> TokenEndpoint<'a> {
         refreshing: bool,
     ) -> Error {
         let refused = |error: String, description: Option<String>| {
-            if refreshing && error == "invalid_grant" {
+            if refreshing && REFRESH_REFUSED.contains(&error.as_str()) {
                 Error::RefreshRefused {
                     provider: self.provider.name.clone(),
                     error: match description {
@@ -298,6 +318,21 @@ impl<'a> TokenEndpoint<'a> {
                         err.error_description.map(|d| terminal_safe(&d, 256)),
                     );
                 }
+                // Twitch answers `{"status":400,"message":"Invalid refresh token"}`.
+                #[derive(Deserialize)]
+                struct MessageError {
+                    message: String,
+                }
+                if let Ok(err) = serde_json::from_slice::<MessageError>(&body) {
+                    let message = terminal_safe(&err.message, 256);
+                    if message
+                        .to_ascii_lowercase()
+                        .contains("invalid refresh token")
+                    {
+                        return refused("invalid_grant".into(), Some(message));
+                    }
+                    return refused("error".into(), Some(message));
+                }
                 Error::ProviderResponse(format!(
                     "not a token response: field `{}` is missing or has the wrong type",
                     path_error.path()
@@ -320,12 +355,29 @@ fn challenge_of(challenge: &str) -> PkceCodeChallenge {
     .expect("PkceCodeChallenge deserializes from its documented fields")
 }
 
-/// Sends one oauth2 request through our client: retries, timeouts, no redirects, capped body.
+/// Error codes that mean "this refresh token is no good": RFC 6749's `invalid_grant`, Slack's
+/// `invalid_refresh_token`, GitHub's `bad_refresh_token`.
+const REFRESH_REFUSED: &[&str] = &[
+    "invalid_grant",
+    "invalid_refresh_token",
+    "bad_refresh_token",
+];
+
+/// Sends one oauth2 request through our client: retries, timeouts, no redirects, capped body;
+/// and adapts request and answer to the provider's quirks.
 async fn send(
     http: &Http,
+    provider: &Provider,
     request: oauth2::HttpRequest,
 ) -> std::result::Result<oauth2::HttpResponse, TransportError> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, mut body) = request.into_parts();
+    if provider.token_request_format == TokenRequestFormat::Json {
+        body = form_to_json(&body);
+        parts.headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+    }
     let response = http
         .send(|| {
             http.client()
@@ -335,14 +387,59 @@ async fn send(
         })
         .await?;
     let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = http::read_capped(response, BODY_LIMIT)
+    let mut headers = response.headers().clone();
+    let mut bytes = http::read_capped(response, BODY_LIMIT)
         .await
         .map_err(|e| TransportError(e.to_string()))?;
+    adapt_response(provider, &mut headers, &mut bytes);
     let mut out = oauth2::HttpResponse::new(bytes);
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     Ok(out)
+}
+
+/// A form body as a JSON object of strings (`a=1&b=2` → `{"a":"1","b":"2"}`).
+fn form_to_json(form: &[u8]) -> Vec<u8> {
+    let object: serde_json::Map<String, serde_json::Value> = url::form_urlencoded::parse(form)
+        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+        .collect();
+    serde_json::Value::Object(object).to_string().into_bytes()
+}
+
+/// Turns the provider's answer into what the oauth2 crate reads: a form-encoded body becomes
+/// JSON (GitHub answers forms unless asked for JSON), and with `token_response_path` the
+/// nested object holding `access_token` becomes the body (Slack's `authed_user`). Anything
+/// else is left as it is.
+fn adapt_response(
+    provider: &Provider,
+    headers: &mut reqwest::header::HeaderMap,
+    body: &mut Vec<u8>,
+) {
+    use reqwest::header::{HeaderValue, CONTENT_TYPE};
+    let form_encoded = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if form_encoded {
+        *body = form_to_json(body);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    if let Some(path) = &provider.token_response_path {
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return;
+        };
+        let nested = path
+            .split('.')
+            .try_fold(&value, |v, key| v.get(key))
+            .filter(|v| v.get("access_token").is_some_and(|a| a.is_string()));
+        if let Some(nested) = nested {
+            *body = nested.to_string().into_bytes();
+        }
+    }
 }
 
 fn token_set(response: ProviderTokenResponse) -> Result<TokenSet> {
