@@ -75,21 +75,41 @@ impl Harness {
         self.home.path().join("providers")
     }
 
-    /// Writes `{name}.toml` for the fake AS, with `extra` TOML lines appended.
+    /// Writes `{name}.toml` for the fake AS, with `extra` TOML lines appended. A top-level key
+    /// that `extra` sets (before its first table) replaces the default line for that key, so a
+    /// quirk test can say e.g. `redirect_host = "localhost"` or `ports = "4000"`.
     pub fn write_provider(&self, name: &str, extra: &str) -> PathBuf {
         let client_auth = match self.cfg.auth {
             ClientAuth::Post => "client_secret_post",
             ClientAuth::Basic => "client_secret_basic",
             ClientAuth::None => "none",
         };
-        let text = format!(
-            "name = \"{name}\"\ndisplay_name = \"Acme\"\nauthorization_url = \"{}\"\ntoken_url = \"{}\"\nclient_auth = \"{client_auth}\"\nsecret_prefix = \"{}\"\nredirect_host = \"127.0.0.1\"\nports = \"{}-{}\"\n{extra}",
-            self.auth.authorize_url(),
-            self.auth.token_url(),
-            name.to_ascii_uppercase(),
-            self.port,
-            self.port + 2,
-        );
+        let defaults = [
+            ("name", format!("\"{name}\"")),
+            ("display_name", "\"Acme\"".to_string()),
+            (
+                "authorization_url",
+                format!("\"{}\"", self.auth.authorize_url()),
+            ),
+            ("token_url", format!("\"{}\"", self.auth.token_url())),
+            ("client_auth", format!("\"{client_auth}\"")),
+            (
+                "secret_prefix",
+                format!("\"{}\"", name.to_ascii_uppercase()),
+            ),
+            ("redirect_host", "\"127.0.0.1\"".to_string()),
+            ("ports", format!("\"{}-{}\"", self.port, self.port + 2)),
+        ];
+        let overridden: Vec<&str> = extra
+            .lines()
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+            .collect();
+        let mut text = String::new();
+        for (key, value) in defaults.iter().filter(|(k, _)| !overridden.contains(k)) {
+            text.push_str(&format!("{key} = {value}\n"));
+        }
+        text.push_str(extra);
         let path = self.providers_dir().join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
         path
