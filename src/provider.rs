@@ -356,9 +356,12 @@ impl Provider {
                         "key `check.headers.{name}`: must be a header name other than Authorization (see `check.auth_scheme`)"
                     ));
                 }
-                if value.chars().any(char::is_control) {
+                if !value
+                    .bytes()
+                    .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+                {
                     return Err(format!(
-                        "key `check.headers.{name}`: the value has control characters"
+                        "key `check.headers.{name}`: the value must be printable ASCII"
                     ));
                 }
             }
