@@ -8,4 +8,6 @@ mod authorize;
 mod doppler_fidelity;
 mod errors;
 mod fake_as_selftest;
+mod rotation;
+mod source;
 mod tokens;
