@@ -5,9 +5,11 @@
 mod support;
 
 mod authorize;
+mod callback;
 mod doppler_fidelity;
 mod errors;
 mod fake_as_selftest;
+mod leaks;
 mod rotation;
 mod source;
 mod tokens;
