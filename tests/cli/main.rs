@@ -13,3 +13,4 @@ mod leaks;
 mod rotation;
 mod source;
 mod tokens;
+mod transport;
