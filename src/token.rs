@@ -238,7 +238,7 @@ impl<'a> TokenEndpoint<'a> {
         redirect_uri: &str,
     ) -> Result<TokenSet> {
         let client = self.client(Some(redirect_uri))?;
-        let send = |req| send(self.http, self.provider, req);
+        let send = Adapter(self.http.clone(), self.provider.clone());
         let result = client
             .exchange_code(AuthorizationCode::new(code.expose_secret().to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_string()))
@@ -250,7 +250,7 @@ impl<'a> TokenEndpoint<'a> {
     /// Exchanges a refresh token (RFC 6749 §6).
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet> {
         let client = self.client(None)?;
-        let send = |req| send(self.http, self.provider, req);
+        let send = Adapter(self.http.clone(), self.provider.clone());
         let rt = RefreshToken::new(refresh_token.expose_secret().to_string());
         let mut request = client.exchange_refresh_token(&rt);
         if self.provider.refresh_sends_redirect_uri {
@@ -362,6 +362,26 @@ const REFRESH_REFUSED: &[&str] = &[
     "invalid_refresh_token",
     "bad_refresh_token",
 ];
+
+/// Lets the oauth2 crate send through [`Http`] with the provider's quirks (a named type, so
+/// the futures are `Send`).
+struct Adapter(Http, Provider);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Adapter {
+    type Error = TransportError;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = std::result::Result<oauth2::HttpResponse, TransportError>,
+                > + Send
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(send(&self.0, &self.1, request))
+    }
+}
 
 /// Sends one oauth2 request through our client: retries, timeouts, no redirects, capped body;
 /// and adapts request and answer to the provider's quirks.
