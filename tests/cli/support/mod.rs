@@ -29,8 +29,9 @@ static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
 fn port_block(len: u16) -> u16 {
     if NEXT_PORT.load(Ordering::SeqCst) == 0 {
-        // Start somewhere that depends on the process, away from common services.
-        let base = 20000 + (std::process::id() % 200) as u16 * 100;
+        // Below Linux's ephemeral range (32768+), where client sockets and the fakes' `:0`
+        // listeners would collide with it; varied by process so parallel runs rarely meet.
+        let base = 12000 + (std::process::id() % 40) as u16 * 500;
         let _ = NEXT_PORT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
     }
     NEXT_PORT.fetch_add(len, Ordering::SeqCst)
