@@ -197,7 +197,7 @@ impl Error {
             },
             Authorization(_) => "run `oauth-pkce authorize` again".into(),
             TokenEndpoint { error, .. } => match error.as_str() {
-                "invalid_client" => "check {PREFIX}_CLIENT_ID and {PREFIX}_CLIENT_SECRET in Doppler and the provider's client_auth method".into(),
+                "invalid_client" => "check the provider's *_CLIENT_ID and *_CLIENT_SECRET secrets in Doppler, and its client_auth method (`oauth-pkce providers --json`)".into(),
                 "invalid_grant" => "the code or refresh token was refused; run `oauth-pkce authorize` again".into(),
                 "redirect_uri_mismatch" => "register the redirect URI shown above with the provider, or pick a registered port with --ports".into(),
                 _ => "check the provider app's settings; run with -v for details".into(),
