@@ -38,10 +38,10 @@ stop_fakes() {
   kill "$holder_pid"; wait "$fakes_pid" 2>/dev/null || true
   cat "$work/$1/counts"
 }
-median() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print(f"{r[\"median\"]*1000:.1f} ms ± {r[\"stddev\"]*1000:.1f}")' "$1"; }
+median() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.1f ms ± %.1f" % (r["median"]*1000, r["stddev"]*1000))' "$1"; }
 median_s() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"])' "$1"; }
 rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
-set_expiry() { echo "doppler secrets set --silent --no-check-version ACME_TOKEN_EXPIRES_AT=\$(( \$(date +%s) + $1 )) >/dev/null"; }
+set_expiry() { echo "sh -c 'doppler secrets set --no-check-version ACME_TOKEN_EXPIRES_AT=\$(( \$(date +%s) + $1 )) >/dev/null'"; }
 
 hf=(hyperfine -N --style none --warmup 3 --runs "$runs")
 echo "# oauth-pkce benchmark ($(date -u +%Y-%m-%d), $(nproc) cores, $runs runs each)"
