@@ -8,4 +8,5 @@ mod authorize;
 mod doppler_fidelity;
 mod errors;
 mod fake_as_selftest;
+mod real_as;
 mod tokens;
