@@ -233,12 +233,22 @@ impl RealAs {
         self.events.lock().unwrap().clone()
     }
 
-    /// Token endpoint outcomes (`grant.success`/`grant.error`) for one grant type.
-    fn grants(&self, event: &str, grant_type: &str) -> Vec<Value> {
-        self.events()
-            .into_iter()
-            .filter(|e| e["event"] == event && e["grant_type"] == grant_type)
-            .collect()
+    /// Token endpoint outcomes (`grant.success`/`grant.error`) for one grant type, once at
+    /// least `expected` have arrived (or after 5 s): the server writes each line before it
+    /// answers, but our reader thread may not have taken it in yet when `oauth-pkce` exits.
+    fn grants(&self, event: &str, grant_type: &str, expected: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found: Vec<Value> = self
+                .events()
+                .into_iter()
+                .filter(|e| e["event"] == event && e["grant_type"] == grant_type)
+                .collect();
+            if found.len() >= expected || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn log(&self) -> String {
@@ -503,7 +513,7 @@ url = "{}"
         // RFC 9207: the server names itself in the response; oauth-pkce takes it in its stride.
         assert!(cb["query_keys"].as_array().unwrap().contains(&"iss".into()));
 
-        let codes = self.server.grants("grant.success", "authorization_code");
+        let codes = self.server.grants("grant.success", "authorization_code", 1);
         assert_eq!(codes.len(), 1, "{}", self.server.log());
         self.assert_client_auth(&codes[0]);
         let expires_at: i64 = self.stored("ACME_TOKEN_EXPIRES_AT").parse().unwrap();
@@ -541,7 +551,10 @@ url = "{}"
         for round in 1..=2 {
             let before = self.stored("ACME_REFRESH_TOKEN");
             let before_at = self.stored("ACME_ACCESS_TOKEN");
-            let ok_before = self.server.grants("grant.success", "refresh_token").len();
+            let ok_before = self
+                .server
+                .grants("grant.success", "refresh_token", 0)
+                .len();
             let run = self.run(&["refresh", "--provider", "acme"]);
             run.assert_code(0);
             assert!(
@@ -555,7 +568,9 @@ url = "{}"
                 "round {round}: the refresh token was not rotated"
             );
             assert_ne!(self.stored("ACME_ACCESS_TOKEN"), before_at);
-            let ok = self.server.grants("grant.success", "refresh_token");
+            let ok = self
+                .server
+                .grants("grant.success", "refresh_token", ok_before + 1);
             assert_eq!(
                 ok.len(),
                 ok_before + 1,
@@ -565,7 +580,7 @@ url = "{}"
             self.assert_client_auth(ok.last().unwrap());
         }
         assert_eq!(
-            self.server.grants("grant.error", "refresh_token").len(),
+            self.server.grants("grant.error", "refresh_token", 0).len(),
             0,
             "{}",
             self.server.log()
@@ -684,7 +699,10 @@ fn real_as_public_client_authorize_status_token_refresh_userinfo() {
     let run = w.run(&["token", "--provider", "acme", "--refresh-buffer", "0"]);
     run.assert_code(0);
     assert_eq!(run.stdout, format!("{at}\n"));
-    assert_eq!(w.server.grants("grant.success", "refresh_token").len(), 0);
+    assert_eq!(
+        w.server.grants("grant.success", "refresh_token", 0).len(),
+        0
+    );
     let rt = w.stored("ACME_REFRESH_TOKEN");
     let run = w.run(&["token", "--provider", "acme"]);
     run.assert_code(0);
@@ -692,7 +710,10 @@ fn real_as_public_client_authorize_status_token_refresh_userinfo() {
     assert_ne!(fresh, at);
     assert_eq!(run.stdout, format!("{fresh}\n"));
     assert_ne!(w.stored("ACME_REFRESH_TOKEN"), rt);
-    assert_eq!(w.server.grants("grant.success", "refresh_token").len(), 1);
+    assert_eq!(
+        w.server.grants("grant.success", "refresh_token", 1).len(),
+        1
+    );
 
     let spent = w.stored("ACME_REFRESH_TOKEN");
     w.refresh_twice();
@@ -743,7 +764,7 @@ fn real_as_client_secret_basic_authorize_refresh_userinfo() {
         .assert_error(5, "invalid_client");
     assert_eq!(w.stored("ACME_REFRESH_TOKEN"), rt);
     assert_eq!(w.stored("ACME_ACCESS_TOKEN"), at);
-    let refused = w.server.grants("grant.error", "refresh_token");
+    let refused = w.server.grants("grant.error", "refresh_token", 1);
     assert_eq!(refused.len(), 1, "{}", w.server.log());
     assert_eq!(refused[0]["error"], "invalid_client");
 }
@@ -785,7 +806,9 @@ fn real_as_consent_denied_exits_4_and_writes_nothing() {
         assert_eq!(w.secret(name), None, "{name}");
     }
     assert_eq!(
-        w.server.grants("grant.success", "authorization_code").len(),
+        w.server
+            .grants("grant.success", "authorization_code", 0)
+            .len(),
         0,
         "{}",
         w.server.log()
