@@ -18,7 +18,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::provider::PortRange;
@@ -28,6 +28,14 @@ use crate::text::{html_escape, terminal_safe};
 const MAX_REFUSED: u32 = 20;
 /// Longest authorization code accepted.
 const MAX_CODE_LEN: usize = 2048;
+/// Connections served at once; more are refused until one closes.
+const MAX_CONNECTIONS: usize = 8;
+/// Request line + headers cap (hyper's smallest read buffer).
+const MAX_HEADER_BYTES: usize = 8192;
+/// A client must send its headers within this.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// No connection lives longer than this.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A bound, not yet serving, callback listener.
 pub struct Callback {
@@ -102,29 +110,33 @@ impl Callback {
             refused: AtomicU32::new(0),
         });
         let app = axum::Router::new().fallback(handle).with_state(shared);
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut servers = Vec::new();
-        for listener in self.listeners {
-            let mut stop = stop_rx.clone();
-            let serve = axum::serve(listener, app.clone()).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            });
-            servers.push(tokio::spawn(async move { serve.await }));
-        }
+        let connections = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
+        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let acceptors: Vec<_> = self
+            .listeners
+            .into_iter()
+            .map(|l| {
+                tokio::spawn(accept(
+                    l,
+                    app.clone(),
+                    Arc::clone(&connections),
+                    Arc::clone(&permits),
+                ))
+            })
+            .collect();
 
         let outcome = tokio::time::timeout(timeout, rx).await;
-        // Stop accepting and let the last page flush (Connection: close ends each exchange);
-        // a connection that lingers is cut when the tasks are dropped.
-        let _ = stop_tx.send(true);
-        let drain = async {
-            for s in &mut servers {
-                let _ = s.await;
-            }
-        };
-        let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
-        for s in &servers {
-            s.abort();
+        // Close the port at once, let the last page flush (no keep-alive, `Connection: close`),
+        // then cut whatever connection is left so nothing can delay the exit.
+        for a in &acceptors {
+            a.abort();
         }
+        let mut set = std::mem::take(&mut *connections.lock().expect("connections lock"));
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while set.join_next().await.is_some() {}
+        })
+        .await;
+        set.abort_all();
 
         match outcome {
             Err(_) => Err(Error::CallbackTimeout {
@@ -142,10 +154,56 @@ impl Callback {
     }
 }
 
+/// Accepts loopback peers only, at most [`MAX_CONNECTIONS`] at a time, each served by hyper with
+/// a header size cap, a header read timeout and no keep-alive.
+async fn accept(
+    listener: TcpListener,
+    app: axum::Router,
+    connections: Arc<Mutex<tokio::task::JoinSet<()>>>,
+    permits: Arc<tokio::sync::Semaphore>,
+) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        if !peer.ip().is_loopback() {
+            continue; // dropped: only this machine may call back
+        }
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            continue; // too many open connections: refuse this one
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        connections
+            .lock()
+            .expect("connections lock")
+            .spawn(async move {
+                let _permit = permit;
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .max_buf_size(MAX_HEADER_BYTES)
+                    .keep_alive(false)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+            });
+    }
+}
+
+/// Binds `port` on every address, without `SO_REUSEADDR`/`SO_REUSEPORT`, so no other socket
+/// can share the port (RFC 8252 Appendix B.5).
 async fn bind_all(addrs: &[IpAddr], port: u16) -> std::io::Result<Vec<TcpListener>> {
     let mut listeners = Vec::new();
     for ip in addrs {
-        match TcpListener::bind(SocketAddr::new(*ip, port)).await {
+        let bound = (|| {
+            let socket = match ip {
+                IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+            };
+            socket.set_reuseaddr(false)?;
+            socket.bind(SocketAddr::new(*ip, port))?;
+            socket.listen(64)
+        })();
+        match bound {
             Ok(l) => listeners.push(l),
             // A machine without IPv6 still serves the IPv4 loopback.
             Err(e) if ip.is_ipv6() && e.kind() == std::io::ErrorKind::AddrNotAvailable => {}
@@ -209,6 +267,19 @@ async fn handle(
     }
     if uri.path() != shared.path {
         return page(StatusCode::NOT_FOUND, "Not found", "Nothing here.");
+    }
+    // Only a top-level navigation may deliver the callback: not an <img>, a fetch() or a
+    // cross-origin script on some other page.
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let navigation = header("sec-fetch-dest").is_none_or(|d| d == "document")
+        && header("sec-fetch-mode").is_none_or(|m| m == "navigate")
+        && headers.get(header::ORIGIN).is_none();
+    if !navigation {
+        return page(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "The callback must be opened as a page by the browser.",
+        );
     }
     if method != Method::GET {
         let mut resp = page(

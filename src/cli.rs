@@ -169,9 +169,10 @@ impl Cli {
             }
             Command::Token(args) => {
                 let ctx = context(global, &args.provider, args.buffer.refresh_buffer)?;
-                let fresh = refresh::token(&ctx, &reporter).await?;
+                let source = oauth_pkce::TokenSource::new(ctx).with_reporter(Box::new(reporter));
+                let token = source.access_token().await?;
                 let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{}", fresh.access_token.expose_secret());
+                let _ = writeln!(out, "{}", token.expose_secret());
                 Ok(0)
             }
             Command::Status(args) => {
@@ -206,11 +207,10 @@ impl Cli {
 }
 
 fn load_catalog(global: &Global) -> Result<Catalog> {
-    let dir = std::env::var_os(env::OAUTH_PKCE_PROVIDERS_DIR)
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| dirs::config_dir().map(|d| d.join("oauth-pkce").join("providers")));
-    Catalog::load(dir.as_deref(), &global.provider_files)
+    Catalog::load(
+        oauth_pkce::provider::user_dir().as_deref(),
+        &global.provider_files,
+    )
 }
 
 fn doppler_settings(global: &Global) -> Result<DopplerSettings> {

@@ -16,6 +16,8 @@ pub const DOPPLER_CONFIG_DIR: &str = "DOPPLER_CONFIG_DIR";
 pub const OAUTH_PKCE_PROVIDERS_DIR: &str = "OAUTH_PKCE_PROVIDERS_DIR";
 /// The browser command (`%s` is the URL).
 pub const BROWSER: &str = "BROWSER";
+/// Test hook: `after-journal:SECONDS` pauses a refresh right after its journal is written.
+pub const OAUTH_PKCE_TEST_PAUSE: &str = "OAUTH_PKCE_TEST_PAUSE";
 /// Disables colour.
 pub const NO_COLOR: &str = "NO_COLOR";
 

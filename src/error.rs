@@ -100,6 +100,15 @@ pub enum Error {
     },
     #[error("Doppler answered badly: {0}")]
     DopplerResponse(String),
+    #[error("the new tokens for {provider} could not be written to Doppler: {source}")]
+    StoreFailed {
+        provider: String,
+        journal: PathBuf,
+        #[source]
+        source: Box<Error>,
+    },
+    #[error("the access token for {provider} must be refreshed, but this Doppler token cannot write, so the new tokens could not be stored")]
+    ReadOnlyCannotRefresh { provider: String },
 }
 
 /// Why Doppler refused, so the hint can say what to do.
@@ -112,6 +121,8 @@ pub enum DopplerFailure {
     RateLimited,
     Server,
     Conflict,
+    /// Another process or machine is refreshing and did not finish in time.
+    Busy,
     Other,
 }
 
@@ -137,7 +148,11 @@ impl Error {
                 ExitClass::Provider
             }
             NotAuthorized { .. } | RefreshRefused { .. } => ExitClass::ReauthorizationNeeded,
-            Doppler { .. } | DopplerUnreachable { .. } | DopplerResponse(_) => ExitClass::Doppler,
+            Doppler { .. }
+            | DopplerUnreachable { .. }
+            | DopplerResponse(_)
+            | StoreFailed { .. }
+            | ReadOnlyCannotRefresh { .. } => ExitClass::Doppler,
         }
     }
 
@@ -192,10 +207,18 @@ impl Error {
                 DopplerFailure::RateLimited => "Doppler is rate limiting this token; wait a minute and retry".into(),
                 DopplerFailure::Server => "Doppler is having trouble; retry in a minute (status.doppler.com)".into(),
                 DopplerFailure::Conflict => "another process changed the secret at the same time; run the command again".into(),
+                DopplerFailure::Busy => "another process or machine is refreshing; wait a minute and retry (a stale lease expires by itself)".into(),
                 DopplerFailure::Other => "check the project, config and token; run with -v for details".into(),
             },
             DopplerUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and DOPPLER_API_HOST, then retry".into(),
             DopplerResponse(_) => "check DOPPLER_API_HOST points at the Doppler API".into(),
+            StoreFailed { journal, .. } => format!(
+                "the new tokens are safe on this machine ({}) and will be pushed to Doppler on the next run of oauth-pkce; fix the Doppler problem above, then run `oauth-pkce status`",
+                journal.display()
+            ),
+            ReadOnlyCannotRefresh { provider } => format!(
+                "run `oauth-pkce refresh --provider {provider}` with a read/write Doppler token (a service token with write access, or a personal token); read-only tokens can then keep reading the fresh token"
+            ),
         }
     }
 }

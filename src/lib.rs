@@ -39,9 +39,12 @@ pub mod doppler;
 pub mod env;
 pub mod error;
 pub mod http;
+pub mod journal;
 pub mod pkce;
 pub mod provider;
 pub mod refresh;
+pub mod source;
+pub mod state;
 pub mod status;
 pub mod store;
 pub mod text;
@@ -52,6 +55,7 @@ use std::collections::HashMap;
 use secrecy::SecretString;
 
 pub use error::{Error, ExitClass, Result};
+pub use source::TokenSource;
 
 /// Default refresh buffer: a token expiring within this many seconds is refreshed first.
 pub const DEFAULT_REFRESH_BUFFER: i64 = 300;
@@ -65,6 +69,8 @@ pub struct Context {
     pub provider: provider::Provider,
     pub env_credentials: HashMap<String, SecretString>,
     pub refresh_buffer: i64,
+    /// Where locks and refresh journals live (the user's own state dir, never a shared one).
+    pub state_dir: std::path::PathBuf,
 }
 
 impl Context {
@@ -81,6 +87,7 @@ impl Context {
             provider,
             env_credentials: credentials_from_env(std::env::vars()),
             refresh_buffer: DEFAULT_REFRESH_BUFFER,
+            state_dir: state::state_dir()?,
         })
     }
 }
@@ -134,7 +141,7 @@ pub enum Event<'a> {
 }
 
 /// Receives [`Event`]s.
-pub trait Reporter {
+pub trait Reporter: Send + Sync {
     fn event(&self, event: Event<'_>);
 }
 

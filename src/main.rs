@@ -5,6 +5,7 @@ mod cli;
 use clap::Parser as _;
 
 fn main() {
+    harden();
     let cli = cli::Cli::parse();
     init_logging(cli.verbosity());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -40,16 +41,42 @@ fn report(e: &oauth_pkce::Error) -> i32 {
     e.exit_code()
 }
 
+/// No core dumps (they would hold tokens), and on Linux no ptrace or /proc reading of this
+/// process by other processes of the same user.
+fn harden() {
+    #[cfg(unix)]
+    // SAFETY: setrlimit and prctl are called with valid arguments and touch no Rust memory.
+    unsafe {
+        let zero = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+        #[cfg(target_os = "linux")]
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
 fn init_logging(verbosity: u8) {
     let level = match verbosity {
         0 => return,
         1 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
+    // Only this crate's events: dependencies' trace logs are not reviewed for secrets.
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    let ours = tracing_subscriber::filter::filter_fn(move |meta| {
+        meta.target().starts_with("oauth_pkce") && *meta.level() <= level
+    });
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .without_time()
+                .with_filter(ours),
+        )
         .init();
 }

@@ -300,6 +300,15 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     format!("{line}{message}")
 }
 
+/// The user's provider directory: `$OAUTH_PKCE_PROVIDERS_DIR`, else `oauth-pkce/providers` in
+/// the user's config dir.
+pub fn user_dir() -> Option<PathBuf> {
+    std::env::var_os(crate::env::OAUTH_PKCE_PROVIDERS_DIR)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| dirs::config_dir().map(|d| d.join("oauth-pkce").join("providers")))
+}
+
 /// Every provider known to this run: the built-ins, overridden by the user's files.
 #[derive(Debug, Default)]
 pub struct Catalog {

@@ -1,19 +1,48 @@
-//! `refresh` and `token`: read what Doppler holds, refresh when asked or when the access token
-//! expires within the buffer, and store the new tokens in one write whose refresh-token change
-//! is a compare-and-swap against the refresh token just spent.
+//! `refresh` and `token`, safe under refresh-token rotation across processes and machines.
+//!
+//! The protocol, for one (Doppler project/config, provider):
+//!
+//! 1. A journal left by an earlier run is pushed to Doppler first ([`crate::journal`]).
+//! 2. One Doppler read. A token outside the buffer is returned as it is.
+//! 3. A per-user OS file lock serializes processes on this machine. A process that waited for
+//!    it re-reads Doppler: the holder has usually refreshed already.
+//! 4. A lease in Doppler (`{PREFIX}_REFRESH_LEASE`) serializes machines. It is taken with one
+//!    write that is a compare-and-swap on the lease *and* on the refresh token, so a stale read
+//!    cannot win. A held, unexpired lease means another machine is refreshing: wait and re-read
+//!    until its tokens appear or the lease expires. A read-only Doppler token fails here, before
+//!    anything is sent to the provider.
+//! 5. One token request. The answer goes to the journal at once, then to Doppler in one write
+//!    (a compare-and-swap against the refresh token just spent, releasing the lease), then the
+//!    journal is removed.
+//!
+//! Cost without contention: 1 Doppler read, 1 lease write, 1 token request, 1 Doppler write.
 
-use secrecy::SecretString;
+use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
-use crate::store::{Stored, ACCESS_TOKEN, REFRESH_TOKEN};
+use rand::Rng as _;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::doppler::Change;
+use crate::error::{DopplerFailure, Error, Result};
+use crate::journal::{Journal, Pending};
+use crate::state::LocalLock;
+use crate::store::{Stored, ACCESS_TOKEN, REFRESH_LEASE, REFRESH_TOKEN};
 use crate::token::{now, TokenEndpoint, TokenSet};
 use crate::{Context, Event, Reporter};
+
+/// How long a lease lasts: a refresh (with its retries) and the store fit well inside.
+pub const LEASE_SECONDS: i64 = 60;
+/// Longest wait for this machine's lock.
+const LOCK_WAIT: Duration = Duration::from_secs(90);
+/// How often a waiting process re-reads Doppler.
+const POLL: Duration = Duration::from_millis(500);
 
 /// A valid access token and when it expires.
 pub struct Fresh {
     pub access_token: SecretString,
     pub expires_at: Option<i64>,
-    /// Whether this call refreshed.
+    /// Whether this call refreshed at the provider.
     pub refreshed: bool,
 }
 
@@ -33,58 +62,416 @@ pub fn refresh_due(expires_at: Option<i64>, buffer: i64) -> bool {
     expires_at.is_some_and(|e| e - now() <= buffer)
 }
 
+/// What the caller wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// A token valid beyond the buffer: refresh only if due.
+    Valid,
+    /// A new token from the provider, unless another process refreshed meanwhile.
+    Refresh,
+}
+
 /// Refreshes now with the stored refresh token and stores the new tokens.
 pub async fn refresh(ctx: &Context, reporter: &dyn Reporter) -> Result<Fresh> {
-    let stored = Stored::load(&ctx.doppler, &ctx.provider).await?;
-    refresh_stored(ctx, &stored, reporter).await
+    obtain(ctx, Want::Refresh, None, reporter).await
 }
 
 /// A valid access token: the stored one while it is outside the buffer, else a refreshed one.
 pub async fn token(ctx: &Context, reporter: &dyn Reporter) -> Result<Fresh> {
-    let stored = Stored::load(&ctx.doppler, &ctx.provider).await?;
-    if let Some(access) = stored.access_token() {
-        let expires_at = stored.expires_at();
-        if !refresh_due(expires_at, ctx.refresh_buffer) {
-            return Ok(Fresh {
-                access_token: access.clone(),
-                expires_at,
-                refreshed: false,
-            });
-        }
-    }
-    refresh_stored(ctx, &stored, reporter).await
+    obtain(ctx, Want::Valid, None, reporter).await
 }
 
-async fn refresh_stored(ctx: &Context, stored: &Stored, reporter: &dyn Reporter) -> Result<Fresh> {
-    let provider = &ctx.provider;
-    let Some(spent) = stored.refresh_token().cloned() else {
-        let missing = if stored.access_token().is_none() {
-            ACCESS_TOKEN
-        } else {
-            REFRESH_TOKEN
-        };
-        return Err(Error::NotAuthorized {
-            provider: provider.name.clone(),
-            secret: stored.name(missing),
-        });
+/// The core: returns a token per `want`. `rejected` is an access token the caller saw refused
+/// (HTTP 401): a stored token equal to it is never returned as valid.
+pub async fn obtain(
+    ctx: &Context,
+    want: Want,
+    rejected: Option<&SecretString>,
+    reporter: &dyn Reporter,
+) -> Result<Fresh> {
+    let journal = Journal::for_context(ctx)?;
+    replay(ctx, &journal, reporter).await?;
+
+    let stored = Stored::load(&ctx.doppler, &ctx.provider).await?;
+    let first_seen = stored.refresh_token().cloned();
+    if let Some(fresh) = usable(ctx, &stored, want, rejected, first_seen.as_ref()) {
+        return Ok(fresh);
+    }
+    require_refresh_token(ctx, &stored)?;
+
+    let lock = LocalLock::acquire(ctx, LOCK_WAIT).await?;
+    let mut stored = stored;
+    if lock.waited {
+        stored = Stored::load(&ctx.doppler, &ctx.provider).await?;
+        if let Some(fresh) = usable(ctx, &stored, want, rejected, first_seen.as_ref()) {
+            return Ok(fresh);
+        }
+    }
+
+    let (stored, lease) = match take_lease(ctx, stored, want, rejected, first_seen.as_ref()).await?
+    {
+        Leased::Ours(stored, lease) => (stored, lease),
+        Leased::RefreshedElsewhere(fresh) => return Ok(fresh),
     };
-    let credentials = stored.credentials(provider, &ctx.env_credentials)?;
+    let spent = require_refresh_token(ctx, &stored)?;
+    let credentials = match stored.credentials(&ctx.provider, &ctx.env_credentials) {
+        Ok(c) => c,
+        Err(e) => {
+            release_lease(ctx, &stored, &lease).await;
+            return Err(e);
+        }
+    };
+
     reporter.event(Event::Refreshing);
-    let tokens: TokenSet = TokenEndpoint::new(provider, &credentials, &ctx.http)
-        .refresh(&spent)
-        .await?;
+    let endpoint = TokenEndpoint::new(&ctx.provider, &credentials, &ctx.http);
+    let tokens: TokenSet = match endpoint.refresh(&spent).await {
+        Ok(t) => t,
+        Err(e) => {
+            if matches!(e, Error::RefreshRefused { .. }) {
+                // Another machine may have rotated it after all: believe Doppler.
+                let now_stored = Stored::load(&ctx.doppler, &ctx.provider).await?;
+                let rotated = now_stored
+                    .refresh_token()
+                    .is_some_and(|rt| rt.expose_secret() != spent.expose_secret());
+                if rotated {
+                    if let Some(access) = now_stored.access_token() {
+                        return Ok(Fresh {
+                            access_token: access.clone(),
+                            expires_at: now_stored.expires_at(),
+                            refreshed: false,
+                        });
+                    }
+                }
+            }
+            release_lease(ctx, &stored, &lease).await;
+            return Err(e);
+        }
+    };
     if tokens.expires_at.is_none() {
         reporter.event(Event::Warning(
             "the refresh response had no expires_in and the access token is not a JWT with exp: the expiry is unknown",
         ));
     }
-    let changes = stored.token_changes(&tokens, Some(&spent), false);
-    ctx.doppler.write(&changes).await?;
+
+    let pending = Pending {
+        tokens,
+        spent,
+        lease: Some(lease),
+    };
+    journal.save(&ctx.provider.name, &pending)?;
+    failpoint("after-journal");
+    store(ctx, &stored, &journal, &pending).await?;
+    drop(lock);
+    let Pending { tokens, .. } = pending;
     Ok(Fresh {
         access_token: tokens.access_token,
         expires_at: tokens.expires_at,
         refreshed: true,
     })
+}
+
+/// The stored token, if it satisfies `want` without a refresh.
+fn usable(
+    ctx: &Context,
+    stored: &Stored,
+    want: Want,
+    rejected: Option<&SecretString>,
+    first_seen: Option<&SecretString>,
+) -> Option<Fresh> {
+    let access = stored.access_token()?;
+    if rejected.is_some_and(|r| r.expose_secret() == access.expose_secret()) {
+        return None;
+    }
+    let expires_at = stored.expires_at();
+    let ok = match want {
+        Want::Valid => !refresh_due(expires_at, ctx.refresh_buffer),
+        // Someone else refreshed since we first looked: that is the refresh asked for.
+        Want::Refresh => match (first_seen, stored.refresh_token()) {
+            (Some(a), Some(b)) => a.expose_secret() != b.expose_secret(),
+            _ => false,
+        },
+    } || (rejected.is_some() && !refresh_due(expires_at, 0));
+    ok.then(|| Fresh {
+        access_token: access.clone(),
+        expires_at,
+        refreshed: false,
+    })
+}
+
+fn require_refresh_token(ctx: &Context, stored: &Stored) -> Result<SecretString> {
+    stored.refresh_token().cloned().ok_or_else(|| {
+        let missing = if stored.access_token().is_none() {
+            ACCESS_TOKEN
+        } else {
+            REFRESH_TOKEN
+        };
+        Error::NotAuthorized {
+            provider: ctx.provider.name.clone(),
+            secret: stored.name(missing),
+        }
+    })
+}
+
+/// The lease value: who holds it and until when.
+#[derive(Serialize, Deserialize)]
+struct Lease {
+    owner: String,
+    until: i64,
+}
+
+impl Lease {
+    fn parse(value: &str) -> Option<Lease> {
+        serde_json::from_str(value).ok()
+    }
+}
+
+enum Leased {
+    Ours(Stored, String),
+    RefreshedElsewhere(Fresh),
+}
+
+/// Takes the lease with a compare-and-swap on the lease and on the refresh token; waits while
+/// another machine holds it; returns early when another machine's refresh appears.
+async fn take_lease(
+    ctx: &Context,
+    mut stored: Stored,
+    want: Want,
+    rejected: Option<&SecretString>,
+    first_seen: Option<&SecretString>,
+) -> Result<Leased> {
+    let started = Instant::now();
+    let max_wait = Duration::from_secs(LEASE_SECONDS as u64 + 15);
+    loop {
+        if let Some(fresh) = usable(ctx, &stored, want, rejected, first_seen) {
+            return Ok(Leased::RefreshedElsewhere(fresh));
+        }
+        let rt = require_refresh_token(ctx, &stored)?;
+        let current = stored
+            .get(REFRESH_LEASE)
+            .map(|v| v.expose_secret().to_string());
+        let held = current
+            .as_deref()
+            .and_then(Lease::parse)
+            .is_some_and(|l| l.until > now());
+        if !stored.exists(REFRESH_LEASE) {
+            // Tokens stored by something other than `authorize`: create the lease secret
+            // (empty) so the compare-and-swap below has something to compare against.
+            let create = Change {
+                name: stored.name(REFRESH_LEASE),
+                value: SecretString::from(String::new()),
+                original: None,
+                exists: false,
+            };
+            if let Err(e) = ctx.doppler.write(&[create]).await {
+                return Err(match e {
+                    Error::Doppler {
+                        kind: DopplerFailure::ReadOnly | DopplerFailure::Forbidden,
+                        ..
+                    } => Error::ReadOnlyCannotRefresh {
+                        provider: ctx.provider.name.clone(),
+                    },
+                    e => e,
+                });
+            }
+        } else if !held {
+            let value = serde_json::to_string(&Lease {
+                owner: owner_id(),
+                until: now() + LEASE_SECONDS,
+            })
+            .expect("a lease serializes");
+            let changes = vec![
+                Change {
+                    name: stored.name(REFRESH_LEASE),
+                    value: SecretString::from(value.clone()),
+                    original: Some(SecretString::from(current.unwrap_or_default())),
+                    exists: true,
+                },
+                Change {
+                    name: stored.name(REFRESH_TOKEN),
+                    value: rt.clone(),
+                    original: Some(rt),
+                    exists: true,
+                },
+            ];
+            match ctx.doppler.write(&changes).await {
+                Ok(_) => return Ok(Leased::Ours(stored, value)),
+                Err(Error::Doppler {
+                    kind: DopplerFailure::ReadOnly | DopplerFailure::Forbidden,
+                    ..
+                }) => {
+                    return Err(Error::ReadOnlyCannotRefresh {
+                        provider: ctx.provider.name.clone(),
+                    })
+                }
+                // A conflict (or any other refusal of a compare-and-swap): someone moved first.
+                Err(Error::Doppler { status, .. })
+                    if (400..500).contains(&status) && status != 401 =>
+                {
+                    tracing::debug!(status, "lease compare-and-swap lost; re-reading");
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            tracing::debug!("refresh lease held by another process; waiting");
+            let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..200));
+            tokio::time::sleep(POLL + jitter).await;
+        }
+        if started.elapsed() > max_wait {
+            return Err(Error::Doppler {
+                status: 0,
+                message: format!(
+                    "waited {} s for another machine's refresh of {} to finish",
+                    max_wait.as_secs(),
+                    ctx.provider.name
+                ),
+                kind: DopplerFailure::Busy,
+            });
+        }
+        stored = Stored::load(&ctx.doppler, &ctx.provider).await?;
+    }
+}
+
+/// This process, for the lease: host, pid and a random part.
+fn owner_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::thread_rng().gen::<u32>()
+    )
+}
+
+/// Best effort: gives the lease back after a failed refresh, so others need not wait it out.
+async fn release_lease(ctx: &Context, stored: &Stored, lease: &str) {
+    let change = Change {
+        name: stored.name(REFRESH_LEASE),
+        value: SecretString::from(String::new()),
+        original: Some(SecretString::from(lease.to_string())),
+        exists: true,
+    };
+    if let Err(e) = ctx.doppler.write(&[change]).await {
+        tracing::debug!("could not release the refresh lease: {e}");
+    }
+}
+
+/// Writes the journal's tokens to Doppler (compare-and-swap on the spent refresh token, lease
+/// released in the same request), then removes the journal. On failure the journal stays.
+async fn store(ctx: &Context, stored: &Stored, journal: &Journal, pending: &Pending) -> Result<()> {
+    let mut changes = stored.token_changes(&pending.tokens, Some(&pending.spent), false);
+    if let Some(lease) = &pending.lease {
+        changes.push(Change {
+            name: stored.name(REFRESH_LEASE),
+            value: SecretString::from(String::new()),
+            original: Some(SecretString::from(lease.clone())),
+            exists: true,
+        });
+    }
+    match ctx.doppler.write(&changes).await {
+        Ok(_) => {
+            journal.remove();
+            Ok(())
+        }
+        Err(e) => Err(Error::StoreFailed {
+            provider: ctx.provider.name.clone(),
+            journal: journal.path.clone(),
+            source: Box::new(e),
+        }),
+    }
+}
+
+/// Pushes tokens left in the journal by an earlier run to Doppler.
+async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Result<()> {
+    let Some(pending) = journal.load()? else {
+        return Ok(());
+    };
+    reporter.event(Event::Warning(
+        "pushing tokens that an earlier run saved on this machine to Doppler",
+    ));
+    let _lock = LocalLock::acquire(ctx, LOCK_WAIT).await?;
+    // Every secret existed when the journal was written; a read tells nothing more.
+    let assumed = Stored::new(&ctx.provider, Default::default());
+    let mut with_lease = Vec::new();
+    for change in assumed.token_changes(&pending.tokens, Some(&pending.spent), false) {
+        with_lease.push(Change {
+            exists: true,
+            ..change
+        });
+    }
+    if let Some(lease) = &pending.lease {
+        with_lease.push(Change {
+            name: assumed.name(REFRESH_LEASE),
+            value: SecretString::from(String::new()),
+            original: Some(SecretString::from(lease.clone())),
+            exists: true,
+        });
+    }
+    let first = ctx.doppler.write(&with_lease).await;
+    match first {
+        Ok(_) => {
+            journal.remove();
+            Ok(())
+        }
+        Err(Error::Doppler { status, .. })
+            if (400..500).contains(&status) && status != 401 && status != 403 =>
+        {
+            let now_stored = Stored::load(&ctx.doppler, &ctx.provider).await?;
+            let doppler_rt = now_stored
+                .refresh_token()
+                .map(|t| t.expose_secret().to_string());
+            let ours = pending
+                .tokens
+                .refresh_token
+                .as_ref()
+                .unwrap_or(&pending.spent)
+                .expose_secret()
+                .to_string();
+            if doppler_rt.as_deref() == Some(ours.as_str()) {
+                journal.remove(); // already pushed before the process stopped
+                return Ok(());
+            }
+            if doppler_rt.as_deref() == Some(pending.spent.expose_secret()) {
+                // Only the lease moved on (it expired and was taken): store without it.
+                with_lease.retain(|c| c.name != assumed.name(REFRESH_LEASE));
+                ctx.doppler
+                    .write(&with_lease)
+                    .await
+                    .map_err(|e| Error::StoreFailed {
+                        provider: ctx.provider.name.clone(),
+                        journal: journal.path.clone(),
+                        source: Box::new(e),
+                    })?;
+                journal.remove();
+                return Ok(());
+            }
+            reporter.event(Event::Warning(
+                "Doppler already holds newer tokens than the ones this machine saved; keeping Doppler's",
+            ));
+            journal.remove();
+            Ok(())
+        }
+        Err(e) => Err(Error::StoreFailed {
+            provider: ctx.provider.name.clone(),
+            journal: journal.path.clone(),
+            source: Box::new(e),
+        }),
+    }
+}
+
+/// Test hook: `OAUTH_PKCE_TEST_PAUSE=after-journal:SECONDS` sleeps at that point so a test can
+/// kill the process there. Unset in normal use.
+fn failpoint(name: &str) {
+    let Ok(spec) = std::env::var(crate::env::OAUTH_PKCE_TEST_PAUSE) else {
+        return;
+    };
+    if let Some(secs) = spec.strip_prefix(name).and_then(|r| r.strip_prefix(':')) {
+        if let Ok(secs) = secs.parse::<u64>() {
+            std::thread::sleep(Duration::from_secs(secs));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -97,5 +484,20 @@ mod tests {
         assert!(refresh_due(Some(now() - 10), 300));
         assert!(!refresh_due(Some(now() + 1000), 300));
         assert!(!refresh_due(None, 300));
+    }
+
+    #[test]
+    fn lease_round_trips_and_garbage_is_not_a_lease() {
+        let l = Lease::parse(
+            &serde_json::to_string(&Lease {
+                owner: "h:1:ab".into(),
+                until: 5,
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!((l.owner.as_str(), l.until), ("h:1:ab", 5));
+        assert!(Lease::parse("").is_none());
+        assert!(Lease::parse("someone").is_none());
     }
 }

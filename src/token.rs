@@ -224,7 +224,7 @@ impl<'a> TokenEndpoint<'a> {
         redirect_uri: &str,
     ) -> Result<TokenSet> {
         let client = self.client(Some(redirect_uri))?;
-        let send = |req| send(self.http, req);
+        let send = Adapter(self.http.clone());
         let result = client
             .exchange_code(AuthorizationCode::new(code.expose_secret().to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_string()))
@@ -236,7 +236,7 @@ impl<'a> TokenEndpoint<'a> {
     /// Exchanges a refresh token (RFC 6749 §6).
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet> {
         let client = self.client(None)?;
-        let send = |req| send(self.http, req);
+        let send = Adapter(self.http.clone());
         let rt = RefreshToken::new(refresh_token.expose_secret().to_string());
         let result = client
             .exchange_refresh_token(&rt)
@@ -318,6 +318,25 @@ fn challenge_of(challenge: &str) -> PkceCodeChallenge {
         "code_challenge_method": "S256",
     }))
     .expect("PkceCodeChallenge deserializes from its documented fields")
+}
+
+/// Lets the oauth2 crate send through [`Http`] (a named type, so the futures are `Send`).
+struct Adapter(Http);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Adapter {
+    type Error = TransportError;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = std::result::Result<oauth2::HttpResponse, TransportError>,
+                > + Send
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(send(&self.0, request))
+    }
 }
 
 /// Sends one oauth2 request through our client: retries, timeouts, no redirects, capped body.

@@ -352,3 +352,39 @@ fn the_real_doppler_cli_reads_back_what_authorize_wrote() {
         h.secret("ACME_TOKEN_EXPIRES_AT").as_deref()
     );
 }
+
+#[test]
+fn e2_the_browser_gets_the_url_as_one_argument_and_no_secrets_in_its_environment() {
+    let h = Harness::new(AsConfig::jobber());
+    let dump = h.home.path().join("browser-env");
+    let args = h.home.path().join("browser-args");
+    let browser = script(
+        h.home.path(),
+        "browser.sh",
+        &format!(
+            "env > '{}'; printf '%s\\n' \"$#\" \"$1\" > '{}'",
+            dump.display(),
+            args.display()
+        ),
+    );
+    let mut cmd = h.cmd();
+    cmd.env("BROWSER", browser.display().to_string())
+        .env("ACME_CLIENT_SECRET", "CS-SENTINEL-from-the-environment")
+        .args(["authorize", "--provider", "acme", "--timeout", "1"]);
+    let run = crate::support::Run::from(cmd.output().unwrap());
+    run.assert_code(4); // nobody completes the sign-in
+    for _ in 0..50 {
+        if std::fs::metadata(&args).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let env = std::fs::read_to_string(&dump).unwrap();
+    assert!(!env.contains("DOPPLER_TOKEN"), "{env}");
+    assert!(!env.contains(&h.token));
+    assert!(!env.contains("CS-SENTINEL"), "{env}");
+    let argv = std::fs::read_to_string(&args).unwrap();
+    let mut lines = argv.lines();
+    assert_eq!(lines.next(), Some("1"), "exactly one argument: {argv}");
+    assert!(lines.next().unwrap().starts_with(&h.auth.authorize_url()));
+}

@@ -5,8 +5,13 @@
 mod support;
 
 mod authorize;
+mod callback;
 mod doppler_fidelity;
 mod errors;
 mod fake_as_selftest;
+mod leaks;
 mod real_as;
+mod rotation;
+mod source;
 mod tokens;
+mod transport;

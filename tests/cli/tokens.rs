@@ -1,28 +1,12 @@
 //! `status`, `refresh`, `token` and `providers` against stored tokens.
 
 use crate::support::fake_as::AsConfig;
-use crate::support::Harness;
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// Stores a live grant minted by the fake AS, expiring in `expires_in` seconds.
-fn store_grant(h: &Harness, expires_in: i64) -> (String, String) {
-    let (at, rt) = h.auth.issue_grant();
-    h.set_secret("ACME_ACCESS_TOKEN", &at);
-    h.set_secret("ACME_REFRESH_TOKEN", &rt);
-    h.set_secret("ACME_TOKEN_EXPIRES_AT", &(now() + expires_in).to_string());
-    (at, rt)
-}
+use crate::support::{now, Harness};
 
 #[test]
 fn token_with_a_fresh_access_token_costs_one_doppler_read_and_nothing_else() {
     let h = Harness::new(AsConfig::jobber());
-    let (at, _) = store_grant(&h, 3600);
+    let (at, _) = h.store_grant(3600);
     let run = h.run(&["token", "--provider", "acme"]);
     run.assert_code(0);
     assert_eq!(run.stdout, format!("{at}\n"));
@@ -35,7 +19,7 @@ fn token_with_a_fresh_access_token_costs_one_doppler_read_and_nothing_else() {
 #[test]
 fn token_refreshes_within_the_buffer_and_stores_the_rotated_pair() {
     let h = Harness::new(AsConfig::jobber());
-    let (old_at, old_rt) = store_grant(&h, 120);
+    let (old_at, old_rt) = h.store_grant(120);
     let run = h.run(&["token", "--provider", "acme"]);
     run.assert_code(0);
     let new_at = h.secret("ACME_ACCESS_TOKEN").unwrap();
@@ -46,10 +30,11 @@ fn token_refreshes_within_the_buffer_and_stores_the_rotated_pair() {
     assert!(h.auth.is_live_refresh_token(&new_rt));
     assert_eq!(
         (h.doppler.reads(), h.auth.refreshes(), h.doppler.writes()),
-        (1, 1, 1)
+        (1, 1, 2),
+        "1 read, 1 lease write, 1 token request, 1 write"
     );
     // A larger buffer than the remaining life also refreshes; a small one does not.
-    store_grant(&h, 1000);
+    h.store_grant(1000);
     let before = h.auth.refreshes();
     h.run(&["token", "--provider", "acme", "--refresh-buffer", "60"])
         .assert_code(0);
@@ -62,7 +47,7 @@ fn token_refreshes_within_the_buffer_and_stores_the_rotated_pair() {
 #[test]
 fn refresh_twice_in_a_row_uses_the_rotated_token_each_time() {
     let h = Harness::new(AsConfig::jobber());
-    store_grant(&h, 3600);
+    h.store_grant(3600);
     for _ in 0..2 {
         let before_rt = h.secret("ACME_REFRESH_TOKEN").unwrap();
         let reads = h.doppler.reads();
@@ -76,7 +61,7 @@ fn refresh_twice_in_a_row_uses_the_rotated_token_each_time() {
         assert!(h.auth.is_live_refresh_token(&after_rt));
         assert_eq!(
             (h.doppler.reads() - reads, h.doppler.writes() - writes),
-            (1, 1)
+            (1, 2)
         );
         run.assert_no_leak(&[
             &before_rt,
@@ -107,7 +92,7 @@ fn a_refresh_without_refresh_token_keeps_the_stored_one_and_expiry_from_expires_
         ..AsConfig::jobber()
     };
     let h = Harness::new(cfg);
-    let (_, rt) = store_grant(&h, 10);
+    let (_, rt) = h.store_grant(10);
     h.run(&["refresh", "--provider", "acme"]).assert_code(0);
     assert_eq!(h.secret("ACME_REFRESH_TOKEN").unwrap(), rt);
     let exp: i64 = h.secret("ACME_TOKEN_EXPIRES_AT").unwrap().parse().unwrap();
@@ -127,23 +112,33 @@ fn refresh_with_nothing_stored_or_a_refused_token_exits_1() {
     let run = h.run(&["token", "--provider", "acme"]);
     run.assert_error(1, "invalid_grant");
     assert_eq!(run.stdout, "");
-    assert_eq!(h.doppler.writes(), 0);
+    assert_eq!(h.secret("ACME_ACCESS_TOKEN").as_deref(), Some("expired"));
+    assert_eq!(
+        h.secret("ACME_REFRESH_LEASE").as_deref(),
+        Some(""),
+        "lease released"
+    );
 }
 
 #[test]
 fn token_endpoint_refusals_are_provider_errors() {
     let h = Harness::new(AsConfig::jobber());
-    store_grant(&h, 10);
+    let (_, rt) = h.store_grant(10);
     h.set_secret("ACME_CLIENT_SECRET", "wrong-secret");
     let run = h.run(&["refresh", "--provider", "acme"]);
     run.assert_error(5, "invalid_client");
-    assert_eq!(h.doppler.writes(), 0);
+    assert_eq!(h.secret("ACME_REFRESH_TOKEN").as_deref(), Some(rt.as_str()));
+    assert_eq!(
+        h.secret("ACME_REFRESH_LEASE").as_deref(),
+        Some(""),
+        "lease released"
+    );
 }
 
 #[test]
 fn token_endpoint_5xx_is_retried() {
     let h = Harness::new(AsConfig::jobber());
-    store_grant(&h, 10);
+    h.store_grant(10);
     h.auth
         .push_token_fault(503, r#"{"error":"temporarily_unavailable"}"#, 1);
     h.run(&["refresh", "--provider", "acme"]).assert_code(0);
@@ -153,7 +148,7 @@ fn token_endpoint_5xx_is_retried() {
 #[test]
 fn status_shows_masked_tokens_with_one_read() {
     let h = Harness::new(AsConfig::jobber());
-    let (at, rt) = store_grant(&h, 3600);
+    let (at, rt) = h.store_grant(3600);
     let run = h.run(&["status", "--provider", "acme"]);
     run.assert_code(0);
     assert!(
@@ -181,7 +176,7 @@ fn status_shows_masked_tokens_with_one_read() {
 fn status_without_provider_covers_every_provider_with_anything_stored() {
     let h = Harness::new(AsConfig::jobber());
     h.write_provider("other", "");
-    store_grant(&h, -10); // expired, but refreshable
+    h.store_grant(-10); // expired, but refreshable
     let run = h.run(&["status", "--json"]);
     run.assert_code(0);
     let rows: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();

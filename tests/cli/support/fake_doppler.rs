@@ -180,6 +180,11 @@ impl FakeDoppler {
         upsert(self.lock().config_mut(project, config), name, value);
     }
 
+    /// Removes a secret.
+    pub fn delete_secret(&self, project: &str, config: &str, name: &str) {
+        self.lock().config_mut(project, config).remove(name);
+    }
+
     /// Sets the visibility (`masked`, `unmasked`, `restricted`) of an existing secret.
     pub fn set_visibility(&self, project: &str, config: &str, name: &str, visibility: &str) {
         let mut inner = self.lock();
@@ -227,10 +232,32 @@ impl FakeDoppler {
     /// The next `times` requests whose path is `path` (any path for `None`) get `fault`
     /// instead of normal handling. Faults are matched in the order they were pushed.
     pub fn push_fault(&self, path: Option<&str>, fault: Fault, times: usize) {
+        self.push_fault_on(None, path, 0, fault, times);
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// Like [`FakeDoppler::push_fault`], for requests with `method` (any for `None`), letting
+    /// the first `skip` matching requests through.
+    pub fn push_fault_on(
+        &self,
+        method: Option<&str>,
+        path: Option<&str>,
+        skip: usize,
+        fault: Fault,
+        times: usize,
+    ) {
         if times > 0 {
-            self.lock()
-                .faults
-                .push_back((path.map(str::to_owned), fault, times));
+            self.lock().faults.push_back(FaultRule {
+                method: method.map(str::to_owned),
+                path: path.map(str::to_owned),
+                skip,
+                fault,
+                times,
+            });
         }
     }
 
@@ -309,13 +336,23 @@ fn upsert(secrets: &mut Secrets, name: &str, raw: &str) {
     secret.raw = raw.to_owned();
 }
 
+/// A queued fault: which requests it matches, how many matching ones to let through first,
+/// and how many to answer with `fault`.
+struct FaultRule {
+    method: Option<String>,
+    path: Option<String>,
+    skip: usize,
+    fault: Fault,
+    times: usize,
+}
+
 #[derive(Default)]
 struct Inner {
     tokens: HashMap<String, TokenKind>,
     /// project → config → secrets.
     projects: BTreeMap<String, BTreeMap<String, Secrets>>,
     requests: Vec<Recorded>,
-    faults: VecDeque<(Option<String>, Fault, usize)>,
+    faults: VecDeque<FaultRule>,
     delay: Duration,
 }
 
@@ -330,13 +367,19 @@ impl Inner {
         configs.entry(config.to_owned()).or_default()
     }
 
-    fn take_fault(&mut self, path: &str) -> Option<Fault> {
-        let matches = |p: &Option<String>| p.as_deref().is_none_or(|p| p == path);
-        let index = self.faults.iter().position(|(p, _, _)| matches(p))?;
-        let entry = &mut self.faults[index];
-        entry.2 -= 1;
-        let fault = entry.1.clone();
-        if entry.2 == 0 {
+    fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
+        let index = self.faults.iter().position(|r| {
+            r.path.as_deref().is_none_or(|p| p == path)
+                && r.method.as_deref().is_none_or(|m| m == method)
+        })?;
+        let rule = &mut self.faults[index];
+        if rule.skip > 0 {
+            rule.skip -= 1;
+            return None;
+        }
+        rule.times -= 1;
+        let fault = rule.fault.clone();
+        if rule.times == 0 {
             self.faults.remove(index);
         }
         Some(fault)
@@ -408,7 +451,7 @@ async fn handle(
             authorization: header(&headers, "authorization").map(str::to_owned),
         });
         let request_id = format!("fake-{:08}", inner.requests.len());
-        let response = match inner.take_fault(uri.path()) {
+        let response = match inner.take_fault(method.as_str(), uri.path()) {
             Some(fault) => fault_response(&fault),
             None => inner
                 .route(&method, &uri, headers, body)

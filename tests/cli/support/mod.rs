@@ -103,6 +103,29 @@ impl Harness {
         self.doppler.set_secret(PROJECT, CONFIG, name, value)
     }
 
+    /// Stores a live grant minted by the fake AS, expiring in `expires_in` seconds.
+    pub fn store_grant(&self, expires_in: i64) -> (String, String) {
+        let (at, rt) = self.auth.issue_grant();
+        self.set_secret("ACME_ACCESS_TOKEN", &at);
+        self.set_secret("ACME_REFRESH_TOKEN", &rt);
+        self.set_secret("ACME_TOKEN_EXPIRES_AT", &(now() + expires_in).to_string());
+        self.set_secret("ACME_REFRESH_LEASE", "");
+        (at, rt)
+    }
+
+    /// The state directory of this "machine" (locks and journals).
+    pub fn state_dir(&self) -> PathBuf {
+        self.home.path().join(".local/state/oauth-pkce")
+    }
+
+    /// A second "machine": its own HOME and state dir, the same fakes and provider file.
+    pub fn other_machine(&self) -> Machine<'_> {
+        Machine {
+            h: self,
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
     /// The binary with a cleared environment: only PATH, HOME, the Doppler settings and the
     /// providers directory.
     pub fn cmd(&self) -> Command {
@@ -154,6 +177,29 @@ impl Harness {
         run.assert_code(0);
         run
     }
+}
+
+/// Another machine sharing this harness's Doppler and provider.
+pub struct Machine<'a> {
+    h: &'a Harness,
+    pub home: tempfile::TempDir,
+}
+
+impl Machine<'_> {
+    pub fn cmd(&self) -> Command {
+        let mut cmd = self.h.cmd();
+        cmd.env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join(".config"))
+            .env("XDG_STATE_HOME", self.home.path().join(".local/state"));
+        cmd
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// A finished run.

@@ -1,0 +1,117 @@
+//! The refresh journal: the moment a provider answers a refresh, the new tokens are written
+//! here (0600 file in a 0700 dir, fsync, atomic rename) before Doppler is written, and removed
+//! once Doppler holds them. A journal left behind (Doppler down, process killed) is pushed to
+//! Doppler by the next command, so a rotated refresh token is never lost.
+
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::state;
+use crate::token::{ExpirySource, TokenSet};
+use crate::Context;
+
+/// One pending write.
+pub struct Pending {
+    pub tokens: TokenSet,
+    /// The refresh token that was spent to get `tokens`.
+    pub spent: SecretString,
+    /// The lease value this machine held, to release it.
+    pub lease: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    version: u32,
+    provider: String,
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_at: Option<i64>,
+    spent_refresh_token: String,
+    lease: Option<String>,
+}
+
+/// The journal file of one (Doppler target, provider).
+#[derive(Debug, Clone)]
+pub struct Journal {
+    pub path: PathBuf,
+}
+
+impl Journal {
+    pub fn for_context(ctx: &Context) -> Result<Journal> {
+        let dir = ctx.state_dir.join("journal");
+        Ok(Journal {
+            path: dir.join(format!("{}.json", state::key(ctx))),
+        })
+    }
+
+    /// Writes the pending tokens durably.
+    pub fn save(&self, provider: &str, pending: &Pending) -> Result<()> {
+        let record = Record {
+            version: 1,
+            provider: provider.to_string(),
+            access_token: pending.tokens.access_token.expose_secret().to_string(),
+            refresh_token: pending
+                .tokens
+                .refresh_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_string()),
+            expires_at: pending.tokens.expires_at,
+            spent_refresh_token: pending.spent.expose_secret().to_string(),
+            lease: pending.lease.clone(),
+        };
+        let json = SecretString::from(
+            serde_json::to_string(&record).expect("a journal record serializes"),
+        );
+        let dir = self.path.parent().expect("journal has a directory");
+        state::private_dir(dir)?;
+        state::write_private(&self.path, json.expose_secret().as_bytes()).map_err(|source| {
+            Error::ReadFile {
+                path: self.path.clone(),
+                source,
+            }
+        })
+    }
+
+    /// The pending tokens, if a journal is there.
+    pub fn load(&self) -> Result<Option<Pending>> {
+        let Some(bytes) = state::read_private(&self.path).map_err(|source| Error::ReadFile {
+            path: self.path.clone(),
+            source,
+        })?
+        else {
+            return Ok(None);
+        };
+        let record: Record = serde_json::from_slice(&bytes).map_err(|_| {
+            Error::Config(format!(
+                "{} is not a journal oauth-pkce can read; move it away",
+                self.path.display()
+            ))
+        })?;
+        let expiry_source = if record.expires_at.is_some() {
+            ExpirySource::ExpiresIn
+        } else {
+            ExpirySource::Unknown
+        };
+        Ok(Some(Pending {
+            tokens: TokenSet {
+                access_token: SecretString::from(record.access_token),
+                refresh_token: record.refresh_token.map(SecretString::from),
+                expires_at: record.expires_at,
+                expiry_source,
+            },
+            spent: SecretString::from(record.spent_refresh_token),
+            lease: record.lease,
+        }))
+    }
+
+    pub fn remove(&self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("could not remove the journal {}: {e}", self.path.display());
+            }
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The user's own state directory (never a shared one): per-(Doppler target, provider) lock
+//! files and refresh journals. Directories are 0700, files 0600, written atomically (temp file,
+//! fsync, rename) and never through a symlink.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{DopplerFailure, Error, Result};
+use crate::Context;
+
+/// `$XDG_STATE_HOME/oauth-pkce` (Linux), else the platform's local data dir.
+pub fn state_dir() -> Result<PathBuf> {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .map(|d| d.join("oauth-pkce"))
+        .ok_or_else(|| {
+            Error::Config("cannot find a state directory for locks and journals (set HOME)".into())
+        })
+}
+
+/// Creates `dir` (and parents) and makes sure it is a real directory, ours, mode 0700.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    let io = |source| Error::ReadFile {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let meta = std::fs::symlink_metadata(dir).map_err(io)?;
+    if !meta.is_dir() {
+        return Err(Error::Config(format!(
+            "{} is not a directory (a symlink is refused)",
+            dir.display()
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if meta.permissions().mode() & 0o777 != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically with mode 0600: a temp file beside it, fsync, rename,
+/// fsync of the directory.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("a file path has a parent");
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600).custom_flags(libc_o_nofollow());
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads a private file, refusing symlinks and files others can read.
+pub fn read_private(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_file() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(std::io::Error::other(format!(
+                "{} is readable by others (mode {:o}); refusing it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            )));
+        }
+    }
+    std::fs::read(path).map(Some)
+}
+
+#[cfg(target_os = "linux")]
+fn libc_o_nofollow() -> i32 {
+    0o400000
+}
+#[cfg(all(unix, not(target_os = "linux")))]
+fn libc_o_nofollow() -> i32 {
+    0x0100
+}
+
+/// A name for the (Doppler target, provider) pair, safe as a file name: the provider name and
+/// a hash of the API host, project, config and (when the token implies them) the token itself.
+pub fn key(ctx: &Context) -> String {
+    use secrecy::ExposeSecret as _;
+    let s = ctx.doppler.settings();
+    let mut h = Sha256::new();
+    for part in [
+        s.api_host.as_str(),
+        s.project.as_deref().unwrap_or(""),
+        s.config.as_deref().unwrap_or(""),
+        &ctx.provider.name,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    if s.project.is_none() || s.config.is_none() {
+        h.update(s.token.expose_secret().as_bytes());
+    }
+    let digest = h.finalize();
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{hex}", ctx.provider.name)
+}
+
+/// An exclusive per-user lock on one (Doppler target, provider). Released when dropped or
+/// when the process dies (an OS file lock).
+#[derive(Debug)]
+pub struct LocalLock {
+    _file: File,
+    /// Whether another process held it first (so what was read before may be stale).
+    pub waited: bool,
+}
+
+impl LocalLock {
+    /// Takes the lock, waiting at most `max_wait`.
+    pub async fn acquire(ctx: &Context, max_wait: Duration) -> Result<LocalLock> {
+        let dir = ctx.state_dir.join("locks");
+        private_dir(&dir)?;
+        let path = dir.join(format!("{}.lock", key(ctx)));
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600).custom_flags(libc_o_nofollow());
+        }
+        let file = options.open(&path).map_err(|source| Error::ReadFile {
+            path: path.clone(),
+            source,
+        })?;
+        let started = Instant::now();
+        let mut waited = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => {
+                    return Ok(LocalLock {
+                        _file: file,
+                        waited,
+                    })
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    if started.elapsed() >= max_wait {
+                        return Err(Error::Doppler {
+                            status: 0,
+                            message: format!(
+                                "another oauth-pkce process on this machine has been refreshing {} for {} s (lock {})",
+                                ctx.provider.name,
+                                max_wait.as_secs(),
+                                path.display()
+                            ),
+                            kind: DopplerFailure::Busy,
+                        });
+                    }
+                    waited = true;
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(Error::ReadFile { path, source })
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_files_are_0600_and_loose_ones_are_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("state");
+        private_dir(&sub).unwrap();
+        assert_eq!(
+            std::fs::metadata(&sub).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let file = sub.join("j.json");
+        write_private(&file, b"{}").unwrap();
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(read_private(&file).unwrap().unwrap(), b"{}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(read_private(&file).is_err());
+        let link = sub.join("link.json");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(read_private(&link).is_err());
+        assert!(read_private(&sub.join("absent")).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_loose_state_dir_is_tightened() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(dir.path()).unwrap();
+        assert_eq!(
+            std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
+}

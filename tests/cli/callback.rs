@@ -1,0 +1,288 @@
+//! The callback server under attack (RFC 8252 / RFC 9700 items of reference/security.md): each
+//! test sends what an attacker on this machine or in the browser could, checks the answer, and
+//! then proves the flow was not consumed by finishing it with the genuine callback.
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use crate::support::fake_as::AsConfig;
+use crate::support::{browser, http, query_param, Harness, Run, Running};
+
+/// A flow waiting for its callback, with the genuine callback URL in hand.
+struct Pending {
+    running: Running,
+    location: String,
+    state: String,
+    port: u16,
+}
+
+fn start(h: &Harness) -> Pending {
+    let mut running = Running::spawn(h.cmd().args([
+        "authorize",
+        "--provider",
+        "acme",
+        "--no-browser",
+        "--timeout",
+        "30",
+        "-vv",
+    ]));
+    let url = running.wait_for_url(&h.auth.authorize_url());
+    let location = browser::location_of(&url);
+    let state = query_param(&location, "state").unwrap();
+    let port = url::Url::parse(&location).unwrap().port().unwrap();
+    Pending {
+        running,
+        location,
+        state,
+        port,
+    }
+}
+
+impl Pending {
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}/callback", self.port)
+    }
+    fn finish(self) -> Run {
+        let page = browser::deliver(&self.location);
+        assert_eq!(page.status, 200, "{}", page.body);
+        let run = self.running.finish();
+        run.assert_code(0);
+        run
+    }
+}
+
+fn raw_get(port: u16, target: &str, host: &str) -> String {
+    http::raw(
+        &format!("127.0.0.1:{port}"),
+        format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+fn status_of(raw: &str) -> u16 {
+    raw.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn c5_wrong_host_headers_are_refused_before_the_state_is_looked_at() {
+    let h = Harness::new(AsConfig::jobber());
+    let p = start(&h);
+    let target = p
+        .location
+        .trim_start_matches(&format!("http://127.0.0.1:{}", p.port))
+        .to_string();
+    for host in [
+        format!("evil.example:{}", p.port),
+        "127.0.0.1".to_string(),
+        format!("127.0.0.2:{}", p.port),
+        format!("localhost:{}", p.port),
+    ] {
+        let resp = raw_get(p.port, &target, &host);
+        assert_eq!(status_of(&resp), 421, "Host {host}: {resp}");
+    }
+    let two_hosts = http::raw(
+        &format!("127.0.0.1:{}", p.port),
+        format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{0}\r\nHost: 127.0.0.1:{0}\r\nConnection: close\r\n\r\n", p.port).as_bytes(),
+    );
+    assert!(matches!(status_of(&two_hosts), 400 | 421), "{two_hosts}");
+    assert_eq!(h.auth.code_exchanges(), 0);
+    p.finish();
+}
+
+#[test]
+fn c6_subresource_and_cross_origin_requests_cannot_deliver_or_abort_the_flow() {
+    let h = Harness::new(AsConfig::jobber());
+    let p = start(&h);
+    let img = http::get(
+        &p.location,
+        &[("Sec-Fetch-Dest", "image"), ("Sec-Fetch-Mode", "no-cors")],
+    );
+    assert_eq!(img.status, 403);
+    let fetch = http::get(
+        &format!("{}?error=access_denied&state={}", p.base(), p.state),
+        &[
+            ("Origin", "https://evil.example"),
+            ("Sec-Fetch-Mode", "cors"),
+            ("Sec-Fetch-Dest", "empty"),
+        ],
+    );
+    assert_eq!(fetch.status, 403);
+    assert!(fetch.header("access-control-allow-origin").is_none());
+    assert_eq!(h.auth.code_exchanges(), 0);
+    p.finish();
+}
+
+#[test]
+fn c7_only_get_on_the_exact_path() {
+    let h = Harness::new(AsConfig::jobber());
+    let p = start(&h);
+    for path in [
+        "/",
+        "/callback/",
+        "/CALLBACK",
+        "/callback%2F",
+        "//callback",
+        "/favicon.ico",
+    ] {
+        let resp = raw_get(
+            p.port,
+            &format!("{path}?code=x&state={}", p.state),
+            &format!("127.0.0.1:{}", p.port),
+        );
+        assert_eq!(status_of(&resp), 404, "{path}: {resp}");
+        assert!(!resp.to_ascii_lowercase().contains("\r\nlocation:"));
+    }
+    for method in ["POST", "PUT", "DELETE"] {
+        let resp = http::request(
+            method,
+            &format!("{}?code=x&state={}", p.base(), p.state),
+            &[],
+            "",
+        );
+        assert_eq!(resp.status, 405, "{method}");
+        assert_eq!(resp.header("allow"), Some("GET"));
+    }
+    assert_eq!(h.auth.code_exchanges(), 0);
+    p.finish();
+}
+
+#[test]
+fn c8_idle_and_oversized_connections_do_not_block_the_real_callback() {
+    let h = Harness::new(AsConfig::jobber());
+    let p = start(&h);
+    let idle: Vec<_> = (0..5)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap())
+        .collect();
+    let mut big = std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    let _ = big.write_all(
+        format!(
+            "GET /callback HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nX-Big: {}\r\n\r\n",
+            p.port,
+            "a".repeat(64 * 1024)
+        )
+        .as_bytes(),
+    );
+    let started = Instant::now();
+    p.finish();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(idle);
+}
+
+#[test]
+fn c10_a_kept_alive_connection_does_not_delay_the_exit_and_the_port_closes() {
+    let h = Harness::new(AsConfig::jobber());
+    let p = start(&h);
+    let port = p.port;
+    // A browser pre-connect that never sends anything.
+    let _lingering = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let started = Instant::now();
+    p.finish();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "exit took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "port still open"
+    );
+}
+
+#[test]
+fn c4_the_callback_port_cannot_be_shared_even_with_so_reuseport() {
+    let h = Harness::new(AsConfig::jobber());
+    let p = start(&h);
+    // An attacker socket asking for port sharing: Linux allows it only if the listener also
+    // set SO_REUSEPORT, which would let the attacker receive the redirect.
+    let attacker = tokio::net::TcpSocket::new_v4().unwrap();
+    attacker.set_reuseaddr(true).unwrap();
+    attacker.set_reuseport(true).unwrap();
+    let err = attacker.bind(([127, 0, 0, 1], p.port).into()).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    p.finish();
+}
+
+#[test]
+fn d2_d6_d7_bad_callbacks_are_refused_without_consuming_the_flow() {
+    let h = Harness::new(AsConfig::jobber());
+    let p = start(&h);
+    let code = query_param(&p.location, "code").unwrap();
+    let base = p.base();
+    for bad in [
+        format!("{base}?code={code}&code=other&state={}", p.state),
+        format!("{base}?code={code}&state={0}&state={0}", p.state),
+        format!("{base}?access_token=AT&token_type=bearer&state={}", p.state),
+        format!("{base}?code={code}&state={}%00", p.state),
+        format!("{base}?code={code}&state={}", p.state.to_uppercase()),
+        format!("{base}?code={code}&state="),
+    ] {
+        assert_eq!(browser::deliver(&bad).status, 400, "{bad}");
+    }
+    assert_eq!(h.auth.code_exchanges(), 0);
+    let run = p.finish();
+    assert_eq!(h.auth.code_exchanges(), 1);
+    // D10: the callback's code and state never reach the logs, even at -vv.
+    assert!(!run.stderr.contains(&code), "{}", run.stderr);
+}
+
+#[test]
+fn d2_too_many_wrong_callbacks_end_the_flow_with_exit_4() {
+    let h = Harness::new(AsConfig::jobber());
+    let p = start(&h);
+    for i in 0..20 {
+        browser::deliver(&format!("{}?code=x&state=wrong{i}", p.base()));
+    }
+    let run = p.running.finish();
+    run.assert_error(4, "wrong state");
+    assert_eq!(h.auth.code_exchanges(), 0);
+    assert_eq!(h.doppler.writes(), 0);
+}
+
+#[test]
+fn d5_a_valid_state_without_a_usable_code_fails_without_a_token_request() {
+    for query in ["", "&code=", "&code=%0D%0Aevil"] {
+        let h = Harness::new(AsConfig::jobber());
+        let p = start(&h);
+        let resp = browser::deliver(&format!("{}?state={}{query}", p.base(), p.state));
+        assert_eq!(resp.status, 400, "{query}");
+        p.running.finish().assert_code(4);
+        assert_eq!(h.auth.code_exchanges(), 0);
+    }
+}
+
+#[test]
+fn d4_every_page_carries_the_locked_down_headers_and_reflects_nothing() {
+    let h = Harness::new(AsConfig::jobber());
+    let p = start(&h);
+    let probe = "%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E";
+    let pages = [
+        http::get(&format!("{}?state=wrong&foo={probe}", p.base()), &[]),
+        http::get(&format!("http://127.0.0.1:{}/{probe}", p.port), &[]),
+        http::request("POST", &p.base(), &[], ""),
+        http::get(&p.base(), &[("Host", "evil.example")]),
+    ];
+    for page in &pages {
+        for header in [
+            "content-security-policy",
+            "x-content-type-options",
+            "referrer-policy",
+            "cache-control",
+        ] {
+            assert!(
+                page.header(header).is_some(),
+                "{header} missing on {}",
+                page.status
+            );
+        }
+        assert_eq!(page.header("cache-control"), Some("no-store"));
+        assert!(
+            !page.body.contains("<img") && !page.body.contains("onerror"),
+            "{}",
+            page.body
+        );
+        assert!(!page.body.contains(&p.state));
+    }
+    p.finish();
+}

@@ -1,0 +1,90 @@
+//! J1: no secret in any output or file, at the highest verbosity. Every command runs with
+//! sentinel secrets (the fake AS mints `*-SENTINEL-*` codes and tokens; the client secret and
+//! the Doppler token are sentinels too) and everything it printed or wrote is searched.
+
+use std::path::Path;
+
+use crate::support::fake_as::{AsConfig, CLIENT_SECRET};
+use crate::support::fake_doppler::Fault;
+use crate::support::{Harness, Run};
+
+fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path.display().to_string(), bytes));
+        }
+    }
+    out
+}
+
+fn scan(what: &str, text: &str, secrets: &[String]) {
+    for s in secrets.iter().filter(|s| s.len() >= 8) {
+        assert!(
+            !text.contains(s.as_str()),
+            "{what} contains a secret ({}…):\n{text}",
+            &s[..8]
+        );
+    }
+}
+
+#[test]
+fn no_command_prints_or_writes_a_secret_even_with_vv() {
+    let h = Harness::new(AsConfig::jobber());
+    let mut runs: Vec<(String, Run)> = Vec::new();
+    runs.push(("authorize".into(), h.authorize(&["-vv"])));
+    for args in [
+        &["status", "-vv"][..],
+        &["status", "--provider", "acme", "--json", "-vv"],
+        &["refresh", "--provider", "acme", "-vv"],
+        &["refresh", "--provider", "acme", "--json", "-vv"],
+        &["providers", "-vv"],
+    ] {
+        runs.push((args.join(" "), h.run(args)));
+    }
+    // A failing store: the error path must not print the tokens either.
+    h.set_secret("ACME_TOKEN_EXPIRES_AT", "1");
+    h.doppler.push_fault_on(
+        Some("POST"),
+        Some("/v3/configs/config/secrets"),
+        1,
+        Fault::json(500, "down"),
+        20,
+    );
+    runs.push((
+        "failing token".into(),
+        h.run(&["token", "--provider", "acme", "-vv"]),
+    ));
+    h.doppler.clear_faults();
+    let token = h.run(&["token", "--provider", "acme", "-vv"]);
+
+    let mut secrets: Vec<String> = h.auth.minted();
+    secrets.push(CLIENT_SECRET.to_string());
+    secrets.push(h.token.clone());
+    assert!(
+        secrets.iter().any(|s| s.contains("CODE-SENTINEL")),
+        "the scan covers codes"
+    );
+    for (name, run) in &runs {
+        scan(&format!("{name} stdout"), &run.stdout, &secrets);
+        scan(&format!("{name} stderr"), &run.stderr, &secrets);
+    }
+    assert!(
+        runs.iter().any(|(_, r)| r.stderr.contains("DEBUG")),
+        "-vv produced diagnostics"
+    );
+    // `token` prints the access token on stdout and nothing else anywhere.
+    let at = h.secret("ACME_ACCESS_TOKEN").unwrap();
+    assert_eq!(token.stdout, format!("{at}\n"));
+    scan("token stderr", &token.stderr, &secrets);
+    // Files: nothing under HOME holds a secret (the journal was pushed and removed).
+    for (path, bytes) in files_under(h.home.path()) {
+        scan(&path, &String::from_utf8_lossy(&bytes), &secrets);
+    }
+}

@@ -1,0 +1,362 @@
+//! Refresh-token rotation never locks anyone out: concurrent processes, two machines sharing
+//! one Doppler config, Doppler failing after the provider rotated, a process killed in between,
+//! `invalid_grant` races, and read-only consumers. The fake AS is strict: a spent refresh token
+//! presented again revokes the whole grant.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::fake_as::AsConfig;
+use crate::support::fake_doppler::Fault;
+use crate::support::{now, Harness, Run, Running, RO_TOKEN};
+
+const SECRETS: &str = "/v3/configs/config/secrets";
+
+#[test]
+fn sixteen_concurrent_token_calls_make_exactly_one_refresh() {
+    let h = Harness::new(AsConfig::jobber());
+    let (old_at, _) = h.store_grant(60);
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            h.cmd()
+                .args(["token", "--provider", "acme"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let runs: Vec<Run> = children
+        .into_iter()
+        .map(|c| Run::from(c.wait_with_output().unwrap()))
+        .collect();
+    for run in &runs {
+        run.assert_code(0);
+    }
+    assert_eq!(h.auth.refreshes(), 1, "exactly one refresh at the provider");
+    let new_at = h.secret("ACME_ACCESS_TOKEN").unwrap();
+    assert_ne!(new_at, old_at);
+    for run in &runs {
+        assert_eq!(run.stdout, format!("{new_at}\n"));
+    }
+    assert!(h
+        .auth
+        .is_live_refresh_token(&h.secret("ACME_REFRESH_TOKEN").unwrap()));
+    assert!(!h.auth.grant_revoked());
+    assert_eq!(
+        h.secret("ACME_REFRESH_LEASE").as_deref(),
+        Some(""),
+        "lease released"
+    );
+}
+
+#[test]
+fn two_machines_racing_send_one_refresh_per_race_and_nobody_is_locked_out() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(60);
+    let other = h.other_machine();
+    for race in 1..=3 {
+        h.set_secret("ACME_TOKEN_EXPIRES_AT", &(now() + 30).to_string());
+        let a = h
+            .cmd()
+            .args(["token", "--provider", "acme"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let b = other
+            .cmd()
+            .args(["token", "--provider", "acme"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (a, b) = (
+            Run::from(a.wait_with_output().unwrap()),
+            Run::from(b.wait_with_output().unwrap()),
+        );
+        a.assert_code(0);
+        b.assert_code(0);
+        assert_eq!(a.stdout, b.stdout, "both machines got the same token");
+        assert_eq!(h.auth.refreshes(), race, "one refresh per race");
+        assert!(
+            !h.auth.grant_revoked(),
+            "a spent refresh token was presented again"
+        );
+    }
+    h.run(&["refresh", "--provider", "acme"]).assert_code(0);
+    assert!(!h.auth.grant_revoked());
+}
+
+#[test]
+fn a_lease_left_by_a_killed_process_expires_and_is_taken_over() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(60);
+    let lease = format!(r#"{{"owner":"gone:4242:deadbeef","until":{}}}"#, now() + 2);
+    h.set_secret("ACME_REFRESH_LEASE", &lease);
+    let started = std::time::Instant::now();
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_code(0);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "it waited for the lease"
+    );
+    assert_eq!(h.auth.refreshes(), 1);
+    assert_eq!(h.secret("ACME_REFRESH_LEASE").as_deref(), Some(""));
+}
+
+#[test]
+fn a_lease_held_by_another_machine_that_finishes_is_used_without_a_refresh() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(60);
+    h.set_secret(
+        "ACME_REFRESH_LEASE",
+        &format!(r#"{{"owner":"other:1:1","until":{}}}"#, now() + 30),
+    );
+    let running = Running::spawn(h.cmd().args(["token", "--provider", "acme"]));
+    std::thread::sleep(Duration::from_millis(700));
+    // The other machine finishes: new tokens appear and the lease is released.
+    let (at, rt) = h.auth.issue_grant();
+    h.set_secret("ACME_ACCESS_TOKEN", &at);
+    h.set_secret("ACME_REFRESH_TOKEN", &rt);
+    h.set_secret("ACME_TOKEN_EXPIRES_AT", &(now() + 3600).to_string());
+    h.set_secret("ACME_REFRESH_LEASE", "");
+    let run = running.finish();
+    run.assert_code(0);
+    assert_eq!(run.stdout, format!("{at}\n"));
+    assert_eq!(h.auth.refreshes(), 0);
+}
+
+fn journal_files(h: &Harness) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(h.state_dir().join("journal"))
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn doppler_failing_after_the_provider_rotated_keeps_the_tokens_in_a_journal_and_recovers() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let h = Harness::new(AsConfig::jobber());
+    let (_, old_rt) = h.store_grant(60);
+    // Let the read and the lease write through, then fail every write.
+    h.doppler.push_fault_on(
+        Some("POST"),
+        Some(SECRETS),
+        1,
+        Fault::json(500, "doppler is down"),
+        100,
+    );
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_error(6, "doppler is down");
+    assert_eq!(
+        run.stdout, "",
+        "no token on stdout when the new one is not stored"
+    );
+    assert!(
+        run.stderr.contains("safe on this machine"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(h.auth.refreshes(), 1);
+    assert!(
+        !h.auth.is_live_refresh_token(&old_rt),
+        "the provider rotated"
+    );
+    assert_eq!(
+        h.secret("ACME_REFRESH_TOKEN").unwrap(),
+        old_rt,
+        "Doppler still holds the spent token"
+    );
+    let journals = journal_files(&h);
+    assert_eq!(journals.len(), 1);
+    let mode = std::fs::metadata(&journals[0])
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let dir_mode = std::fs::metadata(journals[0].parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700);
+    let new_rt = std::fs::read_to_string(&journals[0]).unwrap();
+    run.assert_no_leak(&[&new_rt]);
+
+    // Doppler is back: the next run pushes the journal, with no new authorization.
+    h.doppler.clear_faults();
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_code(0);
+    let stored_rt = h.secret("ACME_REFRESH_TOKEN").unwrap();
+    assert_ne!(stored_rt, old_rt);
+    assert!(h.auth.is_live_refresh_token(&stored_rt));
+    assert_eq!(
+        run.stdout,
+        format!("{}\n", h.secret("ACME_ACCESS_TOKEN").unwrap())
+    );
+    assert_eq!(h.auth.refreshes(), 1, "no second refresh");
+    assert!(journal_files(&h).is_empty());
+    assert!(!h.auth.grant_revoked());
+}
+
+#[test]
+fn a_process_killed_between_the_answer_and_the_store_is_recovered_by_the_next_run() {
+    let h = Harness::new(AsConfig::jobber());
+    let (_, old_rt) = h.store_grant(60);
+    let mut child = h
+        .cmd()
+        .env("OAUTH_PKCE_TEST_PAUSE", "after-journal:30")
+        .args(["token", "--provider", "acme"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if !journal_files(&h).is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        journal_files(&h).len(),
+        1,
+        "the journal was written before the store"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(h.secret("ACME_REFRESH_TOKEN").unwrap(), old_rt);
+
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_code(0);
+    let rt = h.secret("ACME_REFRESH_TOKEN").unwrap();
+    assert!(h.auth.is_live_refresh_token(&rt));
+    assert_eq!(h.auth.refreshes(), 1);
+    assert_eq!(h.secret("ACME_REFRESH_LEASE").as_deref(), Some(""));
+    h.run(&["refresh", "--provider", "acme"]).assert_code(0);
+    assert!(!h.auth.grant_revoked());
+}
+
+#[test]
+fn invalid_grant_while_doppler_holds_a_newer_token_succeeds_without_a_second_refresh() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(60);
+    // This machine's refresh is answered invalid_grant, slowly; meanwhile another machine's
+    // rotation lands in Doppler.
+    h.auth.push_token_fault(
+        400,
+        r#"{"error":"invalid_grant","error_description":"already used"}"#,
+        1,
+    );
+    h.auth.set_token_delay(Duration::from_millis(1500));
+    let running = Running::spawn(h.cmd().args(["token", "--provider", "acme"]));
+    for _ in 0..100 {
+        if !h.auth.token_requests().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(h.auth.token_requests().len(), 1, "the refresh is in flight");
+    h.auth.set_token_delay(Duration::ZERO);
+    let (at, rt) = h.auth.issue_grant();
+    h.set_secret("ACME_ACCESS_TOKEN", &at);
+    h.set_secret("ACME_REFRESH_TOKEN", &rt);
+    h.set_secret("ACME_TOKEN_EXPIRES_AT", &(now() + 3600).to_string());
+    let run = running.finish();
+    run.assert_code(0);
+    assert_eq!(run.stdout, format!("{at}\n"));
+    assert_eq!(h.auth.token_requests().len(), 1, "no second refresh");
+    assert_eq!(h.secret("ACME_REFRESH_TOKEN").unwrap(), rt);
+}
+
+#[test]
+fn invalid_grant_with_the_store_unchanged_exits_1() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(60);
+    h.auth
+        .push_token_fault(400, r#"{"error":"invalid_grant"}"#, 1);
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_error(1, "oauth-pkce authorize --provider acme");
+    assert_eq!(
+        h.auth.token_requests().len(),
+        1,
+        "invalid_grant is never retried"
+    );
+    assert_eq!(
+        h.secret("ACME_REFRESH_LEASE").as_deref(),
+        Some(""),
+        "lease released after the failure"
+    );
+}
+
+#[test]
+fn doppler_429_and_503_are_retried_within_bounds_during_a_refresh() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(60);
+    h.doppler.push_fault(
+        None,
+        Fault::json(429, "slow down").with_header("Retry-After", "1"),
+        1,
+    );
+    h.doppler
+        .push_fault_on(Some("POST"), Some(SECRETS), 1, Fault::html(503), 1);
+    h.run(&["token", "--provider", "acme"]).assert_code(0);
+    assert_eq!(h.auth.refreshes(), 1);
+    assert!(h
+        .auth
+        .is_live_refresh_token(&h.secret("ACME_REFRESH_TOKEN").unwrap()));
+}
+
+#[test]
+fn a_read_only_token_never_refreshes_but_reads_a_valid_token() {
+    let mut h = Harness::new(AsConfig::jobber());
+    h.token = RO_TOKEN.into();
+    let (at, _) = h.store_grant(3600);
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_code(0);
+    assert_eq!(run.stdout, format!("{at}\n"));
+
+    h.set_secret("ACME_TOKEN_EXPIRES_AT", &(now() + 10).to_string());
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_error(6, "cannot write");
+    assert!(
+        run.stderr.contains("oauth-pkce refresh --provider acme"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        h.auth.token_requests().len(),
+        0,
+        "nothing sent to the provider"
+    );
+}
+
+#[test]
+fn a_refresh_costs_one_read_one_lease_write_one_token_request_and_one_write() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(60);
+    h.run(&["token", "--provider", "acme"]).assert_code(0);
+    assert_eq!(h.doppler.reads(), 1);
+    assert_eq!(h.doppler.writes(), 2, "lease write + token write");
+    assert_eq!(h.auth.token_requests().len(), 1);
+}
+
+#[test]
+fn tokens_stored_without_a_lease_secret_still_refresh_and_get_one() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(60);
+    h.doppler.delete_secret(
+        crate::support::PROJECT,
+        crate::support::CONFIG,
+        "ACME_REFRESH_LEASE",
+    );
+    assert_eq!(h.secret("ACME_REFRESH_LEASE"), None);
+    h.run(&["token", "--provider", "acme"]).assert_code(0);
+    assert_eq!(h.auth.refreshes(), 1);
+    assert_eq!(h.secret("ACME_REFRESH_LEASE").as_deref(), Some(""));
+}
