@@ -58,6 +58,9 @@ fn concurrent_token_calls_refresh_once_even_when_tokens_live_shorter_than_the_bu
     // oidc-provider, whose tokens live 120 s there).
     let h = Harness::new(AsConfig::public().with_access_ttl(120));
     h.store_grant(100);
+    // Slow Doppler answers keep the refresh going (about 1 s) until every process has made its
+    // first read; one that started after the refresh had finished would rightly refresh again.
+    h.doppler.set_delay(Duration::from_millis(500));
     let children: Vec<_> = (0..4)
         .map(|_| {
             h.cmd()
@@ -79,6 +82,7 @@ fn concurrent_token_calls_refresh_once_even_when_tokens_live_shorter_than_the_bu
     }
     assert_eq!(h.auth.refreshes(), 1, "exactly one refresh at the provider");
     assert!(!h.auth.grant_revoked());
+    h.doppler.set_delay(Duration::ZERO);
     // Alone, a `token` still refreshes a token within the buffer.
     h.run(&["token", "--provider", "acme"]).assert_code(0);
     assert_eq!(h.auth.refreshes(), 2);
