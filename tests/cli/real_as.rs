@@ -113,7 +113,11 @@ fn tools() -> Tools {
             missing.join("\n  - ")
         );
     }
-    for (what, path) in [("node", node.as_ref().unwrap()), ("chromium", &chromium)] {
+    for (what, path) in [
+        ("node", node.as_ref().unwrap()),
+        ("chromium", &chromium),
+        ("the repository", &real_dir()),
+    ] {
         assert!(
             !path.to_string_lossy().contains(char::is_whitespace),
             "{what} path {} has white space; $BROWSER is split on white space",
@@ -387,24 +391,43 @@ url = "{}"
     }
 
     fn run(&self, args: &[&str]) -> Run {
+        let before = self.secrets();
         let run = Run::from(self.cmd().args(args).output().unwrap());
-        self.no_leak(&run);
+        self.no_leak(&run, &before, args.first() == Some(&"token"));
         run
     }
 
-    /// No token or client secret in any output but `token`'s stdout.
-    fn no_leak(&self, run: &Run) {
-        let mut secrets: Vec<String> = ["ACME_REFRESH_TOKEN", "ACME_CLIENT_SECRET"]
-            .iter()
-            .filter_map(|n| self.secret(n))
-            .collect();
-        secrets.extend(self.secret("ACME_ACCESS_TOKEN"));
-        for s in secrets.iter().filter(|s| s.len() >= 8) {
+    /// Every token and the client secret as stored now.
+    fn secrets(&self) -> Vec<(&'static str, String)> {
+        [
+            "ACME_ACCESS_TOKEN",
+            "ACME_REFRESH_TOKEN",
+            "ACME_CLIENT_SECRET",
+        ]
+        .into_iter()
+        .filter_map(|n| Some((n, self.secret(n)?)))
+        .collect()
+    }
+
+    /// No token or client secret, stored before or after the run, in its output; only
+    /// `token` prints an access token, on stdout.
+    fn no_leak(&self, run: &Run, before: &[(&'static str, String)], token: bool) {
+        for (name, value) in before.iter().cloned().chain(self.secrets()) {
+            if value.len() < 8 {
+                continue;
+            }
             assert!(
-                !run.stderr.contains(s.as_str()),
-                "stderr leaks a secret:\n{}",
+                !run.stderr.contains(&value),
+                "stderr leaks {name}:\n{}",
                 run.stderr
             );
+            if !(token && name == "ACME_ACCESS_TOKEN") {
+                assert!(
+                    !run.stdout.contains(&value),
+                    "stdout leaks {name}:\n{}",
+                    run.stdout
+                );
+            }
         }
     }
 
@@ -421,6 +444,7 @@ url = "{}"
             self.tools.chromium.display(),
             if deny { " --deny" } else { "" },
         );
+        let before = self.secrets();
         let out_path = self.home.path().join("authorize.stdout");
         let err_path = self.home.path().join("authorize.stderr");
         let mut child = self
@@ -464,7 +488,7 @@ url = "{}"
             stdout: std::fs::read_to_string(&out_path).unwrap(),
             stderr: std::fs::read_to_string(&err_path).unwrap(),
         };
-        self.no_leak(&run);
+        self.no_leak(&run, &before, false);
         // The browser closes Chromium after the callback page, then writes its report.
         let deadline = Instant::now() + Duration::from_secs(30);
         let report = loop {
@@ -771,13 +795,53 @@ fn real_as_client_secret_basic_authorize_refresh_userinfo() {
 
 #[test]
 #[ignore = "needs the real AS + chromium (tests/real/README.md): cargo test --test cli -- --ignored real_as"]
-fn real_as_client_secret_post_authorize_refresh_userinfo() {
+fn real_as_client_secret_post_authorize_refresh_userinfo_concurrent_token() {
     let w = World::new("client_secret_post", 19303);
     w.authorized();
     w.assert_userinfo();
     w.refresh_twice();
     w.assert_userinfo();
     w.assert_doppler_cli_reads_back();
+
+    // Three `token`s at once, all due for a refresh (120 s < the 300 s buffer): one refreshes,
+    // the others wait for its tokens. Had two spent the same refresh token, the server would
+    // have taken it as a replay and revoked the grant.
+    // Slow Doppler answers keep the refresh going until all three have made their first read
+    // (one that started after it had finished would rightly refresh again: 120 s < buffer).
+    let refreshed = w.server.grants("grant.success", "refresh_token", 0).len();
+    w.doppler.set_delay(Duration::from_millis(500));
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            w.cmd()
+                .args(["token", "--provider", "acme"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let runs: Vec<Run> = children
+        .into_iter()
+        .map(|c| Run::from(c.wait_with_output().unwrap()))
+        .collect();
+    w.doppler.set_delay(Duration::ZERO);
+    let at = w.stored("ACME_ACCESS_TOKEN");
+    for run in &runs {
+        run.assert_code(0);
+        assert_eq!(run.stdout, format!("{at}\n"), "{run:?}");
+    }
+    let ok = w
+        .server
+        .grants("grant.success", "refresh_token", refreshed + 1);
+    assert_eq!(ok.len(), refreshed + 1, "{}", w.server.log());
+    assert_eq!(
+        w.server.grants("grant.error", "refresh_token", 0).len(),
+        0,
+        "{}",
+        w.server.log()
+    );
+    w.refresh_twice();
+    w.assert_userinfo();
 }
 
 #[test]
