@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use crate::browser;
 use crate::callback::Callback;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pkce::PkcePair;
 use crate::provider::PortRange;
-use crate::store::{Stored, REFRESH_LEASE};
+use crate::store::{Stored, REFRESH_TOKEN};
 use crate::token::{TokenEndpoint, TokenSet};
 use crate::{Context, Event, Reporter};
 
@@ -43,6 +43,7 @@ pub async fn authorize(
     reporter: &dyn Reporter,
 ) -> Result<Authorized> {
     let provider = &ctx.provider;
+    provider.ensure_loopback_flow()?;
     // 1. Provider and client credentials (one Doppler read, which also tells which token
     //    secrets already exist).
     let stored = Stored::load(&ctx.doppler, provider).await?;
@@ -104,16 +105,12 @@ pub async fn authorize(
         // A new grant without a refresh token: do not keep one from an older grant.
         reporter.event(Event::Warning("the provider returned no refresh token: run `authorize` again when the access token expires"));
         for c in &mut changes {
-            if c.name == stored.name(crate::store::REFRESH_TOKEN) {
+            if c.name == stored.name(REFRESH_TOKEN) {
                 c.value = SecretString::from(String::new());
             }
         }
     }
-    debug_assert!(changes.iter().any(|c| c.name == stored.name(REFRESH_LEASE)));
     ctx.doppler.write(&changes).await?;
-    if tokens.access_token.expose_secret().is_empty() {
-        return Err(Error::ProviderResponse("empty access token".into()));
-    }
     Ok(Authorized {
         tokens,
         redirect_uri,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use oauth_pkce::authorize::{authorize, AuthorizeOptions};
 use oauth_pkce::doppler::{DopplerSettings, SettingsInputs};
 use oauth_pkce::provider::{Catalog, PortRange, Provider};
-use oauth_pkce::status::{status_all, status_of, ProviderStatus};
+use oauth_pkce::status::{status_all, status_of, CheckResult, ProviderStatus};
 use oauth_pkce::text::{mask, terminal_safe};
 use oauth_pkce::{env, refresh, Context, Error, Event, Reporter, Result};
 
@@ -90,6 +90,10 @@ struct StatusArgs {
     /// Only this provider (default: every provider with anything stored in Doppler).
     #[arg(long, short = 'p')]
     provider: Option<String>,
+    /// Also send each provider's [check] request with the stored access token; a refused
+    /// check makes the exit code 1.
+    #[arg(long)]
+    check: bool,
     #[command(flatten)]
     buffer: BufferArg,
     #[command(flatten)]
@@ -142,6 +146,10 @@ impl Cli {
                 Ok(0)
             }
             Command::Authorize(args) => {
+                // Refuse a provider without a loopback flow before anything else is needed.
+                load_catalog(global)?
+                    .get(&args.provider)?
+                    .ensure_loopback_flow()?;
                 let ctx = context(global, &args.provider, oauth_pkce::DEFAULT_REFRESH_BUFFER)?;
                 let opts = AuthorizeOptions {
                     ports: args.ports.clone(),
@@ -180,12 +188,15 @@ impl Cli {
                 let rows = match &args.provider {
                     Some(name) => {
                         let ctx = context(global, name, buffer)?;
-                        vec![status_of(&ctx.doppler, &ctx.provider, buffer).await?]
+                        let check = args.check.then_some(&ctx.http);
+                        vec![status_of(&ctx.doppler, &ctx.provider, buffer, check).await?]
                     }
                     None => {
                         let catalog = load_catalog(global)?;
                         let doppler = doppler_client(global)?;
-                        status_all(&doppler, &catalog, buffer).await?
+                        let http = http_client()?;
+                        let check = args.check.then_some(&http);
+                        status_all(&doppler, &catalog, buffer, check).await?
                     }
                 };
                 print_status(&rows, args.json.json);
@@ -200,7 +211,22 @@ impl Cli {
                         r.provider, r.provider
                     );
                 }
-                Ok(if rows.iter().all(|r| r.usable) { 0 } else { 1 })
+                let check_failed = |r: &ProviderStatus| {
+                    r.check
+                        .as_ref()
+                        .is_some_and(|c| c.result == CheckResult::Failed)
+                };
+                for r in rows.iter().filter(|r| check_failed(r)) {
+                    let detail = r.check.as_ref().map(|c| c.detail.as_str()).unwrap_or("");
+                    eprintln!(
+                        "{}: the token check failed ({}); run `oauth-pkce refresh --provider {}`, or `authorize` if that fails",
+                        r.provider,
+                        terminal_safe(detail, 200),
+                        r.provider
+                    );
+                }
+                let ok = rows.iter().all(|r| r.usable && !check_failed(r));
+                Ok(if ok { 0 } else { 1 })
             }
         }
     }
@@ -220,15 +246,18 @@ fn doppler_settings(global: &Global) -> Result<DopplerSettings> {
     ))
 }
 
-fn doppler_client(global: &Global) -> Result<oauth_pkce::doppler::Doppler> {
-    let http = oauth_pkce::http::Http::new().map_err(|e| {
+fn http_client() -> Result<oauth_pkce::http::Http> {
+    oauth_pkce::http::Http::new().map_err(|e| {
         Error::Config(format!(
             "cannot set up HTTPS: {}",
             oauth_pkce::http::describe(&e)
         ))
-    })?;
+    })
+}
+
+fn doppler_client(global: &Global) -> Result<oauth_pkce::doppler::Doppler> {
     Ok(oauth_pkce::doppler::Doppler::new(
-        http,
+        http_client()?,
         doppler_settings(global)?,
     ))
 }
@@ -372,7 +401,7 @@ fn print_status(rows: &[ProviderStatus], json: bool) {
         return;
     }
     let yes = |b: bool| if b { "yes" } else { "no" };
-    let table: Vec<[String; 7]> = rows
+    let table: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
             [
@@ -385,22 +414,40 @@ fn print_status(rows: &[ProviderStatus], json: bool) {
                 r.expires_in.map(time_left).unwrap_or_else(|| "-".into()),
                 yes(r.refresh_token_present).into(),
                 yes(r.refresh_due).into(),
+                r.check.as_ref().map(describe_check).unwrap_or_default(),
             ]
         })
         .collect();
-    write_table(
-        &mut out,
-        &[
-            "PROVIDER",
-            "CLIENT ID",
-            "ACCESS TOKEN",
-            "EXPIRES",
-            "TIME LEFT",
-            "REFRESH TOKEN",
-            "REFRESH DUE",
-        ],
-        &table,
-    );
+    let header = [
+        "PROVIDER",
+        "CLIENT ID",
+        "ACCESS TOKEN",
+        "EXPIRES",
+        "TIME LEFT",
+        "REFRESH TOKEN",
+        "REFRESH DUE",
+        "CHECK",
+    ];
+    if rows.iter().any(|r| r.check.is_some()) {
+        write_table(&mut out, &header, &table);
+    } else {
+        // Without --check, no CHECK column.
+        let table: Vec<[String; 7]> = table
+            .into_iter()
+            .map(|row| std::array::from_fn(|i| row[i].clone()))
+            .collect();
+        write_table(&mut out, &std::array::from_fn(|i| header[i]), &table);
+    }
+}
+
+fn describe_check(check: &oauth_pkce::status::CheckOutcome) -> String {
+    match (check.result, check.http_status) {
+        (CheckResult::Ok, Some(s)) => format!("ok ({s})"),
+        (CheckResult::Ok, None) => "ok".into(),
+        (CheckResult::Failed, Some(s)) => format!("FAILED ({s})"),
+        (CheckResult::Failed, None) => "FAILED (unreachable)".into(),
+        (CheckResult::Skipped, _) => format!("skipped: {}", check.detail),
+    }
 }
 
 fn print_providers(catalog: &Catalog, json: bool) {
@@ -414,23 +461,78 @@ fn print_providers(catalog: &Catalog, json: bool) {
         );
         return;
     }
-    let rows: Vec<[String; 5]> = catalog
+    let rows: Vec<[String; 6]> = catalog
         .iter()
         .map(|p| {
+            let redirect = if p.loopback_unsupported.is_some() {
+                "none: no loopback flow".to_string()
+            } else {
+                format!("http://{}:{}{}", p.redirect_host, p.ports, p.redirect_path)
+            };
             [
                 p.name.clone(),
-                p.display_name.clone(),
+                plain(&p.display_name),
+                p.refresh_token_rotation.to_string(),
+                redirect,
                 format!("{}_*", p.secret_prefix),
-                format!("http://{}:{}{}", p.redirect_host, p.ports, p.redirect_path),
                 terminal_safe(&p.source, 80),
             ]
         })
         .collect();
     write_table(
         &mut out,
-        &["NAME", "DISPLAY NAME", "SECRETS", "REDIRECT URI", "SOURCE"],
+        &[
+            "NAME",
+            "DISPLAY NAME",
+            "ROTATES REFRESH TOKENS",
+            "REDIRECT URI",
+            "SECRETS",
+            "SOURCE",
+        ],
         &rows,
     );
+    // What limits a CLI flow, one paragraph per provider, below the table.
+    let notes: Vec<(String, String)> = catalog
+        .iter()
+        .filter_map(|p| {
+            let mut text = Vec::new();
+            let sentence = |t: &str| {
+                let t = t.trim();
+                if t.ends_with(['.', '!', '?']) {
+                    t.to_string()
+                } else {
+                    format!("{t}.")
+                }
+            };
+            if let Some(u) = &p.loopback_unsupported {
+                text.push(format!(
+                    "No loopback flow: {} Instead: {}",
+                    sentence(&u.reason),
+                    sentence(&u.alternative)
+                ));
+            }
+            if let Some(l) = &p.limitations {
+                text.push(sentence(l));
+            }
+            (!text.is_empty()).then(|| (p.name.clone(), plain(&text.join(" "))))
+        })
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(out, "\nLimits of a CLI flow:");
+        for (name, text) in notes {
+            let _ = writeln!(out, "  {name}: {text}");
+        }
+    }
+}
+
+/// Text from a provider file on one line, without control characters.
+fn plain(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 fn write_table<const N: usize>(

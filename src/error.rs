@@ -44,6 +44,12 @@ pub enum Error {
     DopplerTokenInKeyring,
     #[error("{0}")]
     Config(String),
+    #[error("{provider} cannot be authorized through a loopback redirect: {reason}")]
+    NoLoopbackFlow {
+        provider: String,
+        reason: String,
+        alternative: String,
+    },
 
     // ---- usage (2) ---------------------------------------------------------------------
     #[error("{0}")]
@@ -137,7 +143,8 @@ impl Error {
             | MissingCredential { .. }
             | NoDopplerToken
             | DopplerTokenInKeyring
-            | Config(_) => ExitClass::Configuration,
+            | Config(_)
+            | NoLoopbackFlow { .. } => ExitClass::Configuration,
             Usage(_) => ExitClass::Usage,
             NoFreePort { .. }
             | CallbackServer(_)
@@ -177,6 +184,7 @@ impl Error {
             NoDopplerToken => "set DOPPLER_TOKEN (a service token with write access is best), point DOPPLER_TOKEN_FILE at a file holding one, or run `doppler login` and `doppler setup`".into(),
             DopplerTokenInKeyring => "oauth-pkce cannot read the OS keyring: set DOPPLER_TOKEN (or DOPPLER_TOKEN_FILE) to a Doppler token".into(),
             Config(_) => "check the Doppler project/config (--project/--config, DOPPLER_PROJECT/DOPPLER_CONFIG) and DOPPLER_API_HOST".into(),
+            NoLoopbackFlow { alternative, .. } => alternative.clone(),
             Usage(_) => "run `oauth-pkce --help`".into(),
             NoFreePort { .. } => "free one of these ports, or choose others with --ports (each redirect URI must be registered with the provider)".into(),
             CallbackServer(_) => "check that the loopback interface is up, or choose other ports with --ports".into(),
@@ -189,7 +197,7 @@ impl Error {
             },
             Authorization(_) => "run `oauth-pkce authorize` again".into(),
             TokenEndpoint { error, .. } => match error.as_str() {
-                "invalid_client" => "check {PREFIX}_CLIENT_ID and {PREFIX}_CLIENT_SECRET in Doppler and the provider's client_auth method".into(),
+                "invalid_client" => "check the provider's *_CLIENT_ID and *_CLIENT_SECRET secrets in Doppler, and its client_auth method (`oauth-pkce providers --json`)".into(),
                 "invalid_grant" => "the code or refresh token was refused; run `oauth-pkce authorize` again".into(),
                 "redirect_uri_mismatch" => "register the redirect URI shown above with the provider, or pick a registered port with --ports".into(),
                 _ => "check the provider app's settings; run with -v for details".into(),

@@ -14,9 +14,42 @@ use crate::error::{Error, Result};
 
 /// The presets shipped in `providers/`, as (file name, contents).
 const BUILTIN: &[(&str, &str)] = &[
+    (
+        "atlassian.toml",
+        include_str!("../providers/atlassian.toml"),
+    ),
+    ("box.toml", include_str!("../providers/box.toml")),
+    ("discord.toml", include_str!("../providers/discord.toml")),
+    ("dropbox.toml", include_str!("../providers/dropbox.toml")),
     ("github.toml", include_str!("../providers/github.toml")),
+    ("gitlab.toml", include_str!("../providers/gitlab.toml")),
     ("google.toml", include_str!("../providers/google.toml")),
+    ("hubspot.toml", include_str!("../providers/hubspot.toml")),
     ("jobber.toml", include_str!("../providers/jobber.toml")),
+    ("linear.toml", include_str!("../providers/linear.toml")),
+    (
+        "microsoft.toml",
+        include_str!("../providers/microsoft.toml"),
+    ),
+    ("notion.toml", include_str!("../providers/notion.toml")),
+    (
+        "quickbooks-sandbox.toml",
+        include_str!("../providers/quickbooks-sandbox.toml"),
+    ),
+    (
+        "quickbooks.toml",
+        include_str!("../providers/quickbooks.toml"),
+    ),
+    (
+        "salesforce.toml",
+        include_str!("../providers/salesforce.toml"),
+    ),
+    ("slack.toml", include_str!("../providers/slack.toml")),
+    ("spotify.toml", include_str!("../providers/spotify.toml")),
+    ("stripe.toml", include_str!("../providers/stripe.toml")),
+    ("twitch.toml", include_str!("../providers/twitch.toml")),
+    ("xero.toml", include_str!("../providers/xero.toml")),
+    ("zoom.toml", include_str!("../providers/zoom.toml")),
 ];
 
 /// How the client authenticates at the token endpoint (RFC 6749 §2.3).
@@ -31,7 +64,11 @@ pub enum ClientAuth {
     None,
 }
 
-/// A cheap authenticated request that proves a token works (`status --check`).
+/// A cheap authenticated request that proves a token works (`status --check`): sent with
+/// `Authorization: {auth_scheme} {token}`; any 2xx answer means the token works, and with
+/// `success_field` (a dotted path) the answer must also be JSON where that field is present
+/// and neither null nor false (Slack answers every Web API call with 200 and `"ok": false` on
+/// failure; GraphQL APIs may answer 200 with `errors` and no `data`).
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
@@ -42,10 +79,65 @@ pub struct Check {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub body: Option<String>,
+    /// The authorization scheme: `Bearer` (default); Twitch's validate endpoint documents `OAuth`.
+    #[serde(default = "default_auth_scheme")]
+    pub auth_scheme: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_field: Option<String>,
 }
 
 fn default_method() -> String {
     "GET".into()
+}
+
+fn default_auth_scheme() -> String {
+    "Bearer".into()
+}
+
+/// How the token request's parameters are encoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenRequestFormat {
+    /// `application/x-www-form-urlencoded` (RFC 6749).
+    #[default]
+    Form,
+    /// The same parameters as a JSON object of strings (Atlassian's and Notion's documented form).
+    Json,
+}
+
+/// Whether a refresh returns a new refresh token that replaces the stored one. oauth-pkce
+/// always stores whatever comes back; this is information for `oauth-pkce providers`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rotation {
+    /// Each refresh returns a new refresh token; the old one stops working (or must be dropped).
+    Yes,
+    /// The same refresh token stays valid.
+    No,
+    /// It depends on a setting of the app at the provider.
+    Optional,
+    /// Not documented, or not confirmed.
+    #[default]
+    Unknown,
+}
+
+impl fmt::Display for Rotation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Rotation::Yes => "yes",
+            Rotation::No => "no",
+            Rotation::Optional => "app setting",
+            Rotation::Unknown => "unknown",
+        })
+    }
+}
+
+/// Why `authorize` cannot work for a provider through a loopback redirect, and what to do instead.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoopbackUnsupported {
+    pub reason: String,
+    pub alternative: String,
 }
 
 /// The callback ports to try, first free one wins: `"A-B"`, `"A"` or an integer.
@@ -150,6 +242,29 @@ pub struct Provider {
     pub authorization_params: BTreeMap<String, String>,
     #[serde(default)]
     pub check: Option<Check>,
+    /// The parameter that carries the scopes: `scope`, or e.g. Slack's `user_scope`.
+    #[serde(default = "default_scope_parameter")]
+    pub scope_parameter: String,
+    /// What joins the scopes: `" "` (RFC 6749) or `","` (Slack, Linear).
+    #[serde(default = "default_scope_separator")]
+    pub scope_separator: String,
+    #[serde(default)]
+    pub token_request_format: TokenRequestFormat,
+    /// A dotted path to the object holding the tokens in the code-exchange response, e.g.
+    /// Slack's `authed_user`; used when that object has an `access_token`, else the top level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_response_path: Option<String>,
+    /// Send the redirect URI (on the first port of `ports`) with refresh requests too (GitLab).
+    #[serde(default)]
+    pub refresh_sends_redirect_uri: bool,
+    #[serde(default)]
+    pub refresh_token_rotation: Rotation,
+    /// Free text: what limits a CLI flow with this provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limitations: Option<String>,
+    /// Set when no loopback flow can work: `authorize` refuses with the reason and the alternative.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loopback_unsupported: Option<LoopbackUnsupported>,
     /// Where the definition came from: `built-in` or a file path.
     #[serde(skip_deserializing, default)]
     pub source: String,
@@ -163,6 +278,24 @@ fn default_redirect_path() -> String {
     "/callback".into()
 }
 
+fn default_scope_parameter() -> String {
+    "scope".into()
+}
+
+fn default_scope_separator() -> String {
+    " ".into()
+}
+
+/// Parameters of the authorization request that oauth-pkce sets itself.
+const RESERVED_AUTHORIZATION_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+];
+
 impl Provider {
     /// Parses and validates one provider file's text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Provider> {
@@ -171,6 +304,12 @@ impl Provider {
             message: describe_toml_error(text, &e),
         })?;
         provider.source = origin.to_string();
+        // Free text may be written over several lines (TOML's """): keep it on one.
+        provider.limitations = provider.limitations.as_deref().map(one_line);
+        if let Some(u) = &mut provider.loopback_unsupported {
+            u.reason = one_line(&u.reason);
+            u.alternative = one_line(&u.alternative);
+        }
         provider.validate().map_err(|message| Error::ProviderFile {
             path: origin.to_string(),
             message,
@@ -207,6 +346,38 @@ impl Provider {
                     check.method
                 ));
             }
+            for (name, value) in &check.headers {
+                let valid_name = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                if !valid_name || name.eq_ignore_ascii_case("authorization") {
+                    return Err(format!(
+                        "key `check.headers.{name}`: must be a header name other than Authorization (see `check.auth_scheme`)"
+                    ));
+                }
+                if !value
+                    .bytes()
+                    .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+                {
+                    return Err(format!(
+                        "key `check.headers.{name}`: the value must be printable ASCII"
+                    ));
+                }
+            }
+            if !is_token_word(&check.auth_scheme) {
+                return Err(format!(
+                    "key `check.auth_scheme`: `{}` must be one word such as Bearer",
+                    check.auth_scheme
+                ));
+            }
+            if let Some(field) = &check.success_field {
+                if !field.split('.').all(is_token_word) {
+                    return Err(format!(
+                        "key `check.success_field`: `{field}` must be JSON field names joined by `.`"
+                    ));
+                }
+            }
         }
         if !is_secret_name(&self.secret_prefix) {
             return Err(format!(
@@ -229,29 +400,77 @@ impl Provider {
                 self.redirect_path
             ));
         }
+        if !matches!(self.scope_separator.as_str(), " " | ",") {
+            return Err(format!(
+                "key `scope_separator`: `{}` must be \" \" or \",\"",
+                self.scope_separator
+            ));
+        }
         for scope in &self.scopes {
-            if scope.is_empty() || scope.contains(' ') {
+            if scope.is_empty() || scope.contains([' ', ',']) {
                 return Err(format!(
-                    "key `scopes`: `{scope}` must be one non-empty scope without spaces"
+                    "key `scopes`: `{scope}` must be one non-empty scope without spaces or commas"
                 ));
             }
         }
-        for reserved in [
-            "response_type",
-            "client_id",
-            "redirect_uri",
-            "state",
-            "code_challenge",
-            "code_challenge_method",
-            "scope",
-        ] {
-            if self.authorization_params.contains_key(reserved) {
+        if !is_token_word(&self.scope_parameter)
+            || RESERVED_AUTHORIZATION_PARAMS.contains(&self.scope_parameter.as_str())
+        {
+            return Err(format!(
+                "key `scope_parameter`: `{}` must be a parameter name oauth-pkce does not set itself",
+                self.scope_parameter
+            ));
+        }
+        for reserved in RESERVED_AUTHORIZATION_PARAMS
+            .iter()
+            .chain([&"scope", &self.scope_parameter.as_str()])
+        {
+            if self.authorization_params.contains_key(*reserved) {
                 return Err(format!(
-                    "key `authorization_params.{reserved}`: set by oauth-pkce itself (use `scopes` for scope)"
+                    "key `authorization_params.{reserved}`: set by oauth-pkce itself (use `scopes` for scopes)"
                 ));
+            }
+        }
+        if let Some(path) = &self.token_response_path {
+            if !path.split('.').all(is_token_word) {
+                return Err(format!(
+                    "key `token_response_path`: `{path}` must be field names joined by `.`"
+                ));
+            }
+        }
+        if self
+            .limitations
+            .as_deref()
+            .is_some_and(|l| l.trim().is_empty())
+        {
+            return Err("key `limitations`: must not be empty when present".into());
+        }
+        if let Some(u) = &self.loopback_unsupported {
+            if u.reason.trim().is_empty() || u.alternative.trim().is_empty() {
+                return Err(
+                    "key `loopback_unsupported`: `reason` and `alternative` must not be empty"
+                        .into(),
+                );
             }
         }
         Ok(())
+    }
+
+    /// An error when no loopback flow can work for this provider (`loopback_unsupported`).
+    pub fn ensure_loopback_flow(&self) -> Result<()> {
+        match &self.loopback_unsupported {
+            None => Ok(()),
+            Some(u) => Err(Error::NoLoopbackFlow {
+                provider: self.name.clone(),
+                reason: u.reason.trim().to_string(),
+                alternative: u.alternative.trim().to_string(),
+            }),
+        }
+    }
+
+    /// The redirect URI on port `port`.
+    pub fn redirect_uri(&self, port: u16) -> String {
+        format!("http://{}:{port}{}", self.redirect_host, self.redirect_path)
     }
 
     /// Secret names in Doppler for this provider.
@@ -265,6 +484,19 @@ pub fn is_secret_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_uppercase() || b == b'_')
         && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// `text` with every run of white space (newlines included) made one space, trimmed.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A non-empty word of ASCII letters, digits, `_` and `-`.
+fn is_token_word(word: &str) -> bool {
+    !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// https, or http on a loopback host (for local servers and tests).
@@ -284,10 +516,27 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     let line = e
         .span()
         .map(|s| {
-            format!(
-                "line {}: ",
-                text[..s.start.min(text.len())].matches('\n').count() + 1
-            )
+            let start = s.start.min(text.len());
+            let number = text[..start].matches('\n').count() + 1;
+            // Name the key of that line when the message does not (a bad enum value does not).
+            let line_text = text[start..].lines().next().unwrap_or_default();
+            let line_text = text[..start]
+                .rsplit('\n')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+                + line_text;
+            match line_text.split_once('=') {
+                Some((key, _))
+                    if !key.trim().is_empty()
+                        && !e.message().starts_with("missing field")
+                        && !key.contains('[')
+                        && !e.message().contains(&format!("`{}`", key.trim())) =>
+                {
+                    format!("line {number}: key `{}`: ", key.trim())
+                }
+                _ => format!("line {number}: "),
+            }
         })
         .unwrap_or_default();
     let mut message = e.message().trim().to_string();
@@ -503,6 +752,161 @@ secret_prefix = "ACME"
             error_of(&format!("{MINIMAL}[authorization_params]\nstate = \"x\"\n"))
                 .contains("authorization_params.state")
         );
+    }
+
+    #[test]
+    fn every_file_in_providers_is_built_in() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("providers");
+        let mut on_disk: Vec<String> = toml_files_in(&dir)
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let mut compiled: Vec<String> = BUILTIN.iter().map(|(f, _)| f.to_string()).collect();
+        compiled.sort();
+        assert_eq!(on_disk, compiled, "add every providers/*.toml to BUILTIN");
+    }
+
+    #[test]
+    fn the_issue_providers_are_all_built_in_with_their_quirks() {
+        let catalog = Catalog::load(None, &[]).unwrap();
+        for name in [
+            "jobber",
+            "github",
+            "google",
+            "microsoft",
+            "gitlab",
+            "slack",
+            "atlassian",
+            "xero",
+            "dropbox",
+            "spotify",
+            "linear",
+            "zoom",
+            "box",
+            "discord",
+            "hubspot",
+            "notion",
+            "salesforce",
+            "quickbooks",
+            "twitch",
+            "stripe",
+        ] {
+            let p = catalog.get(name).unwrap();
+            assert_eq!(p.source, format!("built-in providers/{name}.toml"));
+        }
+        let get = |n| catalog.get(n).unwrap();
+        assert_eq!(get("jobber").ports, PortRange::parse("3000").unwrap());
+        assert_eq!(get("jobber").refresh_token_rotation, Rotation::Yes);
+        assert_eq!(get("slack").scope_parameter, "user_scope");
+        assert_eq!(get("slack").scope_separator, ",");
+        assert_eq!(
+            get("slack").token_response_path.as_deref(),
+            Some("authed_user")
+        );
+        assert_eq!(get("linear").scope_separator, ",");
+        assert_eq!(get("spotify").redirect_host, "127.0.0.1");
+        assert_eq!(
+            get("atlassian").token_request_format,
+            TokenRequestFormat::Json
+        );
+        assert_eq!(get("notion").token_request_format, TokenRequestFormat::Json);
+        assert_eq!(get("notion").client_auth, ClientAuth::ClientSecretBasic);
+        assert!(get("gitlab").refresh_sends_redirect_uri);
+        assert_eq!(get("google").authorization_params["access_type"], "offline");
+        assert_eq!(
+            get("dropbox").authorization_params["token_access_type"],
+            "offline"
+        );
+        assert_eq!(
+            get("atlassian").authorization_params["audience"],
+            "api.atlassian.com"
+        );
+        for refused in ["stripe", "quickbooks"] {
+            let e = get(refused).ensure_loopback_flow().unwrap_err();
+            assert_eq!(e.class(), crate::ExitClass::Configuration, "{refused}");
+            assert!(!e.hint().is_empty());
+        }
+        for p in catalog.iter().filter(|p| p.loopback_unsupported.is_none()) {
+            p.ensure_loopback_flow().unwrap();
+            assert!(
+                p.limitations.is_some(),
+                "{}: say what limits a CLI flow",
+                p.name
+            );
+        }
+    }
+
+    #[test]
+    fn quirk_keys_parse() {
+        let p = Provider::parse(
+            &format!(
+                "{MINIMAL}scope_parameter = \"user_scope\"\nscope_separator = \",\"\n\
+                 token_request_format = \"json\"\ntoken_response_path = \"authed_user\"\n\
+                 refresh_sends_redirect_uri = true\nrefresh_token_rotation = \"optional\"\n\
+                 limitations = \"one port\"\n\
+                 [loopback_unsupported]\nreason = \"r\"\nalternative = \"a\"\n\
+                 [check]\nurl = \"https://acme.example/me\"\nsuccess_field = \"data.me.id\"\nauth_scheme = \"OAuth\"\n"
+            ),
+            "acme.toml",
+        )
+        .unwrap();
+        assert_eq!(p.scope_parameter, "user_scope");
+        assert_eq!(p.token_request_format, TokenRequestFormat::Json);
+        assert_eq!(p.refresh_token_rotation, Rotation::Optional);
+        assert!(p.refresh_sends_redirect_uri);
+        assert_eq!(p.check.as_ref().unwrap().auth_scheme, "OAuth");
+        match p.ensure_loopback_flow() {
+            Err(Error::NoLoopbackFlow {
+                reason,
+                alternative,
+                ..
+            }) => assert_eq!((reason.as_str(), alternative.as_str()), ("r", "a")),
+            other => panic!("{other:?}"),
+        }
+        let defaults = Provider::parse(MINIMAL, "acme.toml").unwrap();
+        assert_eq!(defaults.scope_parameter, "scope");
+        assert_eq!(defaults.scope_separator, " ");
+        assert_eq!(defaults.token_request_format, TokenRequestFormat::Form);
+        assert_eq!(defaults.refresh_token_rotation, Rotation::Unknown);
+        assert!(!defaults.refresh_sends_redirect_uri);
+    }
+
+    #[test]
+    fn bad_quirk_values_are_named() {
+        for (extra, key) in [
+            ("scope_separator = \";\"", "scope_separator"),
+            ("scope_parameter = \"state\"", "scope_parameter"),
+            ("scope_parameter = \"a b\"", "scope_parameter"),
+            (
+                "scope_parameter = \"user_scope\"\n[authorization_params]\nuser_scope = \"x\"",
+                "authorization_params.user_scope",
+            ),
+            ("scopes = [\"a,b\"]", "scopes"),
+            ("token_response_path = \"a..b\"", "token_response_path"),
+            ("token_request_format = \"xml\"", "token_request_format"),
+            (
+                "refresh_token_rotation = \"maybe\"",
+                "refresh_token_rotation",
+            ),
+            ("limitations = \" \"", "limitations"),
+            (
+                "[loopback_unsupported]\nreason = \"\"\nalternative = \"a\"",
+                "loopback_unsupported",
+            ),
+            (
+                "[check]\nurl = \"https://a.example/\"\n[check.headers]\nAuthorization = \"x\"",
+                "check.headers.Authorization",
+            ),
+            (
+                "[check]\nurl = \"https://a.example/\"\nsuccess_field = \"a b\"",
+                "check.success_field",
+            ),
+        ] {
+            let e = error_of(&format!("{MINIMAL}{extra}\n"));
+            assert!(e.contains(key), "{extra}: {e}");
+        }
     }
 
     #[test]

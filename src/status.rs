@@ -1,10 +1,13 @@
 //! `status`: what Doppler holds for one provider or for every provider that has anything
-//! stored, read in one request, reported with tokens masked.
+//! stored, read in one request, reported with tokens masked; with `--check`, the provider's
+//! `[check]` request sent with the stored access token.
 
+use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::doppler::Doppler;
 use crate::error::Result;
+use crate::http::Http;
 use crate::provider::{Catalog, Provider};
 use crate::refresh::refresh_due;
 use crate::store::{secret_names, Stored, CLIENT_ID};
@@ -28,6 +31,116 @@ pub struct ProviderStatus {
     pub refresh_due: bool,
     /// A token can be had now: the access token is valid, or a refresh token can get one.
     pub usable: bool,
+    /// The `[check]` request's outcome, with `--check`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckOutcome>,
+}
+
+/// What `status --check` found for one provider.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckOutcome {
+    pub result: CheckResult,
+    /// The HTTP status of the check request, when one was answered.
+    pub http_status: Option<u16>,
+    /// Why, in words (never the token nor the response body).
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckResult {
+    /// The provider accepted the token.
+    Ok,
+    /// The provider refused the token, or could not be asked.
+    Failed,
+    /// Nothing was sent: no `[check]`, no access token, or it has expired.
+    Skipped,
+}
+
+impl CheckOutcome {
+    fn skipped(detail: &str) -> CheckOutcome {
+        CheckOutcome {
+            result: CheckResult::Skipped,
+            http_status: None,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Sends the provider's `[check]` request with the stored access token, if there is one that
+/// has not expired.
+pub async fn check_token(http: &Http, provider: &Provider, stored: &Stored) -> CheckOutcome {
+    let Some(check) = &provider.check else {
+        return CheckOutcome::skipped("the provider definition has no [check]");
+    };
+    let Some(access) = stored.access_token() else {
+        return CheckOutcome::skipped("no access token is stored");
+    };
+    if stored.expires_at().is_some_and(|e| e <= now()) {
+        return CheckOutcome::skipped(
+            "the access token has expired (`oauth-pkce token` refreshes it)",
+        );
+    }
+    let method = reqwest::Method::from_bytes(check.method.to_ascii_uppercase().as_bytes())
+        .unwrap_or(reqwest::Method::GET);
+    let authorization = format!("{} {}", check.auth_scheme, access.expose_secret());
+    let response = http
+        .send(|| {
+            let mut request = http
+                .client()
+                .request(method.clone(), &check.url)
+                .header(reqwest::header::AUTHORIZATION, &authorization);
+            for (name, value) in &check.headers {
+                request = request.header(name, value);
+            }
+            if let Some(body) = &check.body {
+                request = request.body(body.clone());
+            }
+            request
+        })
+        .await;
+    let response = match response {
+        Ok(r) => r,
+        Err(e) => {
+            return CheckOutcome {
+                result: CheckResult::Failed,
+                http_status: None,
+                detail: format!(
+                    "{} could not be reached: {}",
+                    check.url,
+                    crate::http::describe(&e)
+                ),
+            }
+        }
+    };
+    let status = response.status();
+    let failed = |detail: String| CheckOutcome {
+        result: CheckResult::Failed,
+        http_status: Some(status.as_u16()),
+        detail,
+    };
+    if !status.is_success() {
+        return failed(format!("{} answered HTTP {}", check.url, status.as_u16()));
+    }
+    if let Some(field) = &check.success_field {
+        let body = crate::http::read_capped(response, 256 * 1024).await;
+        let ok = body
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| success_field_set(&v, field));
+        if !ok {
+            return failed(format!(
+                "{} answered HTTP {} but `{field}` is missing, null or false",
+                check.url,
+                status.as_u16()
+            ));
+        }
+    }
+    CheckOutcome {
+        result: CheckResult::Ok,
+        http_status: Some(status.as_u16()),
+        detail: format!("{} answered HTTP {}", check.url, status.as_u16()),
+    }
 }
 
 impl ProviderStatus {
@@ -46,41 +159,78 @@ impl ProviderStatus {
             refresh_token_present: refresh_present,
             refresh_due: access.is_some() && refresh_due(expires_at, buffer),
             usable: valid_now || refresh_present,
+            check: None,
         }
     }
 }
 
-/// Status of `provider`, in one Doppler read.
+/// Whether the dotted `path` leads to a value that is neither null nor false.
+fn success_field_set(value: &serde_json::Value, path: &str) -> bool {
+    path.split('.')
+        .try_fold(value, |v, key| v.get(key))
+        .is_some_and(|v| !matches!(v, serde_json::Value::Null | serde_json::Value::Bool(false)))
+}
+
+/// Status of `provider`, in one Doppler read; with `check`, its `[check]` request is sent.
 pub async fn status_of(
     doppler: &Doppler,
     provider: &Provider,
     buffer: i64,
+    check: Option<&Http>,
 ) -> Result<ProviderStatus> {
     let stored = Stored::load(doppler, provider).await?;
-    Ok(ProviderStatus::of(provider, &stored, buffer))
+    let mut status = ProviderStatus::of(provider, &stored, buffer);
+    if let Some(http) = check {
+        status.check = Some(check_token(http, provider, &stored).await);
+    }
+    Ok(status)
 }
 
-/// Status of every provider in `catalog` that has anything stored, in one Doppler read.
+/// Status of every provider in `catalog` that has anything stored, in one Doppler read; with
+/// `check`, each one's `[check]` request is sent.
 pub async fn status_all(
     doppler: &Doppler,
     catalog: &Catalog,
     buffer: i64,
+    check: Option<&Http>,
 ) -> Result<Vec<ProviderStatus>> {
     let names: Vec<String> = catalog.iter().flat_map(secret_names).collect();
     let secrets = doppler.read(&names).await?;
-    Ok(catalog
-        .iter()
-        .filter_map(|p| {
-            let own = secret_names(p);
-            let subset = secrets
-                .iter()
-                .filter(|(k, _)| own.contains(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let stored = Stored::new(p, subset);
-            stored
-                .has_anything()
-                .then(|| ProviderStatus::of(p, &stored, buffer))
-        })
-        .collect())
+    let mut rows = Vec::new();
+    for p in catalog.iter() {
+        let own = secret_names(p);
+        let subset = secrets
+            .iter()
+            .filter(|(k, _)| own.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let stored = Stored::new(p, subset);
+        if !stored.has_anything() {
+            continue;
+        }
+        let mut status = ProviderStatus::of(p, &stored, buffer);
+        if let Some(http) = check {
+            status.check = Some(check_token(http, p, &stored).await);
+        }
+        rows.push(status);
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_field_follows_a_dotted_path() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"ok":true,"no":false,"data":{"account":{"id":"1"},"viewer":null}}"#,
+        )
+        .unwrap();
+        assert!(success_field_set(&v, "ok"));
+        assert!(success_field_set(&v, "data.account.id"));
+        assert!(!success_field_set(&v, "no"));
+        assert!(!success_field_set(&v, "data.viewer"));
+        assert!(!success_field_set(&v, "data.missing"));
+    }
 }

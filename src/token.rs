@@ -2,6 +2,11 @@
 //! `oauth2` crate with our own HTTP policy ([`crate::http`]: no redirects, timeouts, retries,
 //! a 64 KiB body cap), and the [`TokenSet`] they produce with its expiry derived as SPEC.md says:
 //! `expires_in`, else the access token's JWT `exp`, else unknown.
+//!
+//! Provider quirks live at the edges of that path, in [`send`]: a JSON request body instead of
+//! a form (`token_request_format`), a form-encoded answer read as JSON (GitHub without
+//! `Accept: application/json`), tokens nested in the answer (`token_response_path`, Slack's
+//! `authed_user`). Errors answered with HTTP 200 (GitHub, Slack) are read in `map_error`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,7 +26,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 use crate::http::{self, Http, TransportError};
-use crate::provider::{ClientAuth, Provider};
+use crate::provider::{ClientAuth, Provider, TokenRequestFormat};
 use crate::text::terminal_safe;
 
 /// Largest token-endpoint response accepted.
@@ -73,14 +78,16 @@ pub enum ExpirySource {
 
 /// The token response, lenient where providers differ: `token_type` may be missing (Bearer
 /// assumed), `expires_in` may be a number or a numeric string, unknown fields are ignored.
+/// camelCase names are accepted too (HubSpot's newer reference shows `accessToken`, …).
 #[derive(Debug, Deserialize, Serialize)]
 pub struct ProviderTokenResponse {
+    #[serde(alias = "accessToken")]
     access_token: AccessToken,
-    #[serde(default = "bearer")]
+    #[serde(default = "bearer", alias = "tokenType")]
     token_type: BasicTokenType,
-    #[serde(default, deserialize_with = "lenient_seconds")]
+    #[serde(default, deserialize_with = "lenient_seconds", alias = "expiresIn")]
     expires_in: Option<u64>,
-    #[serde(default)]
+    #[serde(default, alias = "refreshToken")]
     refresh_token: Option<RefreshToken>,
 }
 
@@ -208,8 +215,15 @@ impl<'a> TokenEndpoint<'a> {
         let client = self.client(Some(redirect_uri))?;
         let mut request = client
             .authorize_url(|| CsrfToken::new(state.expose_secret().to_string()))
-            .add_scopes(scopes.iter().cloned().map(Scope::new))
             .set_pkce_challenge(challenge_of(challenge));
+        // Scopes are joined here rather than by oauth2 (which always uses `scope` and spaces):
+        // Slack wants `user_scope=a,b`, Linear `scope=a,b`.
+        if !scopes.is_empty() {
+            request = request.add_extra_param(
+                self.provider.scope_parameter.clone(),
+                scopes.join(&self.provider.scope_separator),
+            );
+        }
         for (k, v) in &self.provider.authorization_params {
             request = request.add_extra_param(k.clone(), v.clone());
         }
@@ -224,7 +238,7 @@ impl<'a> TokenEndpoint<'a> {
         redirect_uri: &str,
     ) -> Result<TokenSet> {
         let client = self.client(Some(redirect_uri))?;
-        let send = Adapter(self.http.clone());
+        let send = Adapter(self.http.clone(), self.provider.clone());
         let result = client
             .exchange_code(AuthorizationCode::new(code.expose_secret().to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_string()))
@@ -236,12 +250,18 @@ impl<'a> TokenEndpoint<'a> {
     /// Exchanges a refresh token (RFC 6749 §6).
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet> {
         let client = self.client(None)?;
-        let send = Adapter(self.http.clone());
+        let send = Adapter(self.http.clone(), self.provider.clone());
         let rt = RefreshToken::new(refresh_token.expose_secret().to_string());
-        let result = client
-            .exchange_refresh_token(&rt)
-            .request_async(&send)
-            .await;
+        let mut request = client.exchange_refresh_token(&rt);
+        if self.provider.refresh_sends_redirect_uri {
+            // GitLab documents redirect_uri on refresh too. The port used at authorization is
+            // not stored: this is the first of the range, the one a fallback warning names.
+            request = request.add_extra_param(
+                "redirect_uri",
+                self.provider.redirect_uri(self.provider.ports.first),
+            );
+        }
+        let result = request.request_async(&send).await;
         self.finish(result, true)
     }
 
@@ -263,7 +283,7 @@ impl<'a> TokenEndpoint<'a> {
         refreshing: bool,
     ) -> Error {
         let refused = |error: String, description: Option<String>| {
-            if refreshing && error == "invalid_grant" {
+            if refreshing && REFRESH_REFUSED.contains(&error.as_str()) {
                 Error::RefreshRefused {
                     provider: self.provider.name.clone(),
                     error: match description {
@@ -298,6 +318,21 @@ impl<'a> TokenEndpoint<'a> {
                         err.error_description.map(|d| terminal_safe(&d, 256)),
                     );
                 }
+                // Twitch answers `{"status":400,"message":"Invalid refresh token"}`.
+                #[derive(Deserialize)]
+                struct MessageError {
+                    message: String,
+                }
+                if let Ok(err) = serde_json::from_slice::<MessageError>(&body) {
+                    let message = terminal_safe(&err.message, 256);
+                    if message
+                        .to_ascii_lowercase()
+                        .contains("invalid refresh token")
+                    {
+                        return refused("invalid_grant".into(), Some(message));
+                    }
+                    return refused("error".into(), Some(message));
+                }
                 Error::ProviderResponse(format!(
                     "not a token response: field `{}` is missing or has the wrong type",
                     path_error.path()
@@ -320,8 +355,17 @@ fn challenge_of(challenge: &str) -> PkceCodeChallenge {
     .expect("PkceCodeChallenge deserializes from its documented fields")
 }
 
-/// Lets the oauth2 crate send through [`Http`] (a named type, so the futures are `Send`).
-struct Adapter(Http);
+/// Error codes that mean "this refresh token is no good": RFC 6749's `invalid_grant`, Slack's
+/// `invalid_refresh_token`, GitHub's `bad_refresh_token`.
+const REFRESH_REFUSED: &[&str] = &[
+    "invalid_grant",
+    "invalid_refresh_token",
+    "bad_refresh_token",
+];
+
+/// Lets the oauth2 crate send through [`Http`] with the provider's quirks (a named type, so
+/// the futures are `Send`).
+struct Adapter(Http, Provider);
 
 impl<'c> oauth2::AsyncHttpClient<'c> for Adapter {
     type Error = TransportError;
@@ -335,16 +379,25 @@ impl<'c> oauth2::AsyncHttpClient<'c> for Adapter {
     >;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
-        Box::pin(send(&self.0, request))
+        Box::pin(send(&self.0, &self.1, request))
     }
 }
 
-/// Sends one oauth2 request through our client: retries, timeouts, no redirects, capped body.
+/// Sends one oauth2 request through our client: retries, timeouts, no redirects, capped body;
+/// and adapts request and answer to the provider's quirks.
 async fn send(
     http: &Http,
+    provider: &Provider,
     request: oauth2::HttpRequest,
 ) -> std::result::Result<oauth2::HttpResponse, TransportError> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, mut body) = request.into_parts();
+    if provider.token_request_format == TokenRequestFormat::Json {
+        body = form_to_json(&body);
+        parts.headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+    }
     let response = http
         .send(|| {
             http.client()
@@ -354,14 +407,59 @@ async fn send(
         })
         .await?;
     let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = http::read_capped(response, BODY_LIMIT)
+    let mut headers = response.headers().clone();
+    let mut bytes = http::read_capped(response, BODY_LIMIT)
         .await
         .map_err(|e| TransportError(e.to_string()))?;
+    adapt_response(provider, &mut headers, &mut bytes);
     let mut out = oauth2::HttpResponse::new(bytes);
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     Ok(out)
+}
+
+/// A form body as a JSON object of strings (`a=1&b=2` → `{"a":"1","b":"2"}`).
+fn form_to_json(form: &[u8]) -> Vec<u8> {
+    let object: serde_json::Map<String, serde_json::Value> = url::form_urlencoded::parse(form)
+        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+        .collect();
+    serde_json::Value::Object(object).to_string().into_bytes()
+}
+
+/// Turns the provider's answer into what the oauth2 crate reads: a form-encoded body becomes
+/// JSON (GitHub answers forms unless asked for JSON), and with `token_response_path` the
+/// nested object holding `access_token` becomes the body (Slack's `authed_user`). Anything
+/// else is left as it is.
+fn adapt_response(
+    provider: &Provider,
+    headers: &mut reqwest::header::HeaderMap,
+    body: &mut Vec<u8>,
+) {
+    use reqwest::header::{HeaderValue, CONTENT_TYPE};
+    let form_encoded = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if form_encoded {
+        *body = form_to_json(body);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    if let Some(path) = &provider.token_response_path {
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return;
+        };
+        let nested = path
+            .split('.')
+            .try_fold(&value, |v, key| v.get(key))
+            .filter(|v| v.get("access_token").is_some_and(|a| a.is_string()));
+        if let Some(nested) = nested {
+            *body = nested.to_string().into_bytes();
+        }
+    }
 }
 
 fn token_set(response: ProviderTokenResponse) -> Result<TokenSet> {
@@ -494,6 +592,137 @@ mod tests {
         let c = challenge_of("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
         assert_eq!(c.as_str(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
         assert_eq!(c.method().as_str(), "S256");
+    }
+
+    fn provider(extra: &str) -> Provider {
+        Provider::parse(
+            &format!(
+                "name = \"acme\"\ndisplay_name = \"Acme\"\n\
+                 authorization_url = \"https://acme.example/authorize\"\n\
+                 token_url = \"https://acme.example/token\"\n\
+                 client_auth = \"none\"\nsecret_prefix = \"ACME\"\n{extra}"
+            ),
+            "acme.toml",
+        )
+        .unwrap()
+    }
+
+    fn adapted(p: &Provider, content_type: &str, body: &str) -> (String, String) {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::CONTENT_TYPE, content_type.parse().unwrap());
+        let mut body = body.as_bytes().to_vec();
+        adapt_response(p, &mut headers, &mut body);
+        (
+            headers[reqwest::header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .to_string(),
+            String::from_utf8(body).unwrap(),
+        )
+    }
+
+    #[test]
+    fn form_encoded_answers_become_json() {
+        let (ct, body) = adapted(
+            &provider(""),
+            "application/x-www-form-urlencoded; charset=utf-8",
+            "access_token=gho_abc&scope=repo%2Cgist&token_type=bearer",
+        );
+        assert_eq!(ct, "application/json");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["access_token"], "gho_abc");
+        assert_eq!(v["scope"], "repo,gist");
+        let (_, body) = adapted(
+            &provider(""),
+            "application/x-www-form-urlencoded",
+            "error=bad_verification_code&error_description=The+code+passed+is+incorrect",
+        );
+        assert!(
+            body.contains(r#""error":"bad_verification_code""#),
+            "{body}"
+        );
+        // JSON stays as it is.
+        let json = r#"{"access_token":"a"}"#;
+        assert_eq!(adapted(&provider(""), "application/json", json).1, json);
+    }
+
+    #[test]
+    fn token_response_path_picks_the_nested_tokens_when_present() {
+        let slack = provider("token_response_path = \"authed_user\"\n");
+        let exchange = r#"{"ok":true,"access_token":"xoxb-bot","authed_user":{"id":"U1","access_token":"xoxp-user","refresh_token":"xoxe-1","expires_in":43200}}"#;
+        let (_, body) = adapted(&slack, "application/json", exchange);
+        let t = token_set(serde_json::from_str(&body).unwrap()).unwrap();
+        assert_eq!(t.access_token.expose_secret(), "xoxp-user");
+        assert_eq!(t.refresh_token.unwrap().expose_secret(), "xoxe-1");
+        // A refresh answers at the top level; an error has no tokens at all.
+        for top in [
+            r#"{"ok":true,"access_token":"xoxp-2","refresh_token":"xoxe-2"}"#,
+            r#"{"ok":false,"error":"invalid_code"}"#,
+            r#"{"ok":true,"access_token":"a","authed_user":{"id":"U1"}}"#,
+        ] {
+            assert_eq!(adapted(&slack, "application/json", top).1, top);
+        }
+        let deep = provider("token_response_path = \"a.b\"\n");
+        let (_, body) = adapted(
+            &deep,
+            "application/json",
+            r#"{"a":{"b":{"access_token":"x"}}}"#,
+        );
+        assert_eq!(body, r#"{"access_token":"x"}"#);
+    }
+
+    #[test]
+    fn form_bodies_become_json_objects_of_strings() {
+        let json = form_to_json(b"grant_type=authorization_code&code=a%2Bb&redirect_uri=http%3A%2F%2F127.0.0.1%3A3000%2Fcallback");
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["grant_type"], "authorization_code");
+        assert_eq!(v["code"], "a+b");
+        assert_eq!(v["redirect_uri"], "http://127.0.0.1:3000/callback");
+    }
+
+    #[test]
+    fn camel_case_token_responses_parse() {
+        let t = parse(
+            r#"{"accessToken":"at","refreshToken":"rt","expiresIn":1800,"tokenType":"bearer"}"#,
+        )
+        .unwrap();
+        assert_eq!(t.access_token.expose_secret(), "at");
+        assert_eq!(t.refresh_token.unwrap().expose_secret(), "rt");
+        assert!((t.expires_at.unwrap() - now() - 1800).abs() <= 1);
+    }
+
+    #[test]
+    fn scopes_use_the_provider_parameter_and_separator() {
+        let http = Http::new().unwrap();
+        let creds = ClientCredentials {
+            client_id: "id".into(),
+            client_secret: None,
+        };
+        let state = SecretString::from("s".repeat(43));
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        let url_of = |p: &Provider, scopes: &[&str]| {
+            let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+            TokenEndpoint::new(p, &creds, &http)
+                .authorization_url("http://127.0.0.1:3000/callback", &scopes, challenge, &state)
+                .unwrap()
+        };
+        let param = |u: &url::Url, k: &str| {
+            u.query_pairs()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.into_owned())
+        };
+        let u = url_of(&provider(""), &["a", "b"]);
+        assert_eq!(param(&u, "scope").as_deref(), Some("a b"));
+        let slack = provider("scope_parameter = \"user_scope\"\nscope_separator = \",\"\n");
+        let u = url_of(&slack, &["users:read", "chat:write"]);
+        assert_eq!(
+            param(&u, "user_scope").as_deref(),
+            Some("users:read,chat:write")
+        );
+        assert_eq!(param(&u, "scope"), None);
+        let u = url_of(&provider(""), &[]);
+        assert_eq!(param(&u, "scope"), None);
+        assert_eq!(param(&u, "code_challenge_method").as_deref(), Some("S256"));
     }
 
     #[test]

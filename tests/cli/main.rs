@@ -10,6 +10,7 @@ mod doppler_fidelity;
 mod errors;
 mod fake_as_selftest;
 mod leaks;
+mod providers;
 mod real_as;
 mod rotation;
 mod source;

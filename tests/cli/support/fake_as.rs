@@ -14,6 +14,17 @@
 //!   verification; refresh with optional rotation and reuse detection that revokes the whole
 //!   grant (RFC 6749 §4.1.2, §10.4; RFC 9700 §4.14.2). Errors are RFC 6749 §5.2 JSON.
 //! * `GET /userinfo` — `{"sub":"user-1"}` for a live bearer access token, else 401.
+//! * `POST /graphql` — Jobber's GraphQL shape: JSON body, `X-JOBBER-GRAPHQL-VERSION` required
+//!   (400 without), bearer token (401 if not live), `{"data":{"account":{…}}}`.
+//! * `POST /api/auth.test` — Slack's shape: always HTTP 200, `"ok"` says whether the token works.
+//! * `GET /validate` — Twitch's shape: `Authorization: OAuth <token>` (401 with `Bearer`).
+//!
+//! Provider quirks are modes of [`AsConfig`], all off by default (so the presets above behave
+//! as plain RFC 6749 servers): scopes in another parameter or joined by commas, JSON request
+//! bodies, form-encoded / nested / camelCase answers, errors answered with HTTP 200 or in
+//! Twitch's shape, exactly-registered redirect URIs, `localhost` refused, refresh tokens only
+//! for an "offline" request, and `redirect_uri` required on refresh. The presets named after a
+//! provider (`github()`, `slack()`, …) turn on that provider's quirks.
 //!
 //! Every request is recorded and counted before anything is decided, so a test can assert
 //! what the client sent even when the fake refused it. Minted values are recognisable
@@ -80,6 +91,68 @@ pub struct AsConfig {
     pub omit_token_type: bool,
     /// `false`: refresh responses have no `refresh_token` (the old one stays live).
     pub refresh_returns_refresh_token: bool,
+
+    // ---- provider quirks (all off in the plain presets) -----------------------------------
+    /// The `/authorize` parameter carrying the scopes (Slack: `user_scope`). When it is not
+    /// `scope`, a `scope` parameter is refused (Slack: desktop redirects get no bot scopes).
+    pub scope_parameter: &'static str,
+    /// What joins scopes (Slack, Linear: `,`). With `,`, a scope value with a space is refused.
+    pub scope_separator: char,
+    /// The only token-request body accepted.
+    pub token_body: BodyFormat,
+    /// How successful token answers look.
+    pub response_style: ResponseStyle,
+    /// How token-endpoint errors look.
+    pub error_style: ErrorStyle,
+    /// `Some`: only these redirect URIs are accepted, byte for byte (Jobber: one callback URL).
+    pub registered_redirect_uris: Option<Vec<String>>,
+    /// `redirect_uri` with host `localhost` is refused (Spotify).
+    pub reject_localhost_redirect: bool,
+    /// `Some((name, value))`: a refresh token is issued only when the authorization request had
+    /// `name=value` (for `scope`: `value` among the scopes) — Google `access_type=offline`,
+    /// Dropbox `token_access_type=offline`, Microsoft/Atlassian `offline_access`.
+    pub refresh_token_requires: Option<(&'static str, &'static str)>,
+    /// A refresh must carry `redirect_uri`, equal to the authorization's (GitLab's docs).
+    pub refresh_requires_redirect_uri: bool,
+}
+
+/// Token-request bodies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `application/x-www-form-urlencoded` only (RFC 6749).
+    Form,
+    /// `application/json` only, an object of strings (Atlassian, Notion).
+    Json,
+}
+
+/// Successful token answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseStyle {
+    /// RFC 6749 JSON.
+    Json,
+    /// Form-encoded unless the request said `Accept: application/json` (GitHub).
+    FormUnlessJsonAccepted,
+    /// Form-encoded whatever the request asked.
+    Form,
+    /// Code exchange: the user's tokens under `authed_user`, next to `"ok": true` and a
+    /// top-level bot token that is not the user's (Slack, with bot scopes granted too);
+    /// refresh: the user's tokens at the top level.
+    SlackNested,
+    /// `accessToken`, `refreshToken`, `expiresIn`, `tokenType` (HubSpot's newer reference).
+    CamelCase,
+}
+
+/// Token-endpoint errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorStyle {
+    /// RFC 6749 §5.2: 400/401 with `error` and `error_description`.
+    Rfc6749,
+    /// HTTP 200 with `error` (GitHub): `bad_verification_code`, `bad_refresh_token`.
+    GitHub,
+    /// HTTP 200 with `{"ok":false,"error":…}` (Slack): `invalid_code`, `invalid_refresh_token`.
+    Slack,
+    /// 400 with `{"status":400,"message":…}` (Twitch): "Invalid refresh token".
+    Twitch,
 }
 
 impl Default for AsConfig {
@@ -103,6 +176,118 @@ impl AsConfig {
             access_ttl: 3600,
             omit_token_type: false,
             refresh_returns_refresh_token: true,
+            scope_parameter: "scope",
+            scope_separator: ' ',
+            token_body: BodyFormat::Form,
+            response_style: ResponseStyle::Json,
+            error_style: ErrorStyle::Rfc6749,
+            registered_redirect_uris: None,
+            reject_localhost_redirect: false,
+            refresh_token_requires: None,
+            refresh_requires_redirect_uri: false,
+        }
+    }
+
+    /// GitHub OAuth App with expiring tokens: confidential `client_secret_post`, answers
+    /// form-encoded unless asked for JSON, errors as HTTP 200, rotating refresh tokens, 8 h.
+    pub fn github() -> AsConfig {
+        AsConfig {
+            response_style: ResponseStyle::FormUnlessJsonAccepted,
+            error_style: ErrorStyle::GitHub,
+            ..AsConfig::basic_like(ClientAuth::Post, 28800, true)
+        }
+    }
+
+    /// Slack with PKCE on: public client, `user_scope` joined by commas, the user token under
+    /// `authed_user`, errors as `200 {"ok":false}`, rotating refresh tokens, 12 h.
+    pub fn slack() -> AsConfig {
+        AsConfig {
+            scope_parameter: "user_scope",
+            scope_separator: ',',
+            response_style: ResponseStyle::SlackNested,
+            error_style: ErrorStyle::Slack,
+            ..AsConfig::public().with_access_ttl(43200)
+        }
+    }
+
+    /// Atlassian: confidential `client_secret_post` in a JSON body, a refresh token only with
+    /// the `offline_access` scope, rotating refresh tokens.
+    pub fn atlassian() -> AsConfig {
+        AsConfig {
+            token_body: BodyFormat::Json,
+            refresh_token_requires: Some(("scope", "offline_access")),
+            ..AsConfig::basic_like(ClientAuth::Post, 3600, true)
+        }
+    }
+
+    /// Notion: HTTP Basic client credentials and a JSON body, rotating refresh tokens.
+    pub fn notion() -> AsConfig {
+        AsConfig {
+            token_body: BodyFormat::Json,
+            ..AsConfig::basic_like(ClientAuth::Basic, 3600, true)
+        }
+    }
+
+    /// Google (Desktop client): confidential post, a refresh token only with
+    /// `access_type=offline`, a refresh answers no new refresh token.
+    pub fn google() -> AsConfig {
+        AsConfig {
+            refresh_token_requires: Some(("access_type", "offline")),
+            refresh_returns_refresh_token: false,
+            ..AsConfig::basic_like(ClientAuth::Post, 3599, false)
+        }
+    }
+
+    /// Spotify: public client, `localhost` redirect URIs refused, rotating refresh tokens.
+    pub fn spotify() -> AsConfig {
+        AsConfig {
+            reject_localhost_redirect: true,
+            ..AsConfig::public()
+        }
+    }
+
+    /// GitLab (non-confidential app): public client, refresh needs the authorization's
+    /// `redirect_uri`, rotating refresh tokens, 2 h.
+    pub fn gitlab() -> AsConfig {
+        AsConfig {
+            refresh_requires_redirect_uri: true,
+            ..AsConfig::public().with_access_ttl(7200)
+        }
+    }
+
+    /// Salesforce (public External Client App): no `expires_in`, opaque access token.
+    pub fn salesforce() -> AsConfig {
+        AsConfig {
+            expires_in: None,
+            ..AsConfig::public()
+        }
+    }
+
+    /// HubSpot's 2026-03 reference: camelCase answers, confidential post, 30 min.
+    pub fn hubspot() -> AsConfig {
+        AsConfig {
+            response_style: ResponseStyle::CamelCase,
+            ..AsConfig::basic_like(ClientAuth::Post, 1800, false)
+        }
+    }
+
+    /// Twitch: confidential post, errors as `{"status":400,"message":…}`.
+    pub fn twitch() -> AsConfig {
+        AsConfig {
+            error_style: ErrorStyle::Twitch,
+            ..AsConfig::basic_like(ClientAuth::Post, 14400, true)
+        }
+    }
+
+    /// Opaque tokens with `expires_in`, the given client authentication and rotation.
+    fn basic_like(auth: ClientAuth, ttl: u64, rotate: bool) -> AsConfig {
+        AsConfig {
+            auth,
+            rotate_refresh_tokens: rotate,
+            expires_in: Some(ttl),
+            access_ttl: ttl,
+            jwt_access_tokens: false,
+            ..AsConfig::jobber()
         }
     }
 
@@ -181,6 +366,26 @@ pub struct TokenFault {
     pub after_processing: bool,
 }
 
+/// One request to a token-check endpoint, as received.
+#[derive(Clone, Debug)]
+pub struct CheckRequest {
+    pub path: String,
+    pub method: String,
+    pub authorization: Option<String>,
+    /// Every header, names lower-case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl CheckRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// The fake server; it stops when dropped.
 pub struct FakeAuthServer {
     url: String,
@@ -215,6 +420,9 @@ impl FakeAuthServer {
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
+            .route("/graphql", post(graphql))
+            .route("/api/auth.test", get(slack_auth_test).post(slack_auth_test))
+            .route("/validate", get(twitch_validate))
             .with_state(shared.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -283,7 +491,7 @@ impl FakeAuthServer {
     /// Mint a live grant without the browser (for refresh tests): (access_token, refresh_token).
     pub fn issue_grant(&self) -> (String, String) {
         let mut inner = self.lock();
-        let grant = inner.new_grant(None);
+        let grant = inner.new_grant(None, None);
         let at = inner.mint_access_token(grant);
         let rt = inner.mint_refresh_token(grant);
         (at, rt)
@@ -322,6 +530,24 @@ impl FakeAuthServer {
     /// Every code and token value minted so far (for leak scans).
     pub fn minted(&self) -> Vec<String> {
         self.lock().minted.clone()
+    }
+    /// Accept only these redirect URIs from now on (the harness knows its ports only after
+    /// the fake started).
+    pub fn set_registered_redirect_uris(&self, uris: Vec<String>) {
+        self.lock().cfg.registered_redirect_uris = Some(uris);
+    }
+    /// Every request to `/graphql`, `/api/auth.test` and `/validate`, in order.
+    pub fn check_requests(&self) -> Vec<CheckRequest> {
+        self.lock().check_requests.clone()
+    }
+    pub fn graphql_url(&self) -> String {
+        format!("{}/graphql", self.url)
+    }
+    pub fn slack_auth_test_url(&self) -> String {
+        format!("{}/api/auth.test", self.url)
+    }
+    pub fn twitch_validate_url(&self) -> String {
+        format!("{}/validate", self.url)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -370,6 +596,8 @@ pub fn decode_jwt_claims(token: &str) -> Option<Value> {
 struct Grant {
     scope: Option<String>,
     revoked: bool,
+    /// The authorization's redirect URI (none for `issue_grant`).
+    redirect_uri: Option<String>,
 }
 
 /// A code is bound to its challenge and redirect URI; to its client implicitly, as a server
@@ -378,6 +606,8 @@ struct CodeEntry {
     challenge: String,
     redirect_uri: String,
     scope: Option<String>,
+    /// The authorization request qualified for a refresh token (`refresh_token_requires`).
+    offline: bool,
     used: bool,
     /// The grant minted from this code, once exchanged.
     grant: Option<usize>,
@@ -412,6 +642,7 @@ struct Inner {
     faults: VecDeque<TokenFault>,
     token_delay: Duration,
     minted: Vec<String>,
+    check_requests: Vec<CheckRequest>,
 }
 
 /// An RFC 6749 §5.2 error response.
@@ -447,10 +678,11 @@ fn invalid_grant(description: &str) -> OAuthError {
 }
 
 impl Inner {
-    fn new_grant(&mut self, scope: Option<String>) -> usize {
+    fn new_grant(&mut self, scope: Option<String>, redirect_uri: Option<String>) -> usize {
         self.grants.push(Grant {
             scope,
             revoked: false,
+            redirect_uri,
         });
         self.grants.len() - 1
     }
@@ -530,6 +762,36 @@ impl Inner {
         }
         let redirect_uri = param("redirect_uri").ok_or("redirect_uri is missing")?;
         let mut location = loopback_redirect(redirect_uri)?;
+        if let Some(registered) = &self.cfg.registered_redirect_uris {
+            if !registered.iter().any(|r| r == redirect_uri) {
+                return Err(format!(
+                    "redirect_uri_mismatch: {redirect_uri} is not a registered callback URL"
+                ));
+            }
+        }
+        if self.cfg.reject_localhost_redirect && location.host_str() == Some("localhost") {
+            return Err("INVALID_CLIENT: localhost is not allowed as redirect URI".into());
+        }
+        let scope_parameter = self.cfg.scope_parameter;
+        if scope_parameter != "scope" && param("scope").is_some() {
+            return Err(format!(
+                "`scope` is not allowed here (bot scopes); use `{scope_parameter}`"
+            ));
+        }
+        let scope = param(scope_parameter).filter(|s| !s.is_empty());
+        let separator = self.cfg.scope_separator;
+        if separator != ' ' && scope.is_some_and(|s| s.contains(' ')) {
+            return Err(format!(
+                "invalid_scope: scopes are separated by `{separator}`"
+            ));
+        }
+        let offline = match self.cfg.refresh_token_requires {
+            None => true,
+            Some(("scope", wanted)) => {
+                scope.is_some_and(|s| s.split(separator).any(|x| x == wanted))
+            }
+            Some((name, wanted)) => param(name) == Some(wanted),
+        };
         let state = param("state")
             .filter(|s| !s.is_empty())
             .ok_or("state is missing or empty")?;
@@ -557,7 +819,8 @@ impl Inner {
             CodeEntry {
                 challenge: challenge.to_string(),
                 redirect_uri: redirect_uri.to_string(),
-                scope: param("scope").filter(|s| !s.is_empty()).map(str::to_string),
+                scope: scope.map(str::to_string),
+                offline,
                 used: false,
                 grant: None,
             },
@@ -577,11 +840,12 @@ impl Inner {
             .as_deref()
             .and_then(|c| c.split(';').next())
             .map(str::trim);
-        if !media_type.is_some_and(|m| m.eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-        {
-            return Err(invalid_request(
-                "the body must be application/x-www-form-urlencoded",
-            ));
+        let expected = match self.cfg.token_body {
+            BodyFormat::Form => "application/x-www-form-urlencoded",
+            BodyFormat::Json => "application/json",
+        };
+        if !media_type.is_some_and(|m| m.eq_ignore_ascii_case(expected)) {
+            return Err(invalid_request(format!("the body must be {expected}")));
         }
         if req.query.as_deref().is_some_and(|q| !q.is_empty()) {
             return Err(invalid_request(
@@ -681,10 +945,11 @@ impl Inner {
         }
         // Any presentation spends the code, so a wrong verifier cannot be retried.
         entry.used = true;
-        let (challenge, bound_uri, scope) = (
+        let (challenge, bound_uri, scope, offline) = (
             entry.challenge.clone(),
             entry.redirect_uri.clone(),
             entry.scope.clone(),
+            entry.offline,
         );
         if bound_uri != redirect_uri {
             return Err(invalid_grant(
@@ -699,13 +964,13 @@ impl Inner {
         if s256(verifier) != challenge {
             return Err(invalid_grant("PKCE verification failed"));
         }
-        let grant = self.new_grant(scope);
+        let grant = self.new_grant(scope, Some(bound_uri));
         if let Some(entry) = self.codes.get_mut(code) {
             entry.grant = Some(grant);
         }
         let at = self.mint_access_token(grant);
-        let rt = self.mint_refresh_token(grant);
-        Ok(self.token_body(grant, at, Some(rt)))
+        let rt = offline.then(|| self.mint_refresh_token(grant));
+        Ok(self.token_body(grant, at, rt))
     }
 
     fn refresh(&mut self, params: &HashMap<&str, &str>) -> Result<Value, OAuthError> {
@@ -724,11 +989,26 @@ impl Inner {
             self.revoke(grant);
             return Err(invalid_grant("refresh token already used; grant revoked"));
         }
+        if self.cfg.refresh_requires_redirect_uri {
+            let Some(given) = params.get("redirect_uri") else {
+                return Err(invalid_request("redirect_uri is missing"));
+            };
+            if self.grants[grant]
+                .redirect_uri
+                .as_deref()
+                .is_some_and(|bound| bound != *given)
+            {
+                return Err(invalid_grant(
+                    "redirect_uri does not match the authorization request",
+                ));
+            }
+        }
         if let Some(requested) = params.get("scope") {
             let granted = self.grants[grant].scope.as_deref().unwrap_or_default();
+            let sep = self.cfg.scope_separator;
             if !requested
-                .split(' ')
-                .all(|s| granted.split(' ').any(|g| g == s))
+                .split(sep)
+                .all(|s| granted.split(sep).any(|g| g == s))
             {
                 return Err(oauth_error(
                     "invalid_scope",
@@ -803,13 +1083,24 @@ async fn token(
 ) -> Response {
     let (response, delay) = {
         let mut inner = lock(&shared);
+        let content_type = header_str(&headers, header::CONTENT_TYPE);
+        let json_body = content_type.as_deref().is_some_and(|c| {
+            c.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
         let req = TokenRequest {
-            form: parse_pairs(&body),
+            form: if json_body {
+                json_pairs(&body)
+            } else {
+                parse_pairs(&body)
+            },
             authorization: header_str(&headers, header::AUTHORIZATION),
-            content_type: header_str(&headers, header::CONTENT_TYPE),
+            content_type,
             accept: header_str(&headers, header::ACCEPT),
             query,
         };
+        let refreshing = req.param("grant_type") == Some("refresh_token");
         match req.param("grant_type") {
             Some("authorization_code") => inner.code_exchanges += 1,
             Some("refresh_token") => inner.refreshes += 1,
@@ -824,17 +1115,8 @@ async fn token(
                 fault_response(&fault)
             }
             None => match inner.token(&req) {
-                Ok(body) => json_response(StatusCode::OK, &body, &[]),
-                Err(e) => {
-                    let body = json!({ "error": e.error, "error_description": e.description });
-                    let challenge = [("www-authenticate", "Basic realm=\"fake-as\"")];
-                    let extra: &[(&str, &str)] = if e.status == StatusCode::UNAUTHORIZED {
-                        &challenge
-                    } else {
-                        &[]
-                    };
-                    json_response(e.status, &body, extra)
-                }
+                Ok(body) => inner.success_response(&req, body, refreshing),
+                Err(e) => inner.error_response(&req, e, refreshing),
             },
         };
         (response, inner.token_delay)
@@ -865,8 +1147,270 @@ async fn userinfo(State(shared): State<Shared>, headers: HeaderMap) -> Response 
     }
 }
 
+impl Inner {
+    /// A successful token answer in the configured [`ResponseStyle`].
+    fn success_response(&self, req: &TokenRequest, body: Value, refreshing: bool) -> Response {
+        let wants_json = req
+            .accept
+            .as_deref()
+            .is_some_and(|a| a.to_ascii_lowercase().contains("application/json"));
+        match self.cfg.response_style {
+            ResponseStyle::Json => json_response(StatusCode::OK, &body, &[]),
+            ResponseStyle::FormUnlessJsonAccepted if wants_json => {
+                json_response(StatusCode::OK, &body, &[])
+            }
+            ResponseStyle::FormUnlessJsonAccepted | ResponseStyle::Form => {
+                form_response(StatusCode::OK, &body)
+            }
+            ResponseStyle::CamelCase => {
+                let renamed: Map<String, Value> = body
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (camel_case(k), v.clone()))
+                    .collect();
+                json_response(StatusCode::OK, &Value::Object(renamed), &[])
+            }
+            ResponseStyle::SlackNested if refreshing => {
+                let mut top = body.as_object().cloned().unwrap_or_default();
+                top.insert("ok".into(), true.into());
+                top.insert("token_type".into(), "user".into());
+                json_response(StatusCode::OK, &Value::Object(top), &[])
+            }
+            ResponseStyle::SlackNested => {
+                let mut user = body.as_object().cloned().unwrap_or_default();
+                user.insert("id".into(), "U0FAKE".into());
+                user.insert("token_type".into(), "user".into());
+                let answer = json!({
+                    "ok": true,
+                    "app_id": "A0FAKE",
+                    "authed_user": Value::Object(user),
+                    // Granted bot scopes put the bot token at the top level: not the user's.
+                    "access_token": "xoxb-BOT-TOKEN-NOT-THE-USER-TOKEN",
+                    "token_type": "bot",
+                    "team": { "id": "T0FAKE", "name": "Fake" },
+                });
+                json_response(StatusCode::OK, &answer, &[])
+            }
+        }
+    }
+
+    /// An error answer in the configured [`ErrorStyle`].
+    fn error_response(&self, req: &TokenRequest, e: OAuthError, refreshing: bool) -> Response {
+        let bad_grant = e.error == "invalid_grant";
+        match self.cfg.error_style {
+            ErrorStyle::Rfc6749 => {
+                let body = json!({ "error": e.error, "error_description": e.description });
+                let challenge = [("www-authenticate", "Basic realm=\"fake-as\"")];
+                let extra: &[(&str, &str)] = if e.status == StatusCode::UNAUTHORIZED {
+                    &challenge
+                } else {
+                    &[]
+                };
+                json_response(e.status, &body, extra)
+            }
+            ErrorStyle::GitHub => {
+                let error = match (bad_grant, refreshing) {
+                    (true, false) => "bad_verification_code",
+                    (true, true) => "bad_refresh_token",
+                    _ => e.error,
+                };
+                let body = json!({ "error": error, "error_description": e.description });
+                let wants_json = req
+                    .accept
+                    .as_deref()
+                    .is_some_and(|a| a.to_ascii_lowercase().contains("application/json"));
+                if self.cfg.response_style == ResponseStyle::Form
+                    || (self.cfg.response_style == ResponseStyle::FormUnlessJsonAccepted
+                        && !wants_json)
+                {
+                    form_response(StatusCode::OK, &body)
+                } else {
+                    json_response(StatusCode::OK, &body, &[])
+                }
+            }
+            ErrorStyle::Slack => {
+                let error = match (bad_grant, refreshing) {
+                    (true, false) => "invalid_code",
+                    (true, true) => "invalid_refresh_token",
+                    (false, _) if e.error == "invalid_client" => "invalid_client_id",
+                    _ => e.error,
+                };
+                json_response(StatusCode::OK, &json!({ "ok": false, "error": error }), &[])
+            }
+            ErrorStyle::Twitch => {
+                let message = if bad_grant && refreshing {
+                    "Invalid refresh token".to_string()
+                } else {
+                    e.description.clone()
+                };
+                let status = e.status.as_u16();
+                json_response(
+                    e.status,
+                    &json!({ "status": status, "message": message }),
+                    &[],
+                )
+            }
+        }
+    }
+
+    fn record_check(&mut self, path: &str, method: &str, headers: &HeaderMap, body: &[u8]) {
+        self.check_requests.push(CheckRequest {
+            path: path.into(),
+            method: method.into(),
+            authorization: header_str(headers, header::AUTHORIZATION),
+            headers: headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: String::from_utf8_lossy(body).into_owned(),
+        });
+    }
+
+    /// The token of `Authorization: {scheme} {token}`, if live.
+    fn live_token(&self, headers: &HeaderMap, scheme: &str) -> Option<String> {
+        let value = header_str(headers, header::AUTHORIZATION)?;
+        let (given, token) = value.split_once(' ')?;
+        (given.eq_ignore_ascii_case(scheme) && self.at_live(token.trim()))
+            .then(|| token.trim().to_string())
+    }
+}
+
+/// Jobber's GraphQL endpoint, for `{ account { id name } }`.
+async fn graphql(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut inner = lock(&shared);
+    inner.record_check("/graphql", "POST", &headers, &body);
+    let json_body = header_str(&headers, header::CONTENT_TYPE)
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json"));
+    let query = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("query").and_then(Value::as_str).map(str::to_string));
+    if !json_body || query.is_none() {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "message": "the body must be JSON with a query" }),
+            &[],
+        );
+    }
+    if headers.get("x-jobber-graphql-version").is_none() {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "message": "X-JOBBER-GRAPHQL-VERSION header is required" }),
+            &[],
+        );
+    }
+    if inner.live_token(&headers, "Bearer").is_none() {
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({ "message": "Access token expired" }),
+            &[],
+        );
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({ "data": { "account": { "id": "ACCOUNT-1", "name": "Fake Co" } } }),
+        &[],
+    )
+}
+
+/// Slack's `auth.test`: HTTP 200 whatever happens; `ok` tells.
+async fn slack_auth_test(
+    State(shared): State<Shared>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut inner = lock(&shared);
+    inner.record_check("/api/auth.test", method.as_str(), &headers, &body);
+    let answer = if inner.live_token(&headers, "Bearer").is_some() {
+        json!({ "ok": true, "user_id": "U0FAKE", "team_id": "T0FAKE" })
+    } else {
+        json!({ "ok": false, "error": "invalid_auth" })
+    };
+    json_response(StatusCode::OK, &answer, &[])
+}
+
+/// Twitch's validate endpoint: `Authorization: OAuth <token>`.
+async fn twitch_validate(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    let mut inner = lock(&shared);
+    inner.record_check("/validate", "GET", &headers, b"");
+    if inner.live_token(&headers, "OAuth").is_some() {
+        json_response(
+            StatusCode::OK,
+            &json!({ "client_id": inner.cfg.client_id, "login": "fake", "expires_in": 3600 }),
+            &[],
+        )
+    } else {
+        json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({ "status": 401, "message": "invalid access token" }),
+            &[],
+        )
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
+
+/// A JSON object's members as form pairs (strings as they are, other values as JSON text).
+fn json_pairs(body: &[u8]) -> Vec<(String, String)> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => map
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, v)
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `snake_case` → `camelCase`.
+fn camel_case(name: &str) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A JSON object answered form-encoded (GitHub's default).
+fn form_response(status: StatusCode, body: &Value) -> Response {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in body.as_object().into_iter().flatten() {
+        let v = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        form.append_pair(k, &v);
+    }
+    Response::builder()
+        .status(status)
+        .header(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(form.finish().into())
+        .expect("fake AS: form response")
+}
 
 fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
     // A panicking test thread must not take every later request down with it.

@@ -29,8 +29,9 @@ static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
 fn port_block(len: u16) -> u16 {
     if NEXT_PORT.load(Ordering::SeqCst) == 0 {
-        // Start somewhere that depends on the process, away from common services.
-        let base = 20000 + (std::process::id() % 200) as u16 * 100;
+        // Below Linux's ephemeral range (32768+), where client sockets and the fakes' `:0`
+        // listeners would collide with it; varied by process so parallel runs rarely meet.
+        let base = 12000 + (std::process::id() % 40) as u16 * 500;
         let _ = NEXT_PORT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
     }
     NEXT_PORT.fetch_add(len, Ordering::SeqCst)
@@ -75,21 +76,41 @@ impl Harness {
         self.home.path().join("providers")
     }
 
-    /// Writes `{name}.toml` for the fake AS, with `extra` TOML lines appended.
+    /// Writes `{name}.toml` for the fake AS, with `extra` TOML lines appended. A top-level key
+    /// that `extra` sets (before its first table) replaces the default line for that key, so a
+    /// quirk test can say e.g. `redirect_host = "localhost"` or `ports = "4000"`.
     pub fn write_provider(&self, name: &str, extra: &str) -> PathBuf {
         let client_auth = match self.cfg.auth {
             ClientAuth::Post => "client_secret_post",
             ClientAuth::Basic => "client_secret_basic",
             ClientAuth::None => "none",
         };
-        let text = format!(
-            "name = \"{name}\"\ndisplay_name = \"Acme\"\nauthorization_url = \"{}\"\ntoken_url = \"{}\"\nclient_auth = \"{client_auth}\"\nsecret_prefix = \"{}\"\nredirect_host = \"127.0.0.1\"\nports = \"{}-{}\"\n{extra}",
-            self.auth.authorize_url(),
-            self.auth.token_url(),
-            name.to_ascii_uppercase(),
-            self.port,
-            self.port + 2,
-        );
+        let defaults = [
+            ("name", format!("\"{name}\"")),
+            ("display_name", "\"Acme\"".to_string()),
+            (
+                "authorization_url",
+                format!("\"{}\"", self.auth.authorize_url()),
+            ),
+            ("token_url", format!("\"{}\"", self.auth.token_url())),
+            ("client_auth", format!("\"{client_auth}\"")),
+            (
+                "secret_prefix",
+                format!("\"{}\"", name.to_ascii_uppercase()),
+            ),
+            ("redirect_host", "\"127.0.0.1\"".to_string()),
+            ("ports", format!("\"{}-{}\"", self.port, self.port + 2)),
+        ];
+        let overridden: Vec<&str> = extra
+            .lines()
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+            .collect();
+        let mut text = String::new();
+        for (key, value) in defaults.iter().filter(|(k, _)| !overridden.contains(k)) {
+            text.push_str(&format!("{key} = {value}\n"));
+        }
+        text.push_str(extra);
         let path = self.providers_dir().join(format!("{name}.toml"));
         std::fs::write(&path, text).unwrap();
         path

