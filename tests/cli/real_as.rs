@@ -627,6 +627,13 @@ url = "{}"
         assert_eq!(info["name"], format!("Test user {USER}"));
     }
 
+    /// `status --provider acme --check --json`: the run and its `check` outcome.
+    fn status_check(&self) -> (Run, Value) {
+        let run = self.run(&["status", "--provider", "acme", "--check", "--json"]);
+        let check = read_json(&run)[0]["check"].clone();
+        (run, check)
+    }
+
     /// The real Doppler CLI reads back what `oauth-pkce` stored.
     fn assert_doppler_cli_reads_back(&self) {
         let cli_home = tempfile::tempdir().unwrap();
@@ -689,7 +696,7 @@ fn read_json(run: &Run) -> Value {
 #[test]
 #[ignore = "needs the real AS + chromium (tests/real/README.md): cargo test --test cli -- --ignored real_as"]
 fn real_as_public_client_authorize_status_token_refresh_userinfo() {
-    let w = World::new("none", 19301);
+    let w = World::new("none", 10531);
     assert_eq!(
         w.server.discovery["code_challenge_methods_supported"],
         serde_json::json!(["S256"])
@@ -703,6 +710,11 @@ fn real_as_public_client_authorize_status_token_refresh_userinfo() {
     );
     let at = w.stored("ACME_ACCESS_TOKEN");
     w.assert_userinfo();
+    // oauth-pkce's own proof: the provider file's [check] is the server's userinfo endpoint.
+    let check = w.status_check();
+    check.0.assert_code(0);
+    assert_eq!(check.1["result"], "ok", "{:?}", check.0);
+    assert_eq!(check.1["http_status"], 200);
 
     // status: usable, a refresh token, and (120 s < the 300 s buffer) a refresh due.
     let run = w.run(&["status", "--provider", "acme", "--json"]);
@@ -763,12 +775,17 @@ fn real_as_public_client_authorize_status_token_refresh_userinfo() {
     let run = w.run(&["refresh", "--provider", "acme"]);
     run.assert_error(1, "authorize");
     assert_eq!(w.stored("ACME_REFRESH_TOKEN"), rt);
+    // The revoked grant took its access tokens with it: the check is refused (exit 1).
+    let (run, check) = w.status_check();
+    run.assert_code(1);
+    assert_eq!(check["result"], "failed", "{run:?}");
+    assert_eq!(check["http_status"], 401);
 }
 
 #[test]
 #[ignore = "needs the real AS + chromium (tests/real/README.md): cargo test --test cli -- --ignored real_as"]
 fn real_as_client_secret_basic_authorize_refresh_userinfo() {
-    let w = World::new("client_secret_basic", 19302);
+    let w = World::new("client_secret_basic", 10532);
     w.authorized();
     w.assert_userinfo();
     w.refresh_twice();
@@ -796,7 +813,7 @@ fn real_as_client_secret_basic_authorize_refresh_userinfo() {
 #[test]
 #[ignore = "needs the real AS + chromium (tests/real/README.md): cargo test --test cli -- --ignored real_as"]
 fn real_as_client_secret_post_authorize_refresh_userinfo_concurrent_token() {
-    let w = World::new("client_secret_post", 19303);
+    let w = World::new("client_secret_post", 10533);
     w.authorized();
     w.assert_userinfo();
     w.refresh_twice();
@@ -847,7 +864,7 @@ fn real_as_client_secret_post_authorize_refresh_userinfo_concurrent_token() {
 #[test]
 #[ignore = "needs the real AS + chromium (tests/real/README.md): cargo test --test cli -- --ignored real_as"]
 fn real_as_consent_denied_exits_4_and_writes_nothing() {
-    let w = World::new("none", 19304);
+    let w = World::new("none", 10534);
     let reads_before = w.doppler.reads();
     let (run, report) = w.authorize(true);
     run.assert_error(4, "access_denied");
