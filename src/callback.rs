@@ -189,8 +189,11 @@ async fn accept(
     }
 }
 
-/// Binds `port` on every address, without `SO_REUSEADDR`/`SO_REUSEPORT`, so no other socket
-/// can share the port (RFC 8252 Appendix B.5).
+/// Binds `port` on every address, never with `SO_REUSEPORT`, so no other socket can share the
+/// port (RFC 8252 Appendix B.5). On Unix `SO_REUSEADDR` is on, as std and tokio set it: it
+/// shares nothing with a listener, it only lets us bind while the previous run's connections
+/// sit in TIME_WAIT, so an `authorize` retried at once gets the same (registered) redirect
+/// URI. On Windows it would allow sharing, so it stays off there.
 async fn bind_all(addrs: &[IpAddr], port: u16) -> std::io::Result<Vec<TcpListener>> {
     let mut listeners = Vec::new();
     for ip in addrs {
@@ -199,7 +202,7 @@ async fn bind_all(addrs: &[IpAddr], port: u16) -> std::io::Result<Vec<TcpListene
                 IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
                 IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
             };
-            socket.set_reuseaddr(false)?;
+            socket.set_reuseaddr(cfg!(unix))?;
             socket.bind(SocketAddr::new(*ip, port))?;
             socket.listen(64)
         })();

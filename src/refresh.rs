@@ -183,13 +183,20 @@ fn usable(
         return None;
     }
     let expires_at = stored.expires_at();
+    // Someone else refreshed since we first looked.
+    let refreshed_meanwhile = match (first_seen, stored.refresh_token()) {
+        (Some(a), Some(b)) => a.expose_secret() != b.expose_secret(),
+        _ => false,
+    };
     let ok = match want {
-        Want::Valid => !refresh_due(expires_at, ctx.refresh_buffer),
-        // Someone else refreshed since we first looked: that is the refresh asked for.
-        Want::Refresh => match (first_seen, stored.refresh_token()) {
-            (Some(a), Some(b)) => a.expose_secret() != b.expose_secret(),
-            _ => false,
-        },
+        // Their token is as fresh as ours would be, even when the provider's tokens live
+        // shorter than the buffer: use it while it is valid at all.
+        Want::Valid => {
+            !refresh_due(expires_at, ctx.refresh_buffer)
+                || (refreshed_meanwhile && !refresh_due(expires_at, 0))
+        }
+        // That is the refresh asked for.
+        Want::Refresh => refreshed_meanwhile,
     } || (rejected.is_some() && !refresh_due(expires_at, 0));
     ok.then(|| Fresh {
         access_token: access.clone(),

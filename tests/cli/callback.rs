@@ -286,3 +286,24 @@ fn d4_every_page_carries_the_locked_down_headers_and_reflects_nothing() {
     }
     p.finish();
 }
+
+#[test]
+fn c11_authorize_again_right_away_gets_the_same_port() {
+    // At exit the callback server cuts the connections a browser keeps open (pre-connects,
+    // keep-alive), so its port is left with connections in TIME_WAIT for a minute. A second
+    // `authorize` right away (a retry after a denial, say) must still bind that port:
+    // providers that match redirect URIs exactly accept no other (found by the real_as tests,
+    // where Chromium keeps connections open).
+    let h = Harness::new(AsConfig::jobber());
+    for round in 1..=2 {
+        let p = start(&h);
+        assert_eq!(p.port, h.port, "round {round}");
+        let _lingering = std::net::TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+        let run = p.finish();
+        assert!(
+            !run.stderr.contains("busy"),
+            "round {round}: {}",
+            run.stderr
+        );
+    }
+}

@@ -11,6 +11,7 @@ mod errors;
 mod fake_as_selftest;
 mod leaks;
 mod providers;
+mod real_as;
 mod rotation;
 mod source;
 mod tokens;

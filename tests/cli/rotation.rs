@@ -51,6 +51,44 @@ fn sixteen_concurrent_token_calls_make_exactly_one_refresh() {
 }
 
 #[test]
+fn concurrent_token_calls_refresh_once_even_when_tokens_live_shorter_than_the_buffer() {
+    // Tokens that live 120 s are always within the 300 s buffer, even fresh ones. A process
+    // that waited while another refreshed must take that refresh (SPEC: "waits and re-reads,
+    // then uses the new tokens"), not refresh once more (found by the real_as tests against
+    // oidc-provider, whose tokens live 120 s there).
+    let h = Harness::new(AsConfig::public().with_access_ttl(120));
+    h.store_grant(100);
+    // Slow Doppler answers keep the refresh going (about 1 s) until every process has made its
+    // first read; one that started after the refresh had finished would rightly refresh again.
+    h.doppler.set_delay(Duration::from_millis(500));
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            h.cmd()
+                .args(["token", "--provider", "acme"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let runs: Vec<Run> = children
+        .into_iter()
+        .map(|c| Run::from(c.wait_with_output().unwrap()))
+        .collect();
+    let new_at = h.secret("ACME_ACCESS_TOKEN").unwrap();
+    for run in &runs {
+        run.assert_code(0);
+        assert_eq!(run.stdout, format!("{new_at}\n"));
+    }
+    assert_eq!(h.auth.refreshes(), 1, "exactly one refresh at the provider");
+    assert!(!h.auth.grant_revoked());
+    h.doppler.set_delay(Duration::ZERO);
+    // Alone, a `token` still refreshes a token within the buffer.
+    h.run(&["token", "--provider", "acme"]).assert_code(0);
+    assert_eq!(h.auth.refreshes(), 2);
+}
+
+#[test]
 fn two_machines_racing_send_one_refresh_per_race_and_nobody_is_locked_out() {
     let h = Harness::new(AsConfig::jobber());
     h.store_grant(60);
