@@ -209,7 +209,9 @@ async fn bind_all(addrs: &[IpAddr], port: u16) -> std::io::Result<Vec<TcpListene
         match bound {
             Ok(l) => listeners.push(l),
             // A machine without IPv6 still serves the IPv4 loopback.
-            Err(e) if ip.is_ipv6() && e.kind() == std::io::ErrorKind::AddrNotAvailable => {}
+            // A machine without IPv6 (not configured, or disabled in the kernel) still serves
+            // the IPv4 loopback; a busy IPv6 port is busy all the same.
+            Err(e) if ip.is_ipv6() && e.kind() != std::io::ErrorKind::AddrInUse => {}
             Err(e) => return Err(e),
         }
     }

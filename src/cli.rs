@@ -79,7 +79,7 @@ struct AuthorizeArgs {
     #[arg(long)]
     no_browser: bool,
     /// Seconds to wait for the browser's redirect.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=600))]
     timeout: u64,
     #[command(flatten)]
     json: JsonArg,
@@ -188,11 +188,13 @@ impl Cli {
                 let rows = match &args.provider {
                     Some(name) => {
                         let ctx = context(global, name, buffer)?;
+                        refresh::push_pending(&ctx, &reporter).await?;
                         let check = args.check.then_some(&ctx.http);
                         vec![status_of(&ctx.doppler, &ctx.provider, buffer, check).await?]
                     }
                     None => {
                         let catalog = load_catalog(global)?;
+                        push_all_pending(global, &catalog, &reporter).await?;
                         let doppler = doppler_client(global)?;
                         let http = http_client()?;
                         let check = args.check.then_some(&http);
@@ -237,6 +239,25 @@ fn load_catalog(global: &Global) -> Result<Catalog> {
         oauth_pkce::provider::user_dir().as_deref(),
         &global.provider_files,
     )
+}
+
+/// Pushes every journal a failed store left on this machine, before `status` reads.
+async fn push_all_pending(global: &Global, catalog: &Catalog, reporter: &Stderr) -> Result<()> {
+    let dir = oauth_pkce::state::state_dir()?.join("journal");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    let names: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    for provider in catalog.iter() {
+        let prefix = format!("{}-", provider.name);
+        if names.iter().any(|n| n.starts_with(&prefix)) {
+            let ctx = Context::new(doppler_settings(global)?, provider.clone())?;
+            refresh::push_pending(&ctx, reporter).await?;
+        }
+    }
+    Ok(())
 }
 
 fn doppler_settings(global: &Global) -> Result<DopplerSettings> {

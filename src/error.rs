@@ -113,6 +113,12 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    #[error("the provider rotated the tokens for {provider}, but neither the local journal nor Doppler could store the new ones: {source}")]
+    TokensLost {
+        provider: String,
+        #[source]
+        source: Box<Error>,
+    },
     #[error("the access token for {provider} must be refreshed, but this Doppler token cannot write, so the new tokens could not be stored")]
     ReadOnlyCannotRefresh { provider: String },
 }
@@ -159,6 +165,7 @@ impl Error {
             | DopplerUnreachable { .. }
             | DopplerResponse(_)
             | StoreFailed { .. }
+            | TokensLost { .. }
             | ReadOnlyCannotRefresh { .. } => ExitClass::Doppler,
         }
     }
@@ -223,6 +230,9 @@ impl Error {
             StoreFailed { journal, .. } => format!(
                 "the new tokens are safe on this machine ({}) and will be pushed to Doppler on the next run of oauth-pkce; fix the Doppler problem above, then run `oauth-pkce status`",
                 journal.display()
+            ),
+            TokensLost { provider, .. } => format!(
+                "free disk space in the state directory and fix Doppler, then run `oauth-pkce authorize --provider {provider}` (the old refresh token is spent)"
             ),
             ReadOnlyCannotRefresh { provider } => format!(
                 "run `oauth-pkce refresh --provider {provider}` with a read/write Doppler token (a service token with write access, or a personal token); read-only tokens can then keep reading the fresh token"

@@ -11,7 +11,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 /// Connect timeout for every request.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Total timeout of one attempt.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// All attempts of one logical request end within this budget.
 pub const RETRY_BUDGET: Duration = Duration::from_secs(30);
 /// Attempts per logical request.
@@ -65,7 +65,10 @@ impl Http {
                 return outcome;
             };
             let delay = self.backoff(attempt, retry_after);
-            if attempt >= MAX_ATTEMPTS || started.elapsed() + delay > RETRY_BUDGET {
+            // Retry only while a whole further attempt (up to REQUEST_TIMEOUT) still ends
+            // within the budget.
+            if attempt >= MAX_ATTEMPTS || started.elapsed() + delay + REQUEST_TIMEOUT > RETRY_BUDGET
+            {
                 return outcome;
             }
             tracing::debug!(

@@ -31,8 +31,9 @@ use crate::store::{Stored, ACCESS_TOKEN, REFRESH_LEASE, REFRESH_TOKEN};
 use crate::token::{now, TokenEndpoint, TokenSet};
 use crate::{Context, Event, Reporter};
 
-/// How long a lease lasts: a refresh (with its retries) and the store fit well inside.
-pub const LEASE_SECONDS: i64 = 60;
+/// How long a lease lasts. The token request and the Doppler write are each bounded by the
+/// retry budget of [`crate::http`] (about 40 s at worst), so both fit inside with room to spare.
+pub const LEASE_SECONDS: i64 = 120;
 /// Longest wait for this machine's lock.
 const LOCK_WAIT: Duration = Duration::from_secs(90);
 /// How often a waiting process re-reads Doppler.
@@ -158,16 +159,38 @@ pub async fn obtain(
         spent,
         lease: Some(lease),
     };
-    journal.save(&ctx.provider.name, &pending)?;
+    if let Err(e) = journal.save(&ctx.provider.name, &pending) {
+        // Doppler is the only copy left to make: try it now rather than lose the tokens.
+        reporter.event(Event::Warning(&format!(
+            "could not write the refresh journal ({e}); storing in Doppler directly"
+        )));
+        return match store(ctx, &stored, &journal, &pending).await {
+            Ok(()) => Ok(fresh(pending.tokens)),
+            Err(Error::StoreFailed { source, .. }) => Err(Error::TokensLost {
+                provider: ctx.provider.name.clone(),
+                source,
+            }),
+            Err(e) => Err(e),
+        };
+    }
     failpoint("after-journal");
     store(ctx, &stored, &journal, &pending).await?;
     drop(lock);
-    let Pending { tokens, .. } = pending;
-    Ok(Fresh {
+    Ok(fresh(pending.tokens))
+}
+
+fn fresh(tokens: TokenSet) -> Fresh {
+    Fresh {
         access_token: tokens.access_token,
         expires_at: tokens.expires_at,
         refreshed: true,
-    })
+    }
+}
+
+/// Pushes a journal left by an earlier run, if there is one (a local check; no request
+/// otherwise). Every command that reads tokens calls this first.
+pub async fn push_pending(ctx: &Context, reporter: &dyn Reporter) -> Result<()> {
+    replay(ctx, &Journal::for_context(ctx)?, reporter).await
 }
 
 /// The stored token, if it satisfies `want` without a refresh.

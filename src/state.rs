@@ -61,7 +61,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600).custom_flags(libc_o_nofollow());
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
     }
     let mut file = options.open(&tmp)?;
     file.write_all(bytes)?;
@@ -99,15 +99,6 @@ pub fn read_private(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
         }
     }
     std::fs::read(path).map(Some)
-}
-
-#[cfg(target_os = "linux")]
-fn libc_o_nofollow() -> i32 {
-    0o400000
-}
-#[cfg(all(unix, not(target_os = "linux")))]
-fn libc_o_nofollow() -> i32 {
-    0x0100
 }
 
 /// A name for the (Doppler target, provider) pair, safe as a file name: the provider name and
@@ -153,7 +144,7 @@ impl LocalLock {
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600).custom_flags(libc_o_nofollow());
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
         }
         let file = options.open(&path).map_err(|source| Error::ReadFile {
             path: path.clone(),

@@ -398,3 +398,25 @@ fn tokens_stored_without_a_lease_secret_still_refresh_and_get_one() {
     assert_eq!(h.auth.refreshes(), 1);
     assert_eq!(h.secret("ACME_REFRESH_LEASE").as_deref(), Some(""));
 }
+
+#[test]
+fn status_pushes_a_pending_journal_before_it_reads() {
+    let h = Harness::new(AsConfig::jobber());
+    let (_, old_rt) = h.store_grant(60);
+    h.doppler.push_fault_on(
+        Some("POST"),
+        Some(SECRETS),
+        1,
+        Fault::json(500, "down"),
+        100,
+    );
+    h.run(&["token", "--provider", "acme"]).assert_code(6);
+    h.doppler.clear_faults();
+    let run = h.run(&["status"]);
+    run.assert_code(0);
+    let rt = h.secret("ACME_REFRESH_TOKEN").unwrap();
+    assert_ne!(rt, old_rt);
+    assert!(h.auth.is_live_refresh_token(&rt));
+    assert!(journal_files(&h).is_empty());
+    assert_eq!(h.auth.refreshes(), 1);
+}
