@@ -284,7 +284,11 @@ fn doppler_client(global: &Global) -> Result<oauth_pkce::doppler::Doppler> {
 }
 
 fn context(global: &Global, provider: &str, buffer: i64) -> Result<Context> {
-    let provider: Provider = load_catalog(global)?.get(provider)?.clone();
+    let provider: Provider = Catalog::find(
+        oauth_pkce::provider::user_dir().as_deref(),
+        &global.provider_files,
+        provider,
+    )?;
     let mut ctx = Context::new(doppler_settings(global)?, provider)?;
     ctx.refresh_buffer = buffer;
     Ok(ctx)

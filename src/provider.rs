@@ -570,20 +570,51 @@ impl Catalog {
     pub fn load(dir: Option<&Path>, files: &[PathBuf]) -> Result<Catalog> {
         let mut catalog = Catalog::default();
         for (file, text) in BUILTIN {
-            catalog.insert(Provider::parse(
-                text,
-                &format!("built-in providers/{file}"),
-            )?);
+            catalog.insert(parse_builtin(file, text)?);
         }
+        catalog.add_user_files(dir, files)?;
+        Ok(catalog)
+    }
+
+    fn add_user_files(&mut self, dir: Option<&Path>, files: &[PathBuf]) -> Result<()> {
         if let Some(dir) = dir {
             for path in toml_files_in(dir)? {
-                catalog.insert(load_file(&path)?);
+                self.insert(load_file(&path)?);
             }
         }
         for path in files {
-            catalog.insert(load_file(path)?);
+            self.insert(load_file(path)?);
         }
-        Ok(catalog)
+        Ok(())
+    }
+
+    /// Only the provider called `name`: the user's files are read (they may override it), but
+    /// of the built-ins only `{name}.toml` is parsed. What a command with `--provider` needs.
+    pub fn find(dir: Option<&Path>, files: &[PathBuf], name: &str) -> Result<Provider> {
+        let mut user = Catalog::default();
+        user.add_user_files(dir, files)?;
+        if let Some(p) = user.providers.remove(name) {
+            return Ok(p);
+        }
+        match BUILTIN
+            .iter()
+            .find(|(file, _)| file.strip_suffix(".toml") == Some(name))
+        {
+            Some((file, text)) => parse_builtin(file, text),
+            None => {
+                let mut known: Vec<String> = BUILTIN
+                    .iter()
+                    .map(|(f, _)| f.trim_end_matches(".toml").to_string())
+                    .chain(user.providers.into_keys())
+                    .collect();
+                known.sort();
+                known.dedup();
+                Err(Error::UnknownProvider {
+                    name: name.to_string(),
+                    known,
+                })
+            }
+        }
     }
 
     fn insert(&mut self, provider: Provider) {
@@ -603,6 +634,10 @@ impl Catalog {
     pub fn iter(&self) -> impl Iterator<Item = &Provider> {
         self.providers.values()
     }
+}
+
+fn parse_builtin(file: &str, text: &str) -> Result<Provider> {
+    Provider::parse(text, &format!("built-in providers/{file}"))
 }
 
 fn load_file(path: &Path) -> Result<Provider> {
@@ -924,6 +959,34 @@ secret_prefix = "ACME"
         let p = catalog.get("jobber").unwrap();
         assert_eq!(p.display_name, "My Jobber");
         assert_eq!(p.source, path.display().to_string());
+    }
+
+    #[test]
+    fn find_parses_one_builtin_and_agrees_with_load() {
+        let all = Catalog::load(None, &[]).unwrap();
+        for (file, _) in BUILTIN {
+            let name = file.trim_end_matches(".toml");
+            let one = Catalog::find(None, &[], name).unwrap();
+            assert_eq!(one.token_url, all.get(name).unwrap().token_url);
+        }
+        match Catalog::find(None, &[], "nope") {
+            Err(Error::UnknownProvider { known, .. }) => {
+                assert!(known.contains(&"jobber".to_string()))
+            }
+            other => panic!("{other:?}"),
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("x.toml"),
+            MINIMAL.replace("\"acme\"", "\"jobber\""),
+        )
+        .unwrap();
+        assert_eq!(
+            Catalog::find(Some(dir.path()), &[], "jobber")
+                .unwrap()
+                .token_url,
+            "https://acme.example/token"
+        );
     }
 
     #[test]

@@ -68,12 +68,9 @@ impl TokenSource {
 
     /// Settings from the environment, exactly as the CLI resolves them (no flags).
     pub fn from_env(provider: &str) -> Result<TokenSource> {
-        let catalog = Catalog::load(user_dir().as_deref(), &[])?;
+        let provider = Catalog::find(user_dir().as_deref(), &[], provider)?;
         let settings = DopplerSettings::resolve(&SettingsInputs::from_process(None, None))?;
-        Ok(TokenSource::new(Context::new(
-            settings,
-            catalog.get(provider)?.clone(),
-        )?))
+        Ok(TokenSource::new(Context::new(settings, provider)?))
     }
 
     /// Sends progress and warnings to `reporter`.
