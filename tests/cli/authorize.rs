@@ -142,15 +142,7 @@ fn browser_variable_is_run_with_the_url_as_one_argument() {
 #[test]
 fn wrong_or_missing_state_is_refused_and_the_flow_keeps_waiting() {
     let h = Harness::new(AsConfig::jobber());
-    let mut running = Running::spawn(h.cmd().args([
-        "authorize",
-        "--provider",
-        "acme",
-        "--no-browser",
-        "--timeout",
-        "20",
-    ]));
-    let url = running.wait_for_url(&h.auth.authorize_url());
+    let (running, url) = h.start_authorize(20);
     let location = browser::location_of(&url);
     let state = query_param(&location, "state").unwrap();
     let code = query_param(&location, "code").unwrap();
@@ -180,15 +172,7 @@ fn wrong_or_missing_state_is_refused_and_the_flow_keeps_waiting() {
 fn consent_denied_exits_4_and_writes_nothing() {
     let h = Harness::new(AsConfig::jobber());
     h.auth.set_deny(true);
-    let mut running = Running::spawn(h.cmd().args([
-        "authorize",
-        "--provider",
-        "acme",
-        "--no-browser",
-        "--timeout",
-        "20",
-    ]));
-    let url = running.wait_for_url(&h.auth.authorize_url());
+    let (running, url) = h.start_authorize(20);
     let page = browser::follow_authorization(&url);
     assert!(page.body.contains("access_denied"), "{}", page.body);
     let run = running.finish();
@@ -205,15 +189,7 @@ fn consent_denied_exits_4_and_writes_nothing() {
 #[test]
 fn error_text_from_the_callback_is_escaped_in_the_page_and_stripped_in_the_terminal() {
     let h = Harness::new(AsConfig::jobber());
-    let mut running = Running::spawn(h.cmd().args([
-        "authorize",
-        "--provider",
-        "acme",
-        "--no-browser",
-        "--timeout",
-        "20",
-    ]));
-    let url = running.wait_for_url(&h.auth.authorize_url());
+    let (running, url) = h.start_authorize(20);
     let location = browser::location_of(&url);
     let state = query_param(&location, "state").unwrap();
     let base = location.split('?').next().unwrap();

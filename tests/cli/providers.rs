@@ -3,7 +3,7 @@
 //! that provider, and the real binary runs `authorize`, `refresh` and `status --check`.
 
 use crate::support::fake_as::{AsConfig, ResponseStyle};
-use crate::support::{browser, query_param, Harness, Running};
+use crate::support::{browser, query_param, Harness};
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -125,15 +125,7 @@ fn a_redirect_uri_that_is_not_registered_is_refused_by_an_exact_matching_provide
     h.auth
         .set_registered_redirect_uris(vec![format!("http://localhost:{}/callback", h.port)]);
     // The default harness file uses 127.0.0.1: not the registered URL.
-    let mut running = Running::spawn(h.cmd().args([
-        "authorize",
-        "--provider",
-        "acme",
-        "--no-browser",
-        "--timeout",
-        "2",
-    ]));
-    let url = running.wait_for_url(&h.auth.authorize_url());
+    let (running, url) = h.start_authorize(2);
     let page = browser::open(&url);
     assert_eq!(page.status, 400);
     assert!(page.body.contains("redirect_uri_mismatch"), "{}", page.body);
@@ -311,15 +303,7 @@ fn spotify_accepts_the_loopback_ip_literal_and_refuses_localhost() {
     assert!(redirect.starts_with("http://127.0.0.1:"), "{redirect}");
 
     h.write_provider("acme", "redirect_host = \"localhost\"\n");
-    let mut running = Running::spawn(h.cmd().args([
-        "authorize",
-        "--provider",
-        "acme",
-        "--no-browser",
-        "--timeout",
-        "2",
-    ]));
-    let url = running.wait_for_url(&h.auth.authorize_url());
+    let (running, url) = h.start_authorize(2);
     assert!(query_param(&url, "redirect_uri")
         .unwrap()
         .starts_with("http://localhost:"));

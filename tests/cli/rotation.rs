@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::support::fake_as::AsConfig;
 use crate::support::fake_doppler::Fault;
-use crate::support::{now, Harness, Run, Running, RO_TOKEN};
+use crate::support::{now, run_together, Harness, Running, RO_TOKEN};
 
 const SECRETS: &str = "/v3/configs/config/secrets";
 
@@ -16,20 +16,11 @@ const SECRETS: &str = "/v3/configs/config/secrets";
 fn sixteen_concurrent_token_calls_make_exactly_one_refresh() {
     let h = Harness::new(AsConfig::jobber());
     let (old_at, _) = h.store_grant(60);
-    let children: Vec<_> = (0..16)
-        .map(|_| {
-            h.cmd()
-                .args(["token", "--provider", "acme"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let runs: Vec<Run> = children
-        .into_iter()
-        .map(|c| Run::from(c.wait_with_output().unwrap()))
-        .collect();
+    let runs = run_together((0..16).map(|_| {
+        let mut cmd = h.cmd();
+        cmd.args(["token", "--provider", "acme"]);
+        cmd
+    }));
     for run in &runs {
         run.assert_code(0);
     }
@@ -61,20 +52,11 @@ fn concurrent_token_calls_refresh_once_even_when_tokens_live_shorter_than_the_bu
     // Slow Doppler answers keep the refresh going (about 1 s) until every process has made its
     // first read; one that started after the refresh had finished would rightly refresh again.
     h.doppler.set_delay(Duration::from_millis(500));
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            h.cmd()
-                .args(["token", "--provider", "acme"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let runs: Vec<Run> = children
-        .into_iter()
-        .map(|c| Run::from(c.wait_with_output().unwrap()))
-        .collect();
+    let runs = run_together((0..4).map(|_| {
+        let mut cmd = h.cmd();
+        cmd.args(["token", "--provider", "acme"]);
+        cmd
+    }));
     let new_at = h.secret("ACME_ACCESS_TOKEN").unwrap();
     for run in &runs {
         run.assert_code(0);
@@ -95,24 +77,11 @@ fn two_machines_racing_send_one_refresh_per_race_and_nobody_is_locked_out() {
     let other = h.other_machine();
     for race in 1..=3 {
         h.set_secret("ACME_TOKEN_EXPIRES_AT", &(now() + 30).to_string());
-        let a = h
-            .cmd()
-            .args(["token", "--provider", "acme"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let b = other
-            .cmd()
-            .args(["token", "--provider", "acme"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (a, b) = (
-            Run::from(a.wait_with_output().unwrap()),
-            Run::from(b.wait_with_output().unwrap()),
-        );
+        let (mut on_a, mut on_b) = (h.cmd(), other.cmd());
+        on_a.args(["token", "--provider", "acme"]);
+        on_b.args(["token", "--provider", "acme"]);
+        let runs = run_together([on_a, on_b]);
+        let (a, b) = (&runs[0], &runs[1]);
         a.assert_code(0);
         b.assert_code(0);
         assert_eq!(a.stdout, b.stdout, "both machines got the same token");

@@ -168,6 +168,22 @@ impl Harness {
         Run::from(self.cmd().args(args).output().unwrap())
     }
 
+    /// Starts `authorize --provider acme --no-browser --timeout SECS` and returns it with the
+    /// authorization URL it printed; the test plays the browser.
+    pub fn start_authorize(&self, timeout_secs: u32) -> (Running, String) {
+        let timeout = timeout_secs.to_string();
+        let mut running = Running::spawn(self.cmd().args([
+            "authorize",
+            "--provider",
+            "acme",
+            "--no-browser",
+            "--timeout",
+            &timeout,
+        ]));
+        let url = running.wait_for_url(&self.auth.authorize_url());
+        (running, url)
+    }
+
     /// `authorize --provider acme --no-browser` with the browser played by the test: the
     /// printed URL is followed through the fake AS to the callback.
     pub fn authorize(&self, extra: &[&str]) -> Run {
@@ -288,6 +304,23 @@ impl Run {
         }
         self
     }
+}
+
+/// Runs every command at once and waits for all of them.
+pub fn run_together(cmds: impl IntoIterator<Item = Command>) -> Vec<Run> {
+    let children: Vec<Child> = cmds
+        .into_iter()
+        .map(|mut c| {
+            c.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| Run::from(c.wait_with_output().unwrap()))
+        .collect()
 }
 
 /// A child whose stderr is read as it runs.
