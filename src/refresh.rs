@@ -375,15 +375,27 @@ fn owner_id() -> String {
     )
 }
 
-/// Best effort: gives the lease back after a failed refresh, so others need not wait it out.
-async fn release_lease(ctx: &Context, stored: &Stored, lease: &str) {
-    let change = Change {
+/// The change that empties the lease, if it still holds `lease` (ours).
+fn lease_release(stored: &Stored, lease: &str) -> Change {
+    Change {
         name: stored.name(REFRESH_LEASE),
         value: SecretString::from(String::new()),
         original: Some(SecretString::from(lease.to_string())),
         exists: true,
-    };
-    if let Err(e) = ctx.doppler.write(&[change]).await {
+    }
+}
+
+fn store_failed(ctx: &Context, journal: &Journal, e: Error) -> Error {
+    Error::StoreFailed {
+        provider: ctx.provider.name.clone(),
+        journal: journal.path.clone(),
+        source: Box::new(e),
+    }
+}
+
+/// Best effort: gives the lease back after a failed refresh, so others need not wait it out.
+async fn release_lease(ctx: &Context, stored: &Stored, lease: &str) {
+    if let Err(e) = ctx.doppler.write(&[lease_release(stored, lease)]).await {
         tracing::debug!("could not release the refresh lease: {e}");
     }
 }
@@ -393,24 +405,14 @@ async fn release_lease(ctx: &Context, stored: &Stored, lease: &str) {
 async fn store(ctx: &Context, stored: &Stored, journal: &Journal, pending: &Pending) -> Result<()> {
     let mut changes = stored.token_changes(&pending.tokens, Some(&pending.spent), false);
     if let Some(lease) = &pending.lease {
-        changes.push(Change {
-            name: stored.name(REFRESH_LEASE),
-            value: SecretString::from(String::new()),
-            original: Some(SecretString::from(lease.clone())),
-            exists: true,
-        });
+        changes.push(lease_release(stored, lease));
     }
-    match ctx.doppler.write(&changes).await {
-        Ok(_) => {
-            journal.remove();
-            Ok(())
-        }
-        Err(e) => Err(Error::StoreFailed {
-            provider: ctx.provider.name.clone(),
-            journal: journal.path.clone(),
-            source: Box::new(e),
-        }),
-    }
+    ctx.doppler
+        .write(&changes)
+        .await
+        .map_err(|e| store_failed(ctx, journal, e))?;
+    journal.remove();
+    Ok(())
 }
 
 /// Pushes tokens left in the journal by an earlier run to Doppler.
@@ -432,12 +434,7 @@ async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Re
         });
     }
     if let Some(lease) = &pending.lease {
-        with_lease.push(Change {
-            name: assumed.name(REFRESH_LEASE),
-            value: SecretString::from(String::new()),
-            original: Some(SecretString::from(lease.clone())),
-            exists: true,
-        });
+        with_lease.push(lease_release(&assumed, lease));
     }
     let first = ctx.doppler.write(&with_lease).await;
     match first {
@@ -469,11 +466,7 @@ async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Re
                 ctx.doppler
                     .write(&with_lease)
                     .await
-                    .map_err(|e| Error::StoreFailed {
-                        provider: ctx.provider.name.clone(),
-                        journal: journal.path.clone(),
-                        source: Box::new(e),
-                    })?;
+                    .map_err(|e| store_failed(ctx, journal, e))?;
                 journal.remove();
                 return Ok(());
             }
@@ -483,11 +476,7 @@ async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Re
             journal.remove();
             Ok(())
         }
-        Err(e) => Err(Error::StoreFailed {
-            provider: ctx.provider.name.clone(),
-            journal: journal.path.clone(),
-            source: Box::new(e),
-        }),
+        Err(e) => Err(store_failed(ctx, journal, e)),
     }
 }
 
