@@ -86,7 +86,13 @@ pub async fn authorize(
 
     // 5. The callback.
     let redirect_uri = callback.redirect_uri.clone();
-    let code = callback.wait_for_code(&pkce.state, opts.timeout).await?;
+    let issuer = crate::callback::Issuer {
+        expected: provider.issuer.clone(),
+        required: provider.require_iss,
+    };
+    let code = callback
+        .wait_for_code(&pkce.state, &issuer, opts.timeout)
+        .await?;
 
     // 6. The exchange.
     reporter.event(Event::Exchanging);

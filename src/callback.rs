@@ -99,11 +99,13 @@ impl Callback {
     pub async fn wait_for_code(
         self,
         state: &SecretString,
+        issuer: &Issuer,
         timeout: Duration,
     ) -> Result<SecretString> {
         let (tx, rx) = oneshot::channel();
         let shared = Arc::new(Shared {
             state: state.clone(),
+            issuer: issuer.clone(),
             path: self.path.clone(),
             hosts: allowed_hosts(&self.host, self.port),
             outcome: Mutex::new(Some(tx)),
@@ -227,8 +229,29 @@ fn allowed_hosts(host: &str, port: u16) -> HashSet<String> {
     hosts
 }
 
+/// What the callback's `iss` parameter (RFC 9207) must be.
+#[derive(Clone, Debug, Default)]
+pub struct Issuer {
+    /// The provider's issuer identifier; `None`: an `iss` is ignored.
+    pub expected: Option<String>,
+    /// A callback without `iss` is refused.
+    pub required: bool,
+}
+
+impl Issuer {
+    /// Whether the callback's `iss` (if any) is acceptable: simple string comparison.
+    fn accepts(&self, iss: Option<&str>) -> bool {
+        match (&self.expected, iss) {
+            (Some(expected), Some(iss)) => iss == expected,
+            (Some(_), None) => !self.required,
+            (None, _) => true,
+        }
+    }
+}
+
 struct Shared {
     state: SecretString,
+    issuer: Issuer,
     path: String,
     hosts: HashSet<String>,
     outcome: Mutex<Option<oneshot::Sender<Outcome>>>,
@@ -313,6 +336,17 @@ async fn handle(
             StatusCode::BAD_REQUEST,
             "Not this sign-in",
             "This response does not belong to the sign-in in progress (the state parameter is missing or wrong). It was ignored.",
+        );
+    }
+
+    // Mix-up defence (RFC 9207): a response from another authorization server is refused, an
+    // error response included, and the flow keeps waiting.
+    if !shared.issuer.accepts(params.get("iss")) {
+        shared.refuse();
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Wrong issuer",
+            "This response names a different authorization server (iss) than the one the sign-in was sent to. It was ignored.",
         );
     }
 
@@ -454,6 +488,29 @@ mod tests {
         let p = Params::parse("code=&state=s%20x&foo=bar").unwrap();
         assert_eq!(p.get("code"), None);
         assert_eq!(p.get("state"), Some("s x"));
+    }
+
+    #[test]
+    fn iss_is_compared_exactly_and_required_only_when_configured() {
+        let honest = Issuer {
+            expected: Some("https://honest.as.example".into()),
+            required: false,
+        };
+        assert!(honest.accepts(Some("https://honest.as.example")));
+        for bad in [
+            "https://honest.as.example/",
+            "HTTPS://honest.as.example",
+            "https://evil.example",
+        ] {
+            assert!(!honest.accepts(Some(bad)), "{bad}");
+        }
+        assert!(honest.accepts(None));
+        assert!(!Issuer {
+            required: true,
+            ..honest.clone()
+        }
+        .accepts(None));
+        assert!(Issuer::default().accepts(Some("https://anything.example")));
     }
 
     #[test]

@@ -265,6 +265,14 @@ pub struct Provider {
     /// Set when no loopback flow can work: `authorize` refuses with the reason and the alternative.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loopback_unsupported: Option<LoopbackUnsupported>,
+    /// The authorization server's issuer identifier (RFC 9207): an `iss` on the callback must
+    /// equal it exactly, else the callback is refused (mix-up defence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The server always sends `iss` (it advertises `authorization_response_iss_parameter_supported`):
+    /// a callback without it is refused. Needs `issuer`.
+    #[serde(default)]
+    pub require_iss: bool,
     /// Where the definition came from: `built-in` or a file path.
     #[serde(skip_deserializing, default)]
     pub source: String,
@@ -334,6 +342,12 @@ impl Provider {
         }
         check_endpoint("authorization_url", &self.authorization_url)?;
         check_endpoint("token_url", &self.token_url)?;
+        if let Some(issuer) = &self.issuer {
+            check_endpoint("issuer", issuer)?;
+        }
+        if self.require_iss && self.issuer.is_none() {
+            return Err("key `require_iss`: needs `issuer`".into());
+        }
         if let Some(url) = &self.revocation_url {
             check_endpoint("revocation_url", url)?;
         }

@@ -307,3 +307,35 @@ fn c11_authorize_again_right_away_gets_the_same_port() {
         );
     }
 }
+
+#[test]
+fn d8_an_iss_naming_another_server_is_refused_and_a_required_iss_must_be_there() {
+    let h = Harness::new(AsConfig::jobber());
+    let issuer = "https://honest.as.example";
+    h.write_provider(
+        "acme",
+        &format!("issuer = \"{issuer}\"\nrequire_iss = true\n"),
+    );
+    let p = start(&h);
+    let with_iss = |iss: &str| format!("{}&iss={}", p.location, iss);
+    for bad in [
+        "https%3A%2F%2Fevil.example",
+        "https%3A%2F%2Fhonest.as.example%2F",
+    ] {
+        assert_eq!(browser::deliver(&with_iss(bad)).status, 400, "{bad}");
+    }
+    // Without iss (the fake does not send one) a required iss is missing.
+    assert_eq!(browser::deliver(&p.location).status, 400);
+    // An error "from" another server does not end the flow either.
+    let forged = format!(
+        "{}?error=access_denied&state={}&iss=https%3A%2F%2Fevil.example",
+        p.base(),
+        p.state
+    );
+    assert_eq!(browser::deliver(&forged).status, 400);
+    assert_eq!(h.auth.code_exchanges(), 0);
+    let page = browser::deliver(&with_iss("https%3A%2F%2Fhonest.as.example"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    p.running.finish().assert_code(0);
+    assert_eq!(h.auth.code_exchanges(), 1);
+}
