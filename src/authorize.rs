@@ -1,12 +1,13 @@
 //! The authorize flow, SPEC.md's seven steps: credentials → PKCE + state → callback port →
-//! authorization URL and browser → wait for the callback → code exchange → one Doppler write.
+//! authorization URL and browser → wait for the callback (or a pasted redirect URL) → code
+//! exchange → one Doppler write.
 
 use std::time::Duration;
 
 use secrecy::SecretString;
 
 use crate::browser;
-use crate::callback::Callback;
+use crate::callback::{Callback, Expected, Issuer, PastedLines};
 use crate::error::Result;
 use crate::pkce::PkcePair;
 use crate::provider::PortRange;
@@ -27,6 +28,25 @@ pub struct AuthorizeOptions {
     pub timeout: Duration,
     /// The value of `$BROWSER`, if set.
     pub browser_var: Option<String>,
+    /// Redirect URLs the user pastes (the CLI's stdin), accepted as the callback would be.
+    pub paste: Option<PastedLines>,
+    /// The browser is probably on another machine (an SSH session, no display): say how to
+    /// reach the callback even when a browser opener started.
+    pub remote: bool,
+}
+
+impl Default for AuthorizeOptions {
+    fn default() -> Self {
+        AuthorizeOptions {
+            ports: None,
+            scopes: Vec::new(),
+            no_browser: false,
+            timeout: Duration::from_secs(300),
+            browser_var: None,
+            paste: None,
+            remote: false,
+        }
+    }
 }
 
 /// What `authorize` stored.
@@ -73,25 +93,39 @@ pub async fn authorize(
     let url =
         endpoint.authorization_url(&callback.redirect_uri, scopes, &pkce.challenge, &pkce.state)?;
     reporter.event(Event::AuthorizationUrl(&url));
+    let mut opened = false;
     if !opts.no_browser {
         match browser::open(&url, opts.browser_var.as_deref()) {
-            Ok(_) => reporter.event(Event::BrowserOpened),
+            Ok(_) => {
+                opened = true;
+                reporter.event(Event::BrowserOpened)
+            }
             Err(e) => reporter.event(Event::BrowserFailed(&e.to_string())),
         }
+    }
+    if !opened || opts.remote {
+        reporter.event(Event::Remote {
+            port: callback.port,
+            redirect_uri: &callback.redirect_uri,
+            paste: opts.paste.is_some(),
+        });
     }
     reporter.event(Event::Waiting {
         seconds: opts.timeout.as_secs(),
         redirect_uri: &callback.redirect_uri,
     });
 
-    // 5. The callback.
+    // 5. The callback, or the redirect URL pasted.
     let redirect_uri = callback.redirect_uri.clone();
-    let issuer = crate::callback::Issuer {
-        expected: provider.issuer.clone(),
-        required: provider.require_iss,
+    let expected = Expected {
+        state: pkce.state.clone(),
+        issuer: Issuer {
+            expected: provider.issuer.clone(),
+            required: provider.require_iss,
+        },
     };
     let code = callback
-        .wait_for_code(&pkce.state, &issuer, opts.timeout)
+        .wait_for_code(&expected, opts.timeout, opts.paste.as_ref(), reporter)
         .await?;
 
     // 6. The exchange.
@@ -99,14 +133,27 @@ pub async fn authorize(
     let tokens = endpoint
         .exchange_code(code, &pkce.verifier, &redirect_uri)
         .await?;
+    store_new_grant(ctx, &stored, &tokens, reporter).await?;
+    Ok(Authorized {
+        tokens,
+        redirect_uri,
+    })
+}
+
+/// Step 7, shared with the device flow: one Doppler write of the new grant's tokens, its
+/// expiry, and the lease as empty so it always exists.
+pub(crate) async fn store_new_grant(
+    ctx: &Context,
+    stored: &Stored,
+    tokens: &TokenSet,
+    reporter: &dyn Reporter,
+) -> Result<()> {
     if tokens.expires_at.is_none() {
         reporter.event(Event::Warning(
             "the token response had no expires_in and the access token is not a JWT with exp: the expiry is unknown, so `token` cannot refresh ahead of time",
         ));
     }
-
-    // 7. One Doppler write: tokens, expiry, and the lease as empty so it always exists.
-    let mut changes = stored.token_changes(&tokens, None, true);
+    let mut changes = stored.token_changes(tokens, None, true);
     if tokens.refresh_token.is_none() {
         // A new grant without a refresh token: do not keep one from an older grant.
         reporter.event(Event::Warning("the provider returned no refresh token: run `authorize` again when the access token expires"));
@@ -117,8 +164,5 @@ pub async fn authorize(
         }
     }
     ctx.doppler.write(&changes).await?;
-    Ok(Authorized {
-        tokens,
-        redirect_uri,
-    })
+    Ok(())
 }

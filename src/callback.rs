@@ -6,6 +6,11 @@
 //! Anything else (a favicon, a probe, a wrong or missing `state`) gets an error page and changes
 //! nothing, up to a cap. Every page is static text with request text HTML-escaped, and every
 //! response carries a locked-down set of headers and `Connection: close`.
+//!
+//! When the browser runs on another machine (SSH, a container), the user can paste the final
+//! redirect URL instead ([`PastedLines`]): it goes through the same validator ([`judge`]) as a
+//! callback request — the same `state`, `iss` and code checks, the same refusal cap — and the
+//! first valid answer from either path ends the wait.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -18,11 +23,12 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::provider::PortRange;
 use crate::text::{html_escape, terminal_safe};
+use crate::{Event, Reporter};
 
 /// After this many refused callbacks (wrong `state`, bad parameters) the flow gives up.
 const MAX_REFUSED: u32 = 20;
@@ -51,11 +57,44 @@ pub struct Callback {
 /// How a flow ended at the callback.
 enum Outcome {
     Code(SecretString),
+    /// The provider's error response (`error=…` with the right `state`).
     Refused {
         error: String,
         description: Option<String>,
     },
+    /// The right `state` but no usable code.
+    Unusable,
     TooManyRefused,
+}
+
+/// What an authorization response must carry to belong to this flow.
+#[derive(Debug)]
+pub struct Expected {
+    pub state: SecretString,
+    pub issuer: Issuer,
+}
+
+/// Redirect URLs the user pasted, one per line (the CLI feeds its stdin here). The sender
+/// side closing just ends this source; the callback keeps waiting.
+#[derive(Clone)]
+pub struct PastedLines(Arc<tokio::sync::Mutex<mpsc::Receiver<SecretString>>>);
+
+impl PastedLines {
+    /// A sender to feed lines into, and the source to pass to [`Callback::wait_for_code`].
+    pub fn channel() -> (mpsc::Sender<SecretString>, PastedLines) {
+        let (tx, rx) = mpsc::channel(4);
+        (tx, PastedLines(Arc::new(tokio::sync::Mutex::new(rx))))
+    }
+
+    async fn next(&self) -> Option<SecretString> {
+        self.0.lock().await.recv().await
+    }
+}
+
+impl std::fmt::Debug for PastedLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PastedLines")
+    }
 }
 
 impl Callback {
@@ -94,64 +133,139 @@ impl Callback {
         })
     }
 
-    /// Serves until a callback with the right `state` arrives or `timeout` passes, then closes
-    /// the port and returns the authorization code.
+    /// Serves until a callback (or, with `paste`, a pasted redirect URL) with the right `state`
+    /// arrives or `timeout` passes, then closes the port and returns the authorization code.
+    /// Dropping the returned future (Ctrl-C) closes the port too.
     pub async fn wait_for_code(
         self,
-        state: &SecretString,
-        issuer: &Issuer,
+        expected: &Expected,
         timeout: Duration,
+        paste: Option<&PastedLines>,
+        reporter: &dyn Reporter,
     ) -> Result<SecretString> {
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         let shared = Arc::new(Shared {
-            state: state.clone(),
-            issuer: issuer.clone(),
+            expected: Expected {
+                state: expected.state.clone(),
+                issuer: expected.issuer.clone(),
+            },
             path: self.path.clone(),
             hosts: allowed_hosts(&self.host, self.port),
             outcome: Mutex::new(Some(tx)),
             refused: AtomicU32::new(0),
         });
-        let app = axum::Router::new().fallback(handle).with_state(shared);
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&shared));
         let connections = Arc::new(Mutex::new(tokio::task::JoinSet::new()));
         let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-        let acceptors: Vec<_> = self
-            .listeners
-            .into_iter()
-            .map(|l| {
-                tokio::spawn(accept(
-                    l,
-                    app.clone(),
-                    Arc::clone(&connections),
-                    Arc::clone(&permits),
-                ))
-            })
-            .collect();
+        let serving = Serving {
+            acceptors: self
+                .listeners
+                .into_iter()
+                .map(|l| {
+                    tokio::spawn(accept(
+                        l,
+                        app.clone(),
+                        Arc::clone(&connections),
+                        Arc::clone(&permits),
+                    ))
+                })
+                .collect(),
+            connections: Arc::clone(&connections),
+        };
 
-        let outcome = tokio::time::timeout(timeout, rx).await;
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut paste = paste;
+        let outcome = loop {
+            tokio::select! {
+                _ = &mut deadline => break None,
+                outcome = &mut rx => break outcome.ok(),
+                line = next_pasted(paste) => match line {
+                    // The input ended (stdin closed): wait for the browser alone.
+                    None => paste = None,
+                    Some(text) => match judge_pasted(text.expose_secret(), &shared.path, &shared.expected) {
+                        None => {}
+                        Some(Verdict::Final(Outcome::Unusable)) => {
+                            shared.refuse();
+                            reporter.event(Event::PasteRefused(
+                                "the pasted address has no usable authorization code (was it cut short?)",
+                            ));
+                        }
+                        Some(Verdict::Final(outcome)) => {
+                            reporter.event(Event::PasteAccepted);
+                            // Through the same one-shot as the callback: a later browser
+                            // request finds the flow done.
+                            shared.finish(outcome);
+                        }
+                        Some(Verdict::Refused { message, .. }) => {
+                            shared.refuse();
+                            reporter.event(Event::PasteRefused(&message));
+                        }
+                    },
+                },
+            }
+        };
         // Close the port at once, let the last page flush (no keep-alive, `Connection: close`),
         // then cut whatever connection is left so nothing can delay the exit.
-        for a in &acceptors {
-            a.abort();
-        }
+        serving.stop_accepting();
         let mut set = std::mem::take(&mut *connections.lock().expect("connections lock"));
         let _ = tokio::time::timeout(Duration::from_millis(500), async {
             while set.join_next().await.is_some() {}
         })
         .await;
         set.abort_all();
+        drop(serving);
 
         match outcome {
-            Err(_) => Err(Error::CallbackTimeout {
+            None if deadline.is_elapsed() => Err(Error::CallbackTimeout {
                 seconds: timeout.as_secs(),
             }),
-            Ok(Err(_)) => Err(Error::Authorization("the callback server stopped".into())),
-            Ok(Ok(Outcome::Code(code))) => Ok(code),
-            Ok(Ok(Outcome::Refused { error, description })) => {
+            None => Err(Error::Authorization("the callback server stopped".into())),
+            Some(Outcome::Code(code)) => Ok(code),
+            Some(Outcome::Refused { error, description }) => {
                 Err(Error::AuthorizationDenied { error, description })
             }
-            Ok(Ok(Outcome::TooManyRefused)) => Err(Error::Authorization(format!(
+            Some(Outcome::Unusable) => Err(Error::AuthorizationDenied {
+                error: "invalid_request".into(),
+                description: Some("the callback had no usable authorization code".into()),
+            }),
+            Some(Outcome::TooManyRefused) => Err(Error::Authorization(format!(
                 "{MAX_REFUSED} callbacks with a wrong state or bad parameters arrived; something other than your browser is calling the callback port"
             ))),
+        }
+    }
+}
+
+/// The next pasted line; never, without a paste source.
+async fn next_pasted(paste: Option<&PastedLines>) -> Option<SecretString> {
+    match paste {
+        Some(p) => p.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The acceptor tasks (which own the listening sockets) and the open connections. Dropping it
+/// closes the port: on every path out of the wait, a cancelled (Ctrl-C) one included.
+struct Serving {
+    acceptors: Vec<tokio::task::JoinHandle<()>>,
+    connections: Arc<Mutex<tokio::task::JoinSet<()>>>,
+}
+
+impl Serving {
+    fn stop_accepting(&self) {
+        for a in &self.acceptors {
+            a.abort();
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.stop_accepting();
+        if let Ok(mut set) = self.connections.lock() {
+            set.abort_all();
         }
     }
 }
@@ -250,8 +364,7 @@ impl Issuer {
 }
 
 struct Shared {
-    state: SecretString,
-    issuer: Issuer,
+    expected: Expected,
     path: String,
     hosts: HashSet<String>,
     outcome: Mutex<Option<oneshot::Sender<Outcome>>>,
@@ -320,61 +433,95 @@ async fn handle(
         return resp;
     }
 
-    let params = match Params::parse(uri.query().unwrap_or("")) {
-        Ok(p) => p,
-        Err(message) => {
+    match judge(uri.query().unwrap_or(""), &shared.expected) {
+        Verdict::Refused { title, message } => {
             shared.refuse();
-            return page(StatusCode::BAD_REQUEST, "Bad request", &message);
+            page(StatusCode::BAD_REQUEST, title, &message)
         }
+        Verdict::Final(outcome) => {
+            let (status, title, message) = match &outcome {
+                Outcome::Code(_) => (StatusCode::OK, "Authorization received", "oauth-pkce received the authorization. You can close this tab and return to the terminal.".to_string()),
+                Outcome::Refused { error, description } => (
+                    StatusCode::OK,
+                    "Authorization failed",
+                    format!(
+                        "The provider answered: {}{}. Return to the terminal.",
+                        error,
+                        description
+                            .as_deref()
+                            .map(|d| format!(" ({d})"))
+                            .unwrap_or_default()
+                    ),
+                ),
+                _ => (
+                    StatusCode::BAD_REQUEST,
+                    "Authorization failed",
+                    "The callback had no usable authorization code. Return to the terminal.".to_string(),
+                ),
+            };
+            if shared.finish(outcome) {
+                page(status, title, &message)
+            } else {
+                already_done()
+            }
+        }
+    }
+}
+
+/// What one authorization response means for the flow.
+enum Verdict {
+    /// Not this flow's answer (wrong or missing `state`, another issuer, bad parameters): it is
+    /// refused and counted, and the flow keeps waiting.
+    Refused {
+        title: &'static str,
+        message: String,
+    },
+    /// The flow's answer: a code, the provider's error, or no usable code.
+    Final(Outcome),
+}
+
+/// The one validator of authorization responses, for a callback request's query and for a
+/// pasted redirect URL alike: parameters decoded once (no duplicates), `state` compared in
+/// constant time, `iss` checked (RFC 9207), tokens refused, the code checked (VSCHAR, length).
+fn judge(query: &str, expected: &Expected) -> Verdict {
+    let refused = |title, message: &str| Verdict::Refused {
+        title,
+        message: message.to_string(),
+    };
+    let params = match Params::parse(query) {
+        Ok(p) => p,
+        Err(message) => return refused("Bad request", &message),
     };
     let state_ok = params
         .get("state")
-        .is_some_and(|s| constant_time_eq(s.as_bytes(), shared.state.expose_secret().as_bytes()));
+        .is_some_and(|s| constant_time_eq(s.as_bytes(), expected.state.expose_secret().as_bytes()));
     if !state_ok {
-        shared.refuse();
-        return page(
-            StatusCode::BAD_REQUEST,
+        return refused(
             "Not this sign-in",
             "This response does not belong to the sign-in in progress (the state parameter is missing or wrong). It was ignored.",
         );
     }
-
     // Mix-up defence (RFC 9207): a response from another authorization server is refused, an
     // error response included, and the flow keeps waiting.
-    if !shared.issuer.accepts(params.get("iss")) {
-        shared.refuse();
-        return page(
-            StatusCode::BAD_REQUEST,
+    if !expected.issuer.accepts(params.get("iss")) {
+        return refused(
             "Wrong issuer",
             "This response names a different authorization server (iss) than the one the sign-in was sent to. It was ignored.",
         );
     }
-
     if let Some(error) = params.get("error") {
-        let error = terminal_safe(error, 64);
-        let description = params
-            .get("error_description")
-            .map(|d| terminal_safe(d, 256));
-        let body = format!(
-            "The provider answered: {}{}. Return to the terminal.",
-            error,
-            description
-                .as_deref()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default()
-        );
-        if shared.finish(Outcome::Refused { error, description }) {
-            return page(StatusCode::OK, "Authorization failed", &body);
-        }
-        return already_done();
+        return Verdict::Final(Outcome::Refused {
+            error: terminal_safe(error, 64),
+            description: params
+                .get("error_description")
+                .map(|d| terminal_safe(d, 256)),
+        });
     }
     if ["access_token", "id_token", "token_type"]
         .iter()
         .any(|k| params.get(k).is_some())
     {
-        shared.refuse();
-        return page(
-            StatusCode::BAD_REQUEST,
+        return refused(
             "Bad request",
             "Tokens are never accepted on the callback; only an authorization code is.",
         );
@@ -384,24 +531,54 @@ async fn handle(
         && code.len() <= MAX_CODE_LEN
         && code.bytes().all(|b| (0x20..=0x7e).contains(&b));
     if !code_ok {
-        let outcome = Outcome::Refused {
-            error: "invalid_request".into(),
-            description: Some("the callback had no usable authorization code".into()),
-        };
-        if shared.finish(outcome) {
-            return page(
-                StatusCode::BAD_REQUEST,
-                "Authorization failed",
-                "The callback had no usable authorization code. Return to the terminal.",
-            );
+        return Verdict::Final(Outcome::Unusable);
+    }
+    Verdict::Final(Outcome::Code(SecretString::from(code.to_string())))
+}
+
+/// A pasted line: the redirect URL from the browser's address bar (its path must be the
+/// redirect path; the host and port are not checked, so a tunnelled or rewritten address
+/// works), or just its query (`code=…&state=…`). A bare code is refused: without `state` it
+/// cannot be tied to this sign-in. `None` for an empty line. Messages never repeat the text.
+fn judge_pasted(text: &str, path: &str, expected: &Expected) -> Option<Verdict> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let refused = |message: String| {
+        Some(Verdict::Refused {
+            title: "Not this sign-in",
+            message,
+        })
+    };
+    let query = match url::Url::parse(text) {
+        Ok(url) if url.has_host() => {
+            if url.path() != path {
+                return refused(format!(
+                    "that is not the redirect to {path}: after approving, copy the address of the page the browser was sent to"
+                ));
+            }
+            url.query().unwrap_or("").to_string()
         }
-        return already_done();
-    }
-    if shared.finish(Outcome::Code(SecretString::from(code.to_string()))) {
-        page(StatusCode::OK, "Authorization received", "oauth-pkce received the authorization. You can close this tab and return to the terminal.")
-    } else {
-        already_done()
-    }
+        _ if text.starts_with('?') => text[1..].to_string(),
+        _ if text.contains('=') => text.to_string(),
+        _ => {
+            return refused(format!(
+                "a bare code cannot be tied to this sign-in: paste the whole address (the one with {path}?code=…&state=…)"
+            ))
+        }
+    };
+    Some(match judge(&query, expected) {
+        Verdict::Refused { title, message } => Verdict::Refused {
+            title,
+            message: match title {
+                "Not this sign-in" => "its state does not match this sign-in (an address from an earlier attempt, or one cut short)".into(),
+                "Wrong issuer" => "it names another authorization server (iss) than this sign-in's".into(),
+                _ => format!("it has bad parameters: {message}"),
+            },
+        },
+        final_verdict => final_verdict,
+    })
 }
 
 fn already_done() -> Response {
@@ -511,6 +688,110 @@ mod tests {
         }
         .accepts(None));
         assert!(Issuer::default().accepts(Some("https://anything.example")));
+    }
+
+    fn expected() -> Expected {
+        Expected {
+            state: SecretString::from("S".repeat(43)),
+            issuer: Issuer::default(),
+        }
+    }
+
+    fn code_of(v: Option<Verdict>) -> Option<String> {
+        match v {
+            Some(Verdict::Final(Outcome::Code(c))) => Some(c.expose_secret().to_string()),
+            _ => None,
+        }
+    }
+
+    fn refusal_of(v: Option<Verdict>) -> String {
+        match v {
+            Some(Verdict::Refused { message, .. }) => message,
+            _ => panic!("not refused"),
+        }
+    }
+
+    #[test]
+    fn one_validator_judges_callbacks_and_pasted_addresses_alike() {
+        let e = expected();
+        let state = "S".repeat(43);
+        let url = format!("http://localhost:3000/callback?code=abc&state={state}");
+        assert_eq!(
+            code_of(Some(judge(&format!("code=abc&state={state}"), &e))).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            code_of(judge_pasted(&format!("  {url}\n"), "/callback", &e)).as_deref(),
+            Some("abc")
+        );
+        // A tunnelled or rewritten host and port are fine; the query alone too.
+        let other = format!("http://127.0.0.1:9999/callback?state={state}&code=abc");
+        assert_eq!(
+            code_of(judge_pasted(&other, "/callback", &e)).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            code_of(judge_pasted(
+                &format!("?code=abc&state={state}"),
+                "/callback",
+                &e
+            ))
+            .as_deref(),
+            Some("abc")
+        );
+        assert!(judge_pasted("   ", "/callback", &e).is_none());
+    }
+
+    #[test]
+    fn pasted_addresses_without_the_right_state_or_path_are_refused_without_echoing_them() {
+        let e = expected();
+        let state = "S".repeat(43);
+        for (text, needle) in [
+            (
+                "http://localhost:3000/callback?code=SECRETCODE&state=WRONG".to_string(),
+                "state does not match",
+            ),
+            (
+                "http://localhost:3000/callback?code=SECRETCODE".to_string(),
+                "state does not match",
+            ),
+            ("SECRETCODE".to_string(), "bare code"),
+            // The authorization URL itself carries our state: refused by its path.
+            (
+                format!("https://as.example/authorize?state={state}&client_id=x"),
+                "not the redirect",
+            ),
+            (
+                format!("http://localhost:3000/callback?code=SECRETCODE&code=x&state={state}"),
+                "more than once",
+            ),
+            (
+                format!("http://localhost:3000/callback?access_token=SECRETCODE&state={state}"),
+                "Tokens are never accepted",
+            ),
+        ] {
+            let message = refusal_of(judge_pasted(&text, "/callback", &e));
+            assert!(message.contains(needle), "{text}: {message}");
+            assert!(!message.contains("SECRETCODE"), "{message}");
+        }
+        // The right state without a code is unusable (the paste path refuses and waits on).
+        assert!(matches!(
+            judge_pasted(
+                &format!("http://localhost:3000/callback?state={state}"),
+                "/callback",
+                &e
+            ),
+            Some(Verdict::Final(Outcome::Unusable))
+        ));
+        // The provider's error with the right state is final.
+        assert!(matches!(
+            judge_pasted(
+                &format!("http://localhost:3000/callback?error=access_denied&state={state}"),
+                "/callback",
+                &e
+            ),
+            Some(Verdict::Final(Outcome::Refused { .. }))
+        ));
     }
 
     #[test]

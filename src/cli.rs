@@ -2,9 +2,12 @@
 //! settings, and the printing of results. stdout carries data (the token, tables, JSON);
 //! everything for people goes to stderr.
 
-use std::io::Write as _;
+mod spinner;
+
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret;
@@ -78,6 +81,10 @@ struct AuthorizeArgs {
     /// Only print the authorization URL; do not open a browser.
     #[arg(long)]
     no_browser: bool,
+    /// Also accept the final redirect URL pasted on stdin, as when the browser is on another
+    /// machine (stdin is read anyway when it is a terminal).
+    #[arg(long)]
+    paste: bool,
     /// Seconds to wait for the browser's redirect.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=600))]
     timeout: u64,
@@ -136,9 +143,7 @@ impl Cli {
     /// Runs the command; returns the process exit code.
     pub async fn run(self) -> Result<i32> {
         let global = &self.global;
-        let reporter = Stderr {
-            verbose: global.verbose,
-        };
+        let reporter = Stderr::new(global.verbose);
         match &self.command {
             Command::Providers(args) => {
                 let catalog = load_catalog(global)?;
@@ -157,6 +162,8 @@ impl Cli {
                     no_browser: args.no_browser,
                     timeout: Duration::from_secs(args.timeout),
                     browser_var: std::env::var(env::BROWSER).ok(),
+                    paste: pasted_lines(args.paste),
+                    remote: remote_session(),
                 };
                 let done = authorize(&ctx, &opts, &reporter).await?;
                 let summary = Summary::new(
@@ -294,15 +301,121 @@ fn context(global: &Global, provider: &str, buffer: i64) -> Result<Context> {
     Ok(ctx)
 }
 
-/// Prints [`Event`]s to stderr. `verbose == 0` still shows what a person needs.
+/// Lines typed or pasted on stdin, when it is a terminal or `--paste` says so (a script's
+/// closed or unrelated stdin is never read). A thread reads them; each line is a secret (it
+/// may hold an authorization code).
+fn pasted_lines(flag: bool) -> Option<oauth_pkce::callback::PastedLines> {
+    let stdin = std::io::stdin();
+    if !(flag || stdin.is_terminal()) {
+        return None;
+    }
+    let (tx, lines) = oauth_pkce::callback::PastedLines::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut input = stdin.lock();
+        loop {
+            let mut line = String::new();
+            match input.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if tx.blocking_send(secrecy::SecretString::from(line)).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    Some(lines)
+}
+
+/// Whether the browser is probably on another machine: an SSH session, or Linux without a
+/// display (and no `$BROWSER`).
+fn remote_session() -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    set(env::SSH_CONNECTION)
+        || set(env::SSH_TTY)
+        || (cfg!(target_os = "linux")
+            && !set(env::DISPLAY)
+            && !set(env::WAYLAND_DISPLAY)
+            && !set(env::BROWSER))
+}
+
+/// Prints [`Event`]s to stderr. `verbose == 0` still shows what a person needs. While a person
+/// is awaited, a spinner shows the time left when stderr is a terminal; otherwise plain lines.
 struct Stderr {
     verbose: u8,
+    /// Spinners are drawn (stderr is a terminal and `TERM` is not `dumb`).
+    animate: bool,
+    colour: bool,
+    /// The running spinner, and what it shows, to redraw it after a message.
+    spinner: Mutex<Option<(spinner::Spinner, String, Instant)>>,
+}
+
+impl Stderr {
+    fn new(verbose: u8) -> Stderr {
+        let term = std::env::var(env::TERM).unwrap_or_default();
+        Stderr {
+            verbose,
+            animate: std::io::stderr().is_terminal() && term != "dumb",
+            colour: std::env::var_os(env::NO_COLOR).is_none_or(|v| v.is_empty()),
+            spinner: Mutex::new(None),
+        }
+    }
+
+    /// Stops the spinner (its line cleared) and returns what it showed.
+    fn pause(&self) -> Option<(String, Instant)> {
+        let mut slot = self.spinner.lock().unwrap_or_else(|e| e.into_inner());
+        slot.take().map(|(s, label, deadline)| {
+            drop(s);
+            (label, deadline)
+        })
+    }
+
+    fn spin(&self, label: &str, deadline: Instant) {
+        if self.animate {
+            let s = spinner::Spinner::start(label.to_string(), deadline, self.colour);
+            *self.spinner.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((s, label.to_string(), deadline));
+        }
+    }
 }
 
 impl Reporter for Stderr {
     fn event(&self, event: Event<'_>) {
+        let paused = self.pause();
         let mut err = std::io::stderr().lock();
         let _ = match event {
+            Event::Remote { port, redirect_uri, paste } => {
+                let second = if paste {
+                    format!("or sign in wherever the browser is, then paste here the address it lands on ({redirect_uri}?code=…) and press Enter")
+                } else {
+                    "or run again with --paste, sign in wherever the browser is, and paste the address it lands on into oauth-pkce's stdin".to_string()
+                };
+                writeln!(
+                    err,
+                    "If the browser runs on another machine (SSH, a container), it cannot reach {redirect_uri} here:\n  - forward the port first, then open the URL on that machine:  ssh -L {port}:127.0.0.1:{port} <this host>\n  - {second}\n"
+                )
+            }
+            Event::PasteRefused(why) => {
+                let _ = writeln!(err, "The pasted address was refused: {why}. Still waiting: paste the address again, or finish in the browser.");
+                drop(err);
+                if let Some((label, deadline)) = paused {
+                    self.spin(&label, deadline);
+                }
+                return;
+            }
+            Event::PasteAccepted => writeln!(err, "Got the authorization from the pasted address."),
+            Event::DeviceCode { user_code, verification_uri, verification_uri_complete, seconds } => {
+                let _ = writeln!(err, "To sign in, open {verification_uri} on any device and enter the code:\n\n    {user_code}\n");
+                if let Some(complete) = verification_uri_complete {
+                    let _ = writeln!(err, "(or open {complete}, which has the code filled in)");
+                }
+                writeln!(err, "The code expires in {} min. Enter it only if you started this sign-in yourself, just now, with oauth-pkce: a code someone sends you would sign you in on their machine.\n", seconds.div_ceil(60))
+            }
+            Event::SlowDown { interval } if self.verbose > 0 => {
+                writeln!(err, "The provider asked to poll less often: every {interval} s now.")
+            }
+            Event::SlowDown { .. } => Ok(()),
             Event::AuthorizationUrl(url) => writeln!(err, "Open this URL in a browser to authorize:\n\n    {url}\n"),
             Event::PortFallback { port, first, redirect_uri } => writeln!(
                 err,
@@ -311,7 +424,16 @@ impl Reporter for Stderr {
             Event::BrowserOpened => writeln!(err, "Opened your browser."),
             Event::BrowserFailed(why) => writeln!(err, "Could not open a browser ({why}): open the URL above yourself."),
             Event::Waiting { seconds, redirect_uri } => {
-                writeln!(err, "Waiting up to {seconds} s for the redirect to {redirect_uri} ...")
+                let _ = writeln!(err, "Waiting up to {seconds} s for the redirect to {redirect_uri} ...");
+                drop(err);
+                self.spin("Waiting for the browser", Instant::now() + Duration::from_secs(seconds));
+                return;
+            }
+            Event::DeviceWaiting { seconds } => {
+                let _ = writeln!(err, "Waiting up to {seconds} s for the sign-in to be approved ...");
+                drop(err);
+                self.spin("Waiting for the approval", Instant::now() + Duration::from_secs(seconds));
+                return;
             }
             Event::Exchanging => writeln!(err, "Exchanging the authorization code for tokens..."),
             Event::Refreshing if self.verbose > 0 => writeln!(err, "Refreshing the access token..."),

@@ -20,6 +20,16 @@ pub const BROWSER: &str = "BROWSER";
 pub const OAUTH_PKCE_TEST_PAUSE: &str = "OAUTH_PKCE_TEST_PAUSE";
 /// Disables colour.
 pub const NO_COLOR: &str = "NO_COLOR";
+/// `dumb` disables the spinner.
+pub const TERM: &str = "TERM";
+/// Set in an SSH session: the browser is probably on another machine.
+pub const SSH_CONNECTION: &str = "SSH_CONNECTION";
+/// Set in an interactive SSH session.
+pub const SSH_TTY: &str = "SSH_TTY";
+/// X11 display; with neither it nor `WAYLAND_DISPLAY` on Linux, no local browser can open.
+pub const DISPLAY: &str = "DISPLAY";
+/// Wayland display.
+pub const WAYLAND_DISPLAY: &str = "WAYLAND_DISPLAY";
 
 /// The variables read when resolving Doppler settings.
 pub const DOPPLER_VARS: &[&str] = &[

@@ -135,6 +135,33 @@ pub enum Event<'a> {
         seconds: u64,
         redirect_uri: &'a str,
     },
+    /// The browser may not reach this machine (no browser opened, or an SSH session): how to
+    /// finish anyway — forward `port`, or paste the final redirect URL when `paste` is on.
+    Remote {
+        port: u16,
+        redirect_uri: &'a str,
+        paste: bool,
+    },
+    /// A pasted redirect URL was refused (why, never the text itself); the wait goes on.
+    PasteRefused(&'a str),
+    /// A pasted redirect URL was accepted.
+    PasteAccepted,
+    /// Device flow (RFC 8628): what the user must enter where, already terminal-safe.
+    DeviceCode {
+        user_code: &'a str,
+        verification_uri: &'a url::Url,
+        /// The same page with the code filled in, when the provider gives one.
+        verification_uri_complete: Option<&'a url::Url>,
+        seconds: u64,
+    },
+    /// Device flow: polling the token endpoint until the user approves.
+    DeviceWaiting {
+        seconds: u64,
+    },
+    /// Device flow: the provider asked to poll less often; the new interval in seconds.
+    SlowDown {
+        interval: u64,
+    },
     Exchanging,
     Refreshing,
     Warning(&'a str),

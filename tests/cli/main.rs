@@ -9,6 +9,7 @@ mod callback;
 mod doppler_fidelity;
 mod errors;
 mod fake_as_selftest;
+mod headless;
 mod leaks;
 mod providers;
 mod real_as;

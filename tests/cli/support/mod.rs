@@ -374,6 +374,18 @@ impl Running {
         );
     }
 
+    /// Writes one line to the child's stdin (spawned with `Stdio::piped()`).
+    pub fn type_line(&mut self, line: &str) {
+        use std::io::Write as _;
+        let stdin = self.child.stdin.as_mut().expect("stdin is piped");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The authorization URL printed on stderr.
     pub fn wait_for_url(&mut self, authorize_url: &str) -> String {
         self.wait_for_line(authorize_url).trim().to_string()
