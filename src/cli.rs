@@ -85,9 +85,14 @@ struct AuthorizeArgs {
     /// machine (stdin is read anyway when it is a terminal).
     #[arg(long)]
     paste: bool,
-    /// Seconds to wait for the browser's redirect.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=600))]
-    timeout: u64,
+    /// Use the device authorization grant (RFC 8628): enter a short code on any device; no
+    /// callback port. Needs the provider's `device_authorization_url`.
+    #[arg(long, conflicts_with_all = ["ports", "paste"])]
+    device: bool,
+    /// Seconds to wait for the browser's redirect [default: 300]; with --device, at most this
+    /// (default: the code's own lifetime).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=600))]
+    timeout: Option<u64>,
     #[command(flatten)]
     json: JsonArg,
 }
@@ -151,26 +156,38 @@ impl Cli {
                 Ok(0)
             }
             Command::Authorize(args) => {
-                // Refuse a provider without a loopback flow before anything else is needed.
-                load_catalog(global)?
-                    .get(&args.provider)?
-                    .ensure_loopback_flow()?;
+                // Refuse a provider without the flow asked for before anything else is needed.
+                let catalog = load_catalog(global)?;
+                let provider = catalog.get(&args.provider)?;
+                if !args.device {
+                    provider.ensure_loopback_flow()?;
+                } else if provider.device_authorization_url.is_none() {
+                    return Err(Error::NoDeviceFlow {
+                        provider: provider.name.clone(),
+                    });
+                }
                 let ctx = context(global, &args.provider, oauth_pkce::DEFAULT_REFRESH_BUFFER)?;
-                let opts = AuthorizeOptions {
+                let mut opts = AuthorizeOptions {
                     ports: args.ports.clone(),
                     scopes: args.scopes.clone(),
                     no_browser: args.no_browser,
-                    timeout: Duration::from_secs(args.timeout),
+                    timeout: Duration::from_secs(args.timeout.unwrap_or(300)),
                     browser_var: std::env::var(env::BROWSER).ok(),
-                    paste: pasted_lines(args.paste),
+                    paste: None,
                     remote: remote_session(),
                 };
-                let done = authorize(&ctx, &opts, &reporter).await?;
+                let tokens = if args.device {
+                    opts.timeout = Duration::from_secs(args.timeout.unwrap_or(3600));
+                    oauth_pkce::device::authorize_device(&ctx, &opts, &reporter).await?
+                } else {
+                    opts.paste = pasted_lines(args.paste);
+                    authorize(&ctx, &opts, &reporter).await?.tokens
+                };
                 let summary = Summary::new(
                     &ctx,
-                    &done.tokens.access_token,
-                    done.tokens.refresh_token.is_some(),
-                    done.tokens.expires_at,
+                    &tokens.access_token,
+                    tokens.refresh_token.is_some(),
+                    tokens.expires_at,
                 );
                 summary.print("Authorized", args.json.json);
                 Ok(0)

@@ -50,6 +50,8 @@ pub enum Error {
         reason: String,
         alternative: String,
     },
+    #[error("{provider} has no device authorization endpoint (`device_authorization_url` in its provider file)")]
+    NoDeviceFlow { provider: String },
 
     // ---- usage (2) ---------------------------------------------------------------------
     #[error("{0}")]
@@ -69,6 +71,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Authorization(String),
+    #[error("the device code expired before the sign-in was approved (after {seconds} s)")]
+    DeviceCodeExpired { seconds: u64 },
 
     // ---- provider (5) ------------------------------------------------------------------
     #[error("the token endpoint refused the request: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
@@ -84,6 +88,11 @@ pub enum Error {
     },
     #[error("the token endpoint answered badly: {0}")]
     ProviderResponse(String),
+    #[error("the device authorization endpoint refused the request: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    DeviceAuthorization {
+        error: String,
+        description: Option<String>,
+    },
 
     // ---- re-authorization (1) ----------------------------------------------------------
     #[error("no tokens are stored in Doppler for {provider} ({secret} is empty)")]
@@ -150,16 +159,19 @@ impl Error {
             | NoDopplerToken
             | DopplerTokenInKeyring
             | Config(_)
-            | NoLoopbackFlow { .. } => ExitClass::Configuration,
+            | NoLoopbackFlow { .. }
+            | NoDeviceFlow { .. } => ExitClass::Configuration,
             Usage(_) => ExitClass::Usage,
             NoFreePort { .. }
             | CallbackServer(_)
             | CallbackTimeout { .. }
             | AuthorizationDenied { .. }
-            | Authorization(_) => ExitClass::Authorization,
-            TokenEndpoint { .. } | ProviderUnreachable { .. } | ProviderResponse(_) => {
-                ExitClass::Provider
-            }
+            | Authorization(_)
+            | DeviceCodeExpired { .. } => ExitClass::Authorization,
+            TokenEndpoint { .. }
+            | ProviderUnreachable { .. }
+            | ProviderResponse(_)
+            | DeviceAuthorization { .. } => ExitClass::Provider,
             NotAuthorized { .. } | RefreshRefused { .. } => ExitClass::ReauthorizationNeeded,
             Doppler { .. }
             | DopplerUnreachable { .. }
@@ -192,6 +204,16 @@ impl Error {
             DopplerTokenInKeyring => "oauth-pkce cannot read the OS keyring: set DOPPLER_TOKEN (or DOPPLER_TOKEN_FILE) to a Doppler token".into(),
             Config(_) => "check the Doppler project/config (--project/--config, DOPPLER_PROJECT/DOPPLER_CONFIG) and DOPPLER_API_HOST".into(),
             NoLoopbackFlow { alternative, .. } => alternative.clone(),
+            NoDeviceFlow { provider } => format!(
+                "run `oauth-pkce authorize --provider {provider}` without --device; on a remote machine add --no-browser and paste the redirect URL, or forward the port with ssh -L. If the provider supports RFC 8628, add `device_authorization_url` to a provider file (--provider-file)"
+            ),
+            DeviceCodeExpired { .. } => "run `oauth-pkce authorize --device` again and enter the code sooner".into(),
+            DeviceAuthorization { error, .. } => match error.as_str() {
+                "device_flow_disabled" | "unauthorized_client" | "invalid_grant" => "enable the device flow (\"device authorization\", \"public client flows\") in the app's settings at the provider, or authorize without --device".into(),
+                "invalid_client" => "check the provider's *_CLIENT_ID (and *_CLIENT_SECRET) secrets, and that the app is of a type that may use the device flow".into(),
+                "invalid_scope" => "check the scopes in the provider file and --scope: device flows often allow fewer scopes".into(),
+                _ => "check the app's settings at the provider, or authorize without --device".into(),
+            },
             Usage(_) => "run `oauth-pkce --help`".into(),
             NoFreePort { .. } => "free one of these ports, or choose others with --ports (each redirect URI must be registered with the provider)".into(),
             CallbackServer(_) => "check that the loopback interface is up, or choose other ports with --ports".into(),

@@ -228,6 +228,9 @@ pub struct Provider {
     pub token_url: String,
     #[serde(default)]
     pub revocation_url: Option<String>,
+    /// The device authorization endpoint (RFC 8628), for `authorize --device`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_url: Option<String>,
     #[serde(default)]
     pub scopes: Vec<String>,
     pub client_auth: ClientAuth,
@@ -350,6 +353,9 @@ impl Provider {
         }
         if let Some(url) = &self.revocation_url {
             check_endpoint("revocation_url", url)?;
+        }
+        if let Some(url) = &self.device_authorization_url {
+            check_endpoint("device_authorization_url", url)?;
         }
         if let Some(check) = &self.check {
             check_endpoint("check.url", &check.url)?;
@@ -885,6 +891,28 @@ secret_prefix = "ACME"
                 p.name
             );
         }
+    }
+
+    #[test]
+    fn device_endpoints_are_built_in_where_documented_and_must_be_https() {
+        let catalog = Catalog::load(None, &[]).unwrap();
+        for name in ["github", "google", "microsoft"] {
+            let url = catalog
+                .get(name)
+                .unwrap()
+                .device_authorization_url
+                .as_deref();
+            assert!(url.is_some_and(|u| u.starts_with("https://")), "{name}");
+        }
+        assert!(catalog
+            .get("jobber")
+            .unwrap()
+            .device_authorization_url
+            .is_none());
+        let e = error_of(&format!(
+            "{MINIMAL}device_authorization_url = \"http://acme.example/device\"\n"
+        ));
+        assert!(e.contains("key `device_authorization_url`"), "{e}");
     }
 
     #[test]

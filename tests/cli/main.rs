@@ -6,6 +6,7 @@ mod support;
 
 mod authorize;
 mod callback;
+mod device;
 mod doppler_fidelity;
 mod errors;
 mod fake_as_selftest;

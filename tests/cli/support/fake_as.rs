@@ -13,6 +13,12 @@
 //!   configured; single-use codes bound to challenge, `redirect_uri` and client; S256
 //!   verification; refresh with optional rotation and reuse detection that revokes the whole
 //!   grant (RFC 6749 §4.1.2, §10.4; RFC 9700 §4.14.2). Errors are RFC 6749 §5.2 JSON.
+//! * `POST /device` — the device authorization endpoint (RFC 8628 §3.1/§3.2): client
+//!   authenticated as at `/token`; answers a `DEVICE-SENTINEL-…` device code, a user code and a
+//!   verification URI as [`DeviceConfig`] says. `POST /token` with the device-code grant then
+//!   answers the configured script (`authorization_pending`, `slow_down`, …) poll by poll, adds
+//!   5 s to the interval on each `slow_down`, answers `slow_down` (and counts it) to a poll that
+//!   comes before the interval has passed, and mints a grant on approval (single use).
 //! * `GET /userinfo` — `{"sub":"user-1"}` for a live bearer access token, else 401.
 //! * `POST /graphql` — Jobber's GraphQL shape: JSON body, `X-JOBBER-GRAPHQL-VERSION` required
 //!   (400 without), bearer token (401 if not live), `{"data":{"account":{…}}}`.
@@ -324,6 +330,54 @@ impl AsConfig {
     }
 }
 
+/// One answer to a device-code poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceAnswer {
+    Pending,
+    SlowDown,
+    Approve,
+    Deny,
+    Expire,
+}
+
+/// How the device flow behaves.
+#[derive(Clone, Debug)]
+pub struct DeviceConfig {
+    pub user_code: String,
+    /// `None`: `{url}/device-verify`.
+    pub verification_uri: Option<String>,
+    /// Also send `verification_uri_complete` (the verification URI with `?user_code=`).
+    pub complete: bool,
+    pub expires_in: u64,
+    /// `None`: no `interval` member (the client must use 5 s).
+    pub interval: Option<u64>,
+    /// The answers to the first polls, in order.
+    pub script: Vec<DeviceAnswer>,
+    /// The answer to every poll after the script.
+    pub then: DeviceAnswer,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> DeviceConfig {
+        DeviceConfig {
+            user_code: "WDJB-MJHT".into(),
+            verification_uri: None,
+            complete: true,
+            expires_in: 60,
+            interval: Some(1),
+            script: Vec::new(),
+            then: DeviceAnswer::Approve,
+        }
+    }
+}
+
+struct DeviceEntry {
+    polls: usize,
+    interval: Duration,
+    last_poll: Option<std::time::Instant>,
+    used: bool,
+}
+
 /// One `POST /token` as received.
 #[derive(Clone, Debug)]
 pub struct TokenRequest {
@@ -419,6 +473,7 @@ impl FakeAuthServer {
         let app = Router::new()
             .route("/authorize", get(authorize))
             .route("/token", post(token))
+            .route("/device", post(device))
             .route("/userinfo", get(userinfo))
             .route("/graphql", post(graphql))
             .route("/api/auth.test", get(slack_auth_test).post(slack_auth_test))
@@ -521,6 +576,25 @@ impl FakeAuthServer {
     pub fn push_fault(&self, fault: TokenFault, times: usize) {
         let mut inner = self.lock();
         inner.faults.extend(std::iter::repeat_n(fault, times));
+    }
+    /// The device flow's behaviour from now on.
+    pub fn set_device(&self, cfg: DeviceConfig) {
+        self.lock().device_cfg = cfg;
+    }
+    pub fn device_url(&self) -> String {
+        format!("{}/device", self.url)
+    }
+    /// Every `POST /device`, in order.
+    pub fn device_requests(&self) -> Vec<TokenRequest> {
+        self.lock().device_requests.clone()
+    }
+    /// When each device-code poll arrived, in order.
+    pub fn device_polls(&self) -> Vec<std::time::Instant> {
+        self.lock().device_polls.clone()
+    }
+    /// Polls that came before the current interval had passed.
+    pub fn early_polls(&self) -> usize {
+        self.lock().early_polls
     }
     /// Every `POST /token` answer is held back this long. The request is decided (code spent,
     /// token rotated) when it arrives; only the answer is late, as with a slow network.
@@ -643,6 +717,11 @@ struct Inner {
     token_delay: Duration,
     minted: Vec<String>,
     check_requests: Vec<CheckRequest>,
+    device_cfg: DeviceConfig,
+    device_codes: HashMap<String, DeviceEntry>,
+    device_requests: Vec<TokenRequest>,
+    device_polls: Vec<std::time::Instant>,
+    early_polls: usize,
 }
 
 /// An RFC 6749 §5.2 error response.
@@ -868,6 +947,7 @@ impl Inner {
         match params.get("grant_type").copied() {
             Some("authorization_code") => self.exchange_code(&params),
             Some("refresh_token") => self.refresh(&params),
+            Some("urn:ietf:params:oauth:grant-type:device_code") => self.device_token(&params),
             Some(_) => Err(oauth_error(
                 "unsupported_grant_type",
                 "unsupported grant_type",
@@ -1033,6 +1113,93 @@ impl Inner {
         Ok(self.token_body(grant, at, new_rt))
     }
 
+    /// `POST /device`: the device authorization response, once the client is authenticated.
+    fn device_authorization(&mut self, req: &TokenRequest) -> Result<Value, OAuthError> {
+        let params: HashMap<&str, &str> = req
+            .form
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if self.cfg.auth != ClientAuth::Basic && !params.contains_key("client_id") {
+            return Err(invalid_request("client_id is missing"));
+        }
+        self.authenticate_client(req, &params)?;
+        let cfg = self.device_cfg.clone();
+        let device_code = sentinel("DEVICE");
+        self.minted.push(device_code.clone());
+        self.device_codes.insert(
+            device_code.clone(),
+            DeviceEntry {
+                polls: 0,
+                interval: Duration::from_secs(cfg.interval.unwrap_or(5)),
+                last_poll: None,
+                used: false,
+            },
+        );
+        let uri = cfg
+            .verification_uri
+            .clone()
+            .unwrap_or_else(|| format!("{}/device-verify", self.issuer));
+        let mut body = json!({
+            "device_code": device_code,
+            "user_code": cfg.user_code,
+            "verification_uri": uri,
+            "expires_in": cfg.expires_in,
+        });
+        if cfg.complete {
+            body["verification_uri_complete"] = format!("{uri}?user_code={}", cfg.user_code).into();
+        }
+        if let Some(i) = cfg.interval {
+            body["interval"] = i.into();
+        }
+        Ok(body)
+    }
+
+    /// A device-code poll (RFC 8628 §3.4/§3.5).
+    fn device_token(&mut self, params: &HashMap<&str, &str>) -> Result<Value, OAuthError> {
+        let Some(code) = params.get("device_code").copied() else {
+            return Err(invalid_request("device_code is missing"));
+        };
+        let cfg = self.device_cfg.clone();
+        let now = std::time::Instant::now();
+        self.device_polls.push(now);
+        let Some(entry) = self.device_codes.get_mut(code) else {
+            return Err(invalid_grant("unknown device code"));
+        };
+        if entry.used {
+            return Err(invalid_grant("device code already used"));
+        }
+        // A poll before the interval has passed (with 200 ms of slack for scheduling).
+        let early = entry.last_poll.is_some_and(|last| {
+            now.duration_since(last) + Duration::from_millis(200) < entry.interval
+        });
+        entry.last_poll = Some(now);
+        if early {
+            entry.interval += Duration::from_secs(5);
+            self.early_polls += 1;
+            return Err(oauth_error("slow_down", "polling too fast"));
+        }
+        let answer = cfg.script.get(entry.polls).copied().unwrap_or(cfg.then);
+        entry.polls += 1;
+        match answer {
+            DeviceAnswer::Pending => Err(oauth_error("authorization_pending", "not yet approved")),
+            DeviceAnswer::SlowDown => {
+                entry.interval += Duration::from_secs(5);
+                Err(oauth_error("slow_down", "polling too fast"))
+            }
+            DeviceAnswer::Deny => Err(oauth_error("access_denied", "the user refused")),
+            DeviceAnswer::Expire => Err(oauth_error("expired_token", "the device code expired")),
+            DeviceAnswer::Approve => {
+                entry.used = true;
+                let grant = self.new_grant(params.get("scope").map(|s| s.to_string()), None);
+                let at = self.mint_access_token(grant);
+                let rt = self.mint_refresh_token(grant);
+                Ok(self.token_body(grant, at, Some(rt)))
+            }
+        }
+    }
+
     fn token_body(
         &self,
         grant: usize,
@@ -1125,6 +1292,22 @@ async fn token(
         tokio::time::sleep(delay).await;
     }
     response
+}
+
+async fn device(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut inner = lock(&shared);
+    let req = TokenRequest {
+        form: parse_pairs(&body),
+        authorization: header_str(&headers, header::AUTHORIZATION),
+        content_type: header_str(&headers, header::CONTENT_TYPE),
+        accept: header_str(&headers, header::ACCEPT),
+        query: None,
+    };
+    inner.device_requests.push(req.clone());
+    match inner.device_authorization(&req) {
+        Ok(body) => json_response(StatusCode::OK, &body, &[]),
+        Err(e) => inner.error_response(&req, e, false),
+    }
 }
 
 async fn userinfo(State(shared): State<Shared>, headers: HeaderMap) -> Response {
