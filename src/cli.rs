@@ -2,6 +2,7 @@
 //! settings, and the printing of results. stdout carries data (the token, tables, JSON);
 //! everything for people goes to stderr.
 
+mod demo;
 mod spinner;
 
 use std::io::{IsTerminal as _, Write as _};
@@ -58,6 +59,9 @@ enum Command {
     Token(TokenArgs),
     /// List the providers oauth-pkce knows, built-in and custom.
     Providers(JsonArg),
+    /// Try the whole cycle on this machine: a built-in local authorization server and an
+    /// in-memory Doppler-compatible store (no Doppler account, no provider app needed).
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +159,7 @@ impl Cli {
                 print_providers(&catalog, args.json);
                 Ok(0)
             }
+            Command::Demo(args) => demo::run(args, &reporter).await,
             Command::Authorize(args) => {
                 // Refuse a provider without the flow asked for before anything else is needed.
                 let catalog = load_catalog(global)?;

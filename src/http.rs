@@ -27,7 +27,17 @@ pub struct Http {
 impl Http {
     /// The client used everywhere: no redirects, timeouts, rustls.
     pub fn new() -> Result<Http, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        Http::build(reqwest::Client::builder())
+    }
+
+    /// The same client ignoring `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`, for a loopback-only
+    /// run (`oauth-pkce demo`): reqwest would otherwise send loopback requests to a proxy too.
+    pub fn without_proxy() -> Result<Http, reqwest::Error> {
+        Http::build(reqwest::Client::builder().no_proxy())
+    }
+
+    fn build(builder: reqwest::ClientBuilder) -> Result<Http, reqwest::Error> {
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)

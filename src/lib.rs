@@ -35,6 +35,7 @@
 pub mod authorize;
 pub mod browser;
 pub mod callback;
+pub mod demo;
 pub mod device;
 pub mod doppler;
 pub mod env;

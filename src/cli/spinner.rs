@@ -55,7 +55,7 @@ impl Drop for Spinner {
 
 /// One frame: `⠋ label  4:59 left ` (the same width every time for the same label).
 fn line(frame: &str, label: &str, left: Duration, colour: bool) -> String {
-    let secs = left.as_secs();
+    let secs = left.as_millis().div_ceil(1000);
     let frame = if colour {
         format!("\x1b[36m{frame}\x1b[0m")
     } else {
@@ -71,7 +71,8 @@ mod tests {
     #[test]
     fn frames_show_minutes_and_seconds_left_at_a_fixed_width() {
         let a = line("⠋", "Waiting", Duration::from_secs(299), false);
-        let b = line("⠙", "Waiting", Duration::from_secs(5), false);
+        let b = line("⠙", "Waiting", Duration::from_millis(4001), false);
+        assert!(b.contains("0:05 left"), "{b}");
         assert_eq!(a, "⠋ Waiting   4:59 left ");
         assert_eq!(a.chars().count(), b.chars().count());
         assert!(line("⠋", "W", Duration::ZERO, true).contains("\x1b[36m"));

@@ -6,6 +6,7 @@ mod support;
 
 mod authorize;
 mod callback;
+mod demo;
 mod device;
 mod doppler_fidelity;
 mod errors;
