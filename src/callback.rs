@@ -1,4 +1,5 @@
-//! The loopback callback server: the only module that listens on a socket.
+//! The loopback callback server: the one module of the real flow that listens on a socket (the
+//! other listener is [`crate::demo`], only while `oauth-pkce demo` runs).
 //!
 //! It binds the first free port of the range on the loopback interface only (127.0.0.1, and
 //! also [::1] when the redirect host is `localhost`), answers exactly `GET {redirect_path}` on
@@ -8,7 +9,7 @@
 //! response carries a locked-down set of headers and `Connection: close`.
 //!
 //! When the browser runs on another machine (SSH, a container), the user can paste the final
-//! redirect URL instead ([`PastedLines`]): it goes through the same validator ([`judge`]) as a
+//! redirect URL instead ([`PastedLines`]): it goes through the same validator (`judge`) as a
 //! callback request — the same `state`, `iss` and code checks, the same refusal cap — and the
 //! first valid answer from either path ends the wait.
 

@@ -621,3 +621,173 @@ async fn write(
     let body = secrets_body(secrets.iter().filter(|(k, _)| changed.contains(k)));
     json_response(StatusCode::OK, body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo's servers refuse what a strict server refuses.
+    #[tokio::test]
+    async fn the_demo_servers_are_strict() {
+        let demo = Demo::start().await.unwrap();
+        let client = demo.ctx.http.client();
+        let base = &demo.server_url;
+        let redirect = format!(
+            "http://127.0.0.1:{}/callback",
+            demo.ctx.provider.ports.first
+        );
+        let verifier = random_token();
+        let challenge = s256_challenge(verifier.expose_secret());
+        // A code for `challenge`, through the consent page.
+        let code = || async {
+            let url = format!("{base}/authorize?response_type=code&client_id={CLIENT_ID}&state=s&code_challenge_method=S256&code_challenge={challenge}&redirect_uri={redirect}");
+            let page = client.get(&url).send().await.unwrap().text().await.unwrap();
+            let id = page
+                .split("value=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_string();
+            let answer = client
+                .post(format!("{base}/approve"))
+                .body(format!("request={id}&decision=approve"))
+                .send()
+                .await
+                .unwrap();
+            let location = answer.headers()[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let location = url::Url::parse(&location).unwrap();
+            assert!(location
+                .query_pairs()
+                .any(|(k, v)| k == "iss" && v == *base));
+            location
+                .query_pairs()
+                .find(|(k, _)| k == "code")
+                .unwrap()
+                .1
+                .into_owned()
+        };
+        let secret = demo
+            .ctx
+            .doppler
+            .read(&["DEMO_CLIENT_SECRET".into()])
+            .await
+            .unwrap()["DEMO_CLIENT_SECRET"]
+            .expose_secret()
+            .to_string();
+        let post = |body: String| {
+            client
+                .post(format!("{base}/token"))
+                .body(format!(
+                    "client_id={CLIENT_ID}&client_secret={secret}&{body}"
+                ))
+                .send()
+        };
+        let exchange = |code: String, verifier: String| {
+            post(format!("grant_type=authorization_code&code={code}&redirect_uri={redirect}&code_verifier={verifier}"))
+        };
+        let json = |r: reqwest::Response| async move {
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        };
+
+        // A wrong verifier fails, and spends the code.
+        let c = code().await;
+        let (status, body) = json(
+            exchange(c.clone(), random_token().expose_secret().into())
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+        let (status, _) = json(exchange(c, verifier.expose_secret().into()).await.unwrap()).await;
+        assert_eq!(status, 400);
+
+        // The right one works once; presenting the code again revokes the grant.
+        let c = code().await;
+        let (status, tokens) = json(
+            exchange(c.clone(), verifier.expose_secret().into())
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let me = |at: String| client.get(format!("{base}/api/me")).bearer_auth(at).send();
+        let at = tokens["access_token"].as_str().unwrap().to_string();
+        assert_eq!(me(at.clone()).await.unwrap().status(), 200);
+        let (status, _) = json(exchange(c, verifier.expose_secret().into()).await.unwrap()).await;
+        assert_eq!(status, 400);
+        assert_eq!(me(at).await.unwrap().status(), 401);
+
+        // Refresh tokens rotate; the spent one presented again revokes the grant.
+        let (_, tokens) = json(
+            exchange(code().await, verifier.expose_secret().into())
+                .await
+                .unwrap(),
+        )
+        .await;
+        let rt1 = tokens["refresh_token"].as_str().unwrap().to_string();
+        let (status, rotated) = json(
+            post(format!("grant_type=refresh_token&refresh_token={rt1}"))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let rt2 = rotated["refresh_token"].as_str().unwrap().to_string();
+        assert_ne!(rt1, rt2);
+        let (status, _) = json(
+            post(format!("grant_type=refresh_token&refresh_token={rt1}"))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 400);
+        let (status, _) = json(
+            post(format!("grant_type=refresh_token&refresh_token={rt2}"))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 400, "the grant was revoked on reuse");
+
+        // The store: a compare-and-swap that does not match changes nothing.
+        let changes = |original: &str| {
+            vec![
+                crate::doppler::Change {
+                    name: "A".into(),
+                    value: "1".to_string().into(),
+                    original: None,
+                    exists: false,
+                },
+                crate::doppler::Change {
+                    name: "DEMO_CLIENT_ID".into(),
+                    value: "x".to_string().into(),
+                    original: Some(original.to_string().into()),
+                    exists: true,
+                },
+            ]
+        };
+        let e = demo
+            .ctx
+            .doppler
+            .write(&changes("not-it"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("409"), "{e}");
+        assert!(demo
+            .ctx
+            .doppler
+            .read(&["A".into()])
+            .await
+            .unwrap()
+            .is_empty());
+        demo.ctx.doppler.write(&changes(CLIENT_ID)).await.unwrap();
+    }
+}

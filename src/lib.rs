@@ -13,8 +13,13 @@
 //!    the authorization URL that [`token`] builds;
 //! 5. [`token`] exchanges the code, and [`store`] writes the tokens back in one request.
 //!
+//! When the browser cannot reach this machine, the user pastes the final redirect URL instead
+//! (checked by the same [`callback`] validator), or [`device`] runs the device authorization
+//! grant (RFC 8628) with no callback at all.
+//!
 //! Later, [`refresh`] hands out a valid access token, refreshing it when it expires within a
-//! buffer, and [`status`] reports what is stored.
+//! buffer, and [`status`] reports what is stored. [`demo`] runs all of it against a local
+//! authorization server and an in-memory Doppler-compatible store.
 //!
 //! ```no_run
 //! use oauth_pkce::{doppler::{DopplerSettings, SettingsInputs}, provider::Catalog, Context, Quiet};
@@ -29,8 +34,9 @@
 //! ```
 //!
 //! Invariants: the library never prints (progress goes through [`Reporter`]); only
-//! [`callback`] listens on a socket; every secret is a [`secrecy::SecretString`] whose `Debug`
-//! is redacted, and no secret-bearing type implements `Display`.
+//! [`callback`] (and [`demo`], while a demo runs) listens on a socket, on loopback only; every
+//! secret is a [`secrecy::SecretString`] whose `Debug` is redacted, and no secret-bearing type
+//! implements `Display`.
 
 pub mod authorize;
 pub mod browser;

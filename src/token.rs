@@ -7,7 +7,7 @@
 //! request through the `oauth2` crate, and each poll of the token endpoint as one request of
 //! our own (the crate's polling loop cannot report progress, gives up on GitHub's `HTTP 200`
 //! errors and retries a dead endpoint silently until the code expires) through the same
-//! [`send`]; [`crate::device`] runs the loop.
+//! `send`; [`crate::device`] runs the loop.
 //!
 //! Provider quirks live at the edges of that path, in [`send`]: a JSON request body instead of
 //! a form (`token_request_format`), a form-encoded answer read as JSON (GitHub without

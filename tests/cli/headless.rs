@@ -147,3 +147,29 @@ fn ctrl_c_while_waiting_exits_130_frees_the_port_and_writes_nothing() {
     // The port can be bound again at once.
     std::net::TcpListener::bind(("127.0.0.1", h.port)).unwrap();
 }
+
+#[test]
+fn e3_token_never_opens_a_browser_or_starts_a_sign_in_of_any_kind() {
+    let h = Harness::new(AsConfig::jobber());
+    h.write_provider(
+        "acme",
+        &format!("device_authorization_url = \"{}\"\n", h.auth.device_url()),
+    );
+    let opened = h.home.path().join("opened");
+    let browser = crate::support::script(
+        h.home.path(),
+        "b.sh",
+        &format!("touch '{}'", opened.display()),
+    );
+    let mut cmd = h.cmd();
+    cmd.env("BROWSER", browser.display().to_string())
+        .args(["token", "--provider", "acme"]);
+    let started = std::time::Instant::now();
+    let run = crate::support::Run::from(cmd.output().unwrap());
+    run.assert_error(1, "no tokens are stored");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!opened.exists(), "a browser was started");
+    assert!(h.auth.authorize_requests().is_empty() && h.auth.device_requests().is_empty());
+    assert!(!run.stderr.contains("Waiting"), "{}", run.stderr);
+}
