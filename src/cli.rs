@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use oauth_pkce::authorize::{authorize, AuthorizeOptions};
 use oauth_pkce::doppler::{DopplerSettings, SettingsInputs};
+use oauth_pkce::http::{Http, NetworkSettings};
 use oauth_pkce::provider::{Catalog, PortRange, Provider};
 use oauth_pkce::status::{status_all, status_of, CheckResult, ProviderStatus};
 use oauth_pkce::text::{mask, terminal_safe};
@@ -41,6 +42,10 @@ struct Global {
     /// An extra provider definition (TOML); overrides a built-in one with the same name.
     #[arg(long = "provider-file", global = true, value_name = "PATH")]
     provider_files: Vec<PathBuf>,
+    /// A PEM file of CA certificates to trust besides the built-in roots (repeatable; also
+    /// OAUTH_PKCE_CA_FILE and SSL_CERT_FILE), e.g. for a TLS-inspecting proxy.
+    #[arg(long = "ca-file", global = true, value_name = "PATH")]
+    ca_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,7 +201,7 @@ impl Cli {
                         let catalog = load_catalog(global)?;
                         push_all_pending(global, &catalog, &reporter).await?;
                         let doppler = doppler_client(global)?;
-                        let http = http_client()?;
+                        let http = http_client(global)?;
                         let check = args.check.then_some(&http);
                         status_all(&doppler, &catalog, buffer, check).await?
                     }
@@ -253,7 +258,11 @@ async fn push_all_pending(global: &Global, catalog: &Catalog, reporter: &Stderr)
     for provider in catalog.iter() {
         let prefix = format!("{}-", provider.name);
         if names.iter().any(|n| n.starts_with(&prefix)) {
-            let ctx = Context::new(doppler_settings(global)?, provider.clone())?;
+            let ctx = Context::with_http(
+                http_client(global)?,
+                doppler_settings(global)?,
+                provider.clone(),
+            )?;
             refresh::push_pending(&ctx, reporter).await?;
         }
     }
@@ -267,29 +276,35 @@ fn doppler_settings(global: &Global) -> Result<DopplerSettings> {
     ))
 }
 
-fn http_client() -> Result<oauth_pkce::http::Http> {
-    oauth_pkce::http::Http::new().map_err(|e| {
-        Error::Config(format!(
-            "cannot set up HTTPS: {}",
-            oauth_pkce::http::describe(&e)
-        ))
-    })
+/// Proxies and CA files from the environment, plus `--ca-file`.
+fn network(global: &Global) -> NetworkSettings {
+    let mut net = NetworkSettings::from_process();
+    net.ca_files.extend(global.ca_files.iter().cloned());
+    net
+}
+
+fn http_client(global: &Global) -> Result<Http> {
+    Http::with_network(&network(global))
 }
 
 fn doppler_client(global: &Global) -> Result<oauth_pkce::doppler::Doppler> {
     Ok(oauth_pkce::doppler::Doppler::new(
-        http_client()?,
+        http_client(global)?,
         doppler_settings(global)?,
     ))
 }
 
-fn context(global: &Global, provider: &str, buffer: i64) -> Result<Context> {
-    let provider: Provider = Catalog::find(
+fn find_provider(global: &Global, provider: &str) -> Result<Provider> {
+    Catalog::find(
         oauth_pkce::provider::user_dir().as_deref(),
         &global.provider_files,
         provider,
-    )?;
-    let mut ctx = Context::new(doppler_settings(global)?, provider)?;
+    )
+}
+
+fn context(global: &Global, provider: &str, buffer: i64) -> Result<Context> {
+    let provider = find_provider(global, provider)?;
+    let mut ctx = Context::with_http(http_client(global)?, doppler_settings(global)?, provider)?;
     ctx.refresh_buffer = buffer;
     Ok(ctx)
 }

@@ -44,6 +44,9 @@ pub enum Error {
     DopplerTokenInKeyring,
     #[error("{0}")]
     Config(String),
+    /// A CA file or proxy setting that cannot be used.
+    #[error("{0}")]
+    Network(String),
     #[error("{provider} cannot be authorized through a loopback redirect: {reason}")]
     NoLoopbackFlow {
         provider: String,
@@ -150,6 +153,7 @@ impl Error {
             | NoDopplerToken
             | DopplerTokenInKeyring
             | Config(_)
+            | Network(_)
             | NoLoopbackFlow { .. } => ExitClass::Configuration,
             Usage(_) => ExitClass::Usage,
             NoFreePort { .. }
@@ -191,6 +195,7 @@ impl Error {
             NoDopplerToken => "set DOPPLER_TOKEN (a service token with write access is best), point DOPPLER_TOKEN_FILE at a file holding one, or run `doppler login` and `doppler setup`".into(),
             DopplerTokenInKeyring => "oauth-pkce cannot read the OS keyring: set DOPPLER_TOKEN (or DOPPLER_TOKEN_FILE) to a Doppler token".into(),
             Config(_) => "check the Doppler project/config (--project/--config, DOPPLER_PROJECT/DOPPLER_CONFIG) and DOPPLER_API_HOST".into(),
+            Network(_) => "fix the CA file (a PEM file of CA certificates: SSL_CERT_FILE, OAUTH_PKCE_CA_FILE or --ca-file) or the proxy variables (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY)".into(),
             NoLoopbackFlow { alternative, .. } => alternative.clone(),
             Usage(_) => "run `oauth-pkce --help`".into(),
             NoFreePort { .. } => "free one of these ports, or choose others with --ports (each redirect URI must be registered with the provider)".into(),
@@ -209,7 +214,7 @@ impl Error {
                 "redirect_uri_mismatch" => "register the redirect URI shown above with the provider, or pick a registered port with --ports".into(),
                 _ => "check the provider app's settings; run with -v for details".into(),
             },
-            ProviderUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and the provider's token_url, then retry".into(),
+            ProviderUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and the provider's token_url, then retry; for a certificate error, trust your CA with --ca-file, OAUTH_PKCE_CA_FILE or SSL_CERT_FILE".into(),
             ProviderResponse(_) => "the provider answered something that is not an OAuth token response; check token_url in the provider file".into(),
             NotAuthorized { provider, .. } => format!("run `oauth-pkce authorize --provider {provider}`"),
             RefreshRefused { provider, .. } => format!(
@@ -225,7 +230,7 @@ impl Error {
                 DopplerFailure::Busy => "another process or machine is refreshing; wait a minute and retry (a stale lease expires by itself)".into(),
                 DopplerFailure::Other => "check the project, config and token; run with -v for details".into(),
             },
-            DopplerUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and DOPPLER_API_HOST, then retry".into(),
+            DopplerUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and DOPPLER_API_HOST, then retry; for a certificate error, trust your CA with --ca-file, OAUTH_PKCE_CA_FILE or SSL_CERT_FILE".into(),
             DopplerResponse(_) => "check DOPPLER_API_HOST points at the Doppler API".into(),
             StoreFailed { journal, .. } => format!(
                 "the new tokens are safe on this machine ({}) and will be pushed to Doppler on the next run of oauth-pkce; fix the Doppler problem above, then run `oauth-pkce status`",

@@ -74,13 +74,21 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context with the process environment's client credentials and the default buffer.
+    /// A context with the process environment's client credentials, proxies and CA files, and
+    /// the default buffer.
     pub fn new(
         settings: doppler::DopplerSettings,
         provider: provider::Provider,
     ) -> Result<Context> {
-        let http = http::Http::new()
-            .map_err(|e| Error::Config(format!("cannot set up HTTPS: {}", http::describe(&e))))?;
+        Context::with_http(http::Http::new()?, settings, provider)
+    }
+
+    /// A context that sends through `http` (e.g. one built with `--ca-file`).
+    pub fn with_http(
+        http: http::Http,
+        settings: doppler::DopplerSettings,
+        provider: provider::Provider,
+    ) -> Result<Context> {
         Ok(Context {
             doppler: doppler::Doppler::new(http.clone(), settings),
             http,
