@@ -60,6 +60,37 @@ enum Command {
     Token(TokenArgs),
     /// List the providers oauth-pkce knows, built-in and custom.
     Providers(JsonArg),
+    /// Run a command with valid access tokens in its environment ({PREFIX}_ACCESS_TOKEN).
+    ///
+    /// Each token is refreshed first if it expires within the buffer, as `token` does. The
+    /// command runs without a shell, with this terminal and environment (minus DOPPLER_TOKEN
+    /// and DOPPLER_TOKEN_FILE); its exit code is oauth-pkce's (128 + N when signal N ended it).
+    #[command(
+        after_help = "Example:\n  oauth-pkce exec -p jobber -- sh -c 'curl -H \"Authorization: Bearer $JOBBER_ACCESS_TOKEN\" https://api.getjobber.com/api/graphql'"
+    )]
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExecArgs {
+    /// A provider whose access token the command gets as {PREFIX}_ACCESS_TOKEN (repeatable).
+    #[arg(long, short = 'p', required = true)]
+    provider: Vec<String>,
+    /// Pass DOPPLER_TOKEN and DOPPLER_TOKEN_FILE on to the command (they are removed by
+    /// default), e.g. for a long-running command that runs `oauth-pkce token` itself.
+    #[arg(long)]
+    keep_doppler_token: bool,
+    #[command(flatten)]
+    buffer: BufferArg,
+    /// The command and its arguments, after `--`.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND",
+        value_parser = clap::value_parser!(std::ffi::OsString)
+    )]
+    command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +169,11 @@ impl Cli {
         self.global.verbose
     }
 
+    /// Whether the command handles Ctrl-C itself (`exec` waits for its child instead).
+    pub fn handles_interrupt(&self) -> bool {
+        matches!(self.command, Command::Exec(_))
+    }
+
     /// Runs the command; returns the process exit code.
     pub async fn run(self) -> Result<i32> {
         let global = &self.global;
@@ -179,6 +215,27 @@ impl Cli {
                 Summary::new(&ctx, &fresh.access_token, true, fresh.expires_at)
                     .print("Refreshed", args.json.json);
                 Ok(0)
+            }
+            Command::Exec(args) => {
+                let mut contexts = Vec::new();
+                for name in &args.provider {
+                    contexts.push(context(global, name, args.buffer.refresh_buffer)?);
+                }
+                let verbose = global.verbose;
+                let tokens = oauth_pkce::exec::token_env(contexts, &|| {
+                    Box::new(Stderr { verbose }) as Box<dyn Reporter>
+                })
+                .await?;
+                let (program, rest) = args
+                    .command
+                    .split_first()
+                    .ok_or_else(|| Error::Usage("no command given after `--`".into()))?;
+                let command = oauth_pkce::exec::Command {
+                    program: program.clone(),
+                    args: rest.to_vec(),
+                    keep_doppler_token: args.keep_doppler_token,
+                };
+                oauth_pkce::exec::run(&command, &tokens).await
             }
             Command::Token(args) => {
                 let ctx = context(global, &args.provider, args.buffer.refresh_buffer)?;

@@ -57,6 +57,12 @@ pub enum Error {
     // ---- usage (2) ---------------------------------------------------------------------
     #[error("{0}")]
     Usage(String),
+    #[error("cannot run `{program}`")]
+    CommandNotStarted {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     // ---- authorization (4) -------------------------------------------------------------
     #[error("no free port for the callback server in {range} on {host}")]
@@ -155,7 +161,7 @@ impl Error {
             | Config(_)
             | Network(_)
             | NoLoopbackFlow { .. } => ExitClass::Configuration,
-            Usage(_) => ExitClass::Usage,
+            Usage(_) | CommandNotStarted { .. } => ExitClass::Usage,
             NoFreePort { .. }
             | CallbackServer(_)
             | CallbackTimeout { .. }
@@ -198,6 +204,15 @@ impl Error {
             Network(_) => "fix the CA file (a PEM file of CA certificates: SSL_CERT_FILE, OAUTH_PKCE_CA_FILE or --ca-file) or the proxy variables (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY)".into(),
             NoLoopbackFlow { alternative, .. } => alternative.clone(),
             Usage(_) => "run `oauth-pkce --help`".into(),
+            CommandNotStarted { program, source } => match source.kind() {
+                std::io::ErrorKind::NotFound => format!(
+                    "`{program}` was not found: check its name and PATH (the command runs without a shell; for shell syntax use `-- sh -c '...'`)"
+                ),
+                std::io::ErrorKind::PermissionDenied => format!(
+                    "`{program}` is not executable: check its permissions (chmod +x)"
+                ),
+                _ => "check the command after `--`".into(),
+            },
             NoFreePort { .. } => "free one of these ports, or choose others with --ports (each redirect URI must be registered with the provider)".into(),
             CallbackServer(_) => "check that the loopback interface is up, or choose other ports with --ports".into(),
             CallbackTimeout { .. } => "run `oauth-pkce authorize` again and finish the sign-in in the browser, or raise --timeout".into(),

@@ -38,6 +38,7 @@ pub mod callback;
 pub mod doppler;
 pub mod env;
 pub mod error;
+pub mod exec;
 pub mod http;
 pub mod journal;
 pub mod pkce;

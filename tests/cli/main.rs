@@ -8,6 +8,7 @@ mod authorize;
 mod callback;
 mod doppler_fidelity;
 mod errors;
+mod exec;
 mod fake_as_selftest;
 mod leaks;
 mod providers;
