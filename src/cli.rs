@@ -69,6 +69,24 @@ enum Command {
         after_help = "Example:\n  oauth-pkce exec -p jobber -- sh -c 'curl -H \"Authorization: Bearer $JOBBER_ACCESS_TOKEN\" https://api.getjobber.com/api/graphql'"
     )]
     Exec(ExecArgs),
+    /// Revoke the stored tokens at the provider (RFC 7009) and remove them from Doppler.
+    ///
+    /// The refresh token is revoked first, then the access token, at the provider's
+    /// revocation_url; then ACCESS_TOKEN, REFRESH_TOKEN and TOKEN_EXPIRES_AT are emptied in one
+    /// Doppler write (the client id and secret stay). If the provider refuses, Doppler is left
+    /// as it was so that you can retry; --local-only skips the provider.
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+struct RevokeArgs {
+    #[arg(long, short = 'p')]
+    provider: String,
+    /// Only remove the tokens from Doppler; do not ask the provider to revoke them.
+    #[arg(long)]
+    local_only: bool,
+    #[command(flatten)]
+    json: JsonArg,
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +254,16 @@ impl Cli {
                     keep_doppler_token: args.keep_doppler_token,
                 };
                 oauth_pkce::exec::run(&command, &tokens).await
+            }
+            Command::Revoke(args) => {
+                let ctx = context(global, &args.provider, oauth_pkce::DEFAULT_REFRESH_BUFFER)?;
+                let done = oauth_pkce::revoke::revoke(&ctx, args.local_only, &reporter).await?;
+                print_revoked(
+                    &done,
+                    &ctx.doppler.settings().describe_target(),
+                    args.json.json,
+                );
+                Ok(0)
             }
             Command::Token(args) => {
                 let ctx = context(global, &args.provider, args.buffer.refresh_buffer)?;
@@ -482,6 +510,42 @@ fn time_left(secs: i64) -> String {
     } else {
         format!("expired {text} ago")
     }
+}
+
+fn print_revoked(done: &oauth_pkce::revoke::Revoked, target: &str, json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(done).unwrap_or_default()
+        );
+        return;
+    }
+    if done.nothing_stored {
+        eprintln!(
+            "Nothing is stored in Doppler ({target}) for {}: nothing to revoke.",
+            done.provider
+        );
+        return;
+    }
+    let at_provider = match (&done.provider_skipped, done.revoked_at_provider.as_slice()) {
+        (Some(why), _) => format!("not revoked at the provider ({why})"),
+        (None, []) => "nothing to revoke at the provider".to_string(),
+        (None, tokens) => format!(
+            "{} revoked at the provider",
+            tokens
+                .iter()
+                .map(|t| t.replace('_', " "))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "Revoked {}: {at_provider}; tokens removed from Doppler ({target})",
+        done.provider
+    );
 }
 
 fn print_status(rows: &[ProviderStatus], json: bool) {

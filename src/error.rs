@@ -93,6 +93,20 @@ pub enum Error {
     },
     #[error("the token endpoint answered badly: {0}")]
     ProviderResponse(String),
+    #[error("the revocation endpoint {url} did not revoke the {token}: {detail}")]
+    RevocationFailed {
+        provider: String,
+        url: String,
+        token: String,
+        detail: String,
+    },
+    #[error("the revocation endpoint {url} could not be reached")]
+    RevocationUnreachable {
+        provider: String,
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 
     // ---- re-authorization (1) ----------------------------------------------------------
     #[error("no tokens are stored in Doppler for {provider} ({secret} is empty)")]
@@ -124,6 +138,12 @@ pub enum Error {
     },
     #[error("the provider rotated the tokens for {provider}, but neither the local journal nor Doppler could store the new ones: {source}")]
     TokensLost {
+        provider: String,
+        #[source]
+        source: Box<Error>,
+    },
+    #[error("the tokens of {provider} were revoked at the provider but could not be removed from Doppler")]
+    RevokedNotRemoved {
         provider: String,
         #[source]
         source: Box<Error>,
@@ -167,15 +187,18 @@ impl Error {
             | CallbackTimeout { .. }
             | AuthorizationDenied { .. }
             | Authorization(_) => ExitClass::Authorization,
-            TokenEndpoint { .. } | ProviderUnreachable { .. } | ProviderResponse(_) => {
-                ExitClass::Provider
-            }
+            TokenEndpoint { .. }
+            | ProviderUnreachable { .. }
+            | ProviderResponse(_)
+            | RevocationFailed { .. }
+            | RevocationUnreachable { .. } => ExitClass::Provider,
             NotAuthorized { .. } | RefreshRefused { .. } => ExitClass::ReauthorizationNeeded,
             Doppler { .. }
             | DopplerUnreachable { .. }
             | DopplerResponse(_)
             | StoreFailed { .. }
             | TokensLost { .. }
+            | RevokedNotRemoved { .. }
             | ReadOnlyCannotRefresh { .. } => ExitClass::Doppler,
         }
     }
@@ -231,6 +254,12 @@ impl Error {
             },
             ProviderUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and the provider's token_url, then retry; for a certificate error, trust your CA with --ca-file, OAUTH_PKCE_CA_FILE or SSL_CERT_FILE".into(),
             ProviderResponse(_) => "the provider answered something that is not an OAuth token response; check token_url in the provider file".into(),
+            RevocationFailed { provider, .. } | RevocationUnreachable { provider, .. } => format!(
+                "nothing was removed from Doppler, so you can retry `oauth-pkce revoke --provider {provider}` later; `--local-only` removes the tokens from Doppler without the provider (the grant then stays valid until it expires or you revoke the app's access in your account settings there)"
+            ),
+            RevokedNotRemoved { provider, .. } => format!(
+                "the stored tokens no longer work; fix the Doppler problem, then run `oauth-pkce revoke --provider {provider} --local-only` to remove them"
+            ),
             NotAuthorized { provider, .. } => format!("run `oauth-pkce authorize --provider {provider}`"),
             RefreshRefused { provider, .. } => format!(
                 "the refresh token was already used or revoked: run `oauth-pkce authorize --provider {provider}`"

@@ -167,11 +167,9 @@ impl Http {
             Some(list) => format!("{list},{LOOPBACK_NO_PROXY}"),
             None => LOOPBACK_NO_PROXY.to_string(),
         });
-        let proxies: [(
-            &Option<String>,
-            &str,
-            fn(&str) -> reqwest::Result<reqwest::Proxy>,
-        ); 3] = [
+        // Scheme-specific proxies first: reqwest uses the first one that applies.
+        type MakeProxy = fn(&str) -> reqwest::Result<reqwest::Proxy>;
+        let proxies: [(&Option<String>, &str, MakeProxy); 3] = [
             (&net.https_proxy, "HTTPS_PROXY", |p| {
                 reqwest::Proxy::https(p)
             }),

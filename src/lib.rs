@@ -44,6 +44,7 @@ pub mod journal;
 pub mod pkce;
 pub mod provider;
 pub mod refresh;
+pub mod revoke;
 pub mod source;
 pub mod state;
 pub mod status;

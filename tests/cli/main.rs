@@ -13,6 +13,7 @@ mod fake_as_selftest;
 mod leaks;
 mod providers;
 mod real_as;
+mod revoke;
 mod rotation;
 mod source;
 mod tokens;
