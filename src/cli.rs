@@ -76,6 +76,23 @@ enum Command {
     /// Doppler write (the client id and secret stay). If the provider refuses, Doppler is left
     /// as it was so that you can retry; --local-only skips the provider.
     Revoke(RevokeArgs),
+    /// Check the setup: the Doppler token (where from, what kind, can it write), the
+    /// project/config, the proxy and CA settings, a browser opener, and per provider the client
+    /// credentials, free callback ports, the redirect URIs to register and the stored token.
+    ///
+    /// Each check says pass, warn, fail or skip, and what to do next. The write check writes
+    /// a provider's REFRESH_LEASE secret to the value it already holds (a compare-and-swap that
+    /// changes nothing). Exit code 0 when nothing failed (warnings allowed), else 1.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Only this provider (default: every provider with anything stored in Doppler).
+    #[arg(long, short = 'p')]
+    provider: Option<String>,
+    #[command(flatten)]
+    json: JsonArg,
 }
 
 #[derive(Debug, Args)]
@@ -264,6 +281,29 @@ impl Cli {
                     args.json.json,
                 );
                 Ok(0)
+            }
+            Command::Doctor(args) => {
+                let catalog = load_catalog(global)?;
+                let provider = match &args.provider {
+                    Some(name) => Some(catalog.get(name)?.clone()),
+                    None => None,
+                };
+                let net = network(global);
+                let env_credentials = oauth_pkce::credentials_from_env(std::env::vars());
+                let checks = oauth_pkce::doctor::run(oauth_pkce::doctor::Inputs {
+                    network: &net,
+                    http: Http::with_network(&net),
+                    settings: doppler_settings(global),
+                    catalog: &catalog,
+                    provider: provider.as_ref(),
+                    env_credentials: &env_credentials,
+                    browser_var: std::env::var(env::BROWSER).ok(),
+                    path_var: std::env::var_os(env::PATH),
+                    refresh_buffer: oauth_pkce::DEFAULT_REFRESH_BUFFER,
+                })
+                .await;
+                print_checks(&checks, args.json.json);
+                Ok(oauth_pkce::doctor::exit_code(&checks))
             }
             Command::Token(args) => {
                 let ctx = context(global, &args.provider, args.buffer.refresh_buffer)?;
@@ -509,6 +549,43 @@ fn time_left(secs: i64) -> String {
         format!("in {text}")
     } else {
         format!("expired {text} ago")
+    }
+}
+
+fn print_checks(checks: &[oauth_pkce::doctor::Check], json: bool) {
+    use oauth_pkce::doctor::Status;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(checks).unwrap_or_default()
+        );
+    } else {
+        let label = |c: &oauth_pkce::doctor::Check| match &c.provider {
+            Some(p) => format!("{p}: {}", c.check),
+            None => c.check.clone(),
+        };
+        let width = checks.iter().map(|c| label(c).len()).max().unwrap_or(0);
+        for c in checks {
+            let status = match c.status {
+                Status::Pass => "ok",
+                Status::Warn => "WARN",
+                Status::Fail => "FAIL",
+                Status::Skip => "skip",
+            };
+            let _ = writeln!(out, "{status:<4}  {:<width$}  {}", label(c), c.detail);
+            if let Some(next) = &c.next {
+                let _ = writeln!(out, "      {:<width$}  next: {next}", "");
+            }
+        }
+    }
+    let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+    let (failed, warned) = (count(Status::Fail), count(Status::Warn));
+    if failed == 0 && warned == 0 {
+        eprintln!("All checks passed.");
+    } else {
+        eprintln!("{failed} failed, {warned} with warnings.");
     }
 }
 

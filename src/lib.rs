@@ -35,6 +35,7 @@
 pub mod authorize;
 pub mod browser;
 pub mod callback;
+pub mod doctor;
 pub mod doppler;
 pub mod env;
 pub mod error;

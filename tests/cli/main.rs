@@ -6,6 +6,7 @@ mod support;
 
 mod authorize;
 mod callback;
+mod doctor;
 mod doppler_fidelity;
 mod errors;
 mod exec;
