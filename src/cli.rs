@@ -84,6 +84,22 @@ enum Command {
     /// a provider's REFRESH_LEASE secret to the value it already holds (a compare-and-swap that
     /// changes nothing). Exit code 0 when nothing failed (warnings allowed), else 1.
     Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(
+        after_help = "Examples:\n  oauth-pkce completions bash > ~/.local/share/bash-completion/completions/oauth-pkce\n  oauth-pkce completions zsh > \"${fpath[1]}/_oauth-pkce\"\n  oauth-pkce completions fish > ~/.config/fish/completions/oauth-pkce.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), of oauth-pkce or of one of its commands.
+    #[command(
+        after_help = "Examples:\n  oauth-pkce man | man -l -\n  oauth-pkce man > ~/.local/share/man/man1/oauth-pkce.1\n  oauth-pkce man exec > ~/.local/share/man/man1/oauth-pkce-exec.1"
+    )]
+    Man {
+        /// A command (e.g. `exec`): its own page, oauth-pkce-COMMAND(1).
+        command: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -280,6 +296,15 @@ impl Cli {
                     &ctx.doppler.settings().describe_target(),
                     args.json.json,
                 );
+                Ok(0)
+            }
+            Command::Completions { shell } => {
+                let mut cmd = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(*shell, &mut cmd, "oauth-pkce", &mut std::io::stdout());
+                Ok(0)
+            }
+            Command::Man { command } => {
+                print_man(command.as_deref())?;
                 Ok(0)
             }
             Command::Doctor(args) => {
@@ -550,6 +575,32 @@ fn time_left(secs: i64) -> String {
     } else {
         format!("expired {text} ago")
     }
+}
+
+/// The man page of oauth-pkce, or of one of its commands (named `oauth-pkce-COMMAND`).
+fn print_man(command: Option<&str>) -> Result<()> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let page = match command {
+        None => cmd,
+        Some(name) => {
+            let sub = cmd.find_subcommand(name).cloned().ok_or_else(|| {
+                let known: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+                Error::Usage(format!(
+                    "no command `{name}` (commands: {})",
+                    known.join(", ")
+                ))
+            })?;
+            let full = format!("oauth-pkce-{name}");
+            sub.display_name(full.clone()).bin_name(full)
+        }
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page)
+        .render(&mut out)
+        .map_err(|e| Error::Usage(format!("cannot render the man page: {e}")))?;
+    let _ = std::io::stdout().lock().write_all(&out);
+    Ok(())
 }
 
 fn print_checks(checks: &[oauth_pkce::doctor::Check], json: bool) {

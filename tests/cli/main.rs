@@ -6,6 +6,7 @@ mod support;
 
 mod authorize;
 mod callback;
+mod completions;
 mod doctor;
 mod doppler_fidelity;
 mod errors;
