@@ -16,7 +16,7 @@ fn completions_for_every_shell_name_every_command() {
             "exec",
             "revoke",
             "doctor",
-            "--provider",
+            "provider",
         ] {
             assert!(run.stdout.contains(word), "{shell}: no {word}");
         }
