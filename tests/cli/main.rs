@@ -13,6 +13,7 @@ mod errors;
 mod exec;
 mod fake_as_selftest;
 mod leaks;
+mod network;
 mod providers;
 mod real_as;
 mod revoke;
