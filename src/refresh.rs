@@ -60,7 +60,7 @@ impl std::fmt::Debug for Fresh {
 /// Whether a token expiring at `expires_at` must be refreshed now, given `buffer` seconds.
 /// An unknown expiry is not due (nothing says it is).
 pub fn refresh_due(expires_at: Option<i64>, buffer: i64) -> bool {
-    expires_at.is_some_and(|e| e - now() <= buffer)
+    expires_at.is_some_and(|e| e.saturating_sub(now()) <= buffer)
 }
 
 /// What the caller wants.
