@@ -506,6 +506,16 @@ mod tests {
     }
 
     #[test]
+    fn debug_of_fresh_is_redacted() {
+        let f = Fresh {
+            access_token: SecretString::from("AT-SENTINEL-123456789"),
+            expires_at: Some(1),
+            refreshed: true,
+        };
+        assert!(!format!("{f:?}").contains("SENTINEL"));
+    }
+
+    #[test]
     fn lease_round_trips_and_garbage_is_not_a_lease() {
         let l = Lease::parse(
             &serde_json::to_string(&Lease {

@@ -200,6 +200,10 @@ mod tests {
         .map(|(k, v)| (k.to_string(), SecretString::from(v)))
         .collect();
         let stored = Stored::new(&provider, secrets);
+        assert!(
+            !format!("{stored:?}").contains("rt-ok"),
+            "Debug shows names only"
+        );
         assert!(stored.access_token().is_none());
         assert_eq!(stored.refresh_token().unwrap().expose_secret(), "rt-ok");
     }
