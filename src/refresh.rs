@@ -60,7 +60,7 @@ impl std::fmt::Debug for Fresh {
 /// Whether a token expiring at `expires_at` must be refreshed now, given `buffer` seconds.
 /// An unknown expiry is not due (nothing says it is).
 pub fn refresh_due(expires_at: Option<i64>, buffer: i64) -> bool {
-    expires_at.is_some_and(|e| e - now() <= buffer)
+    expires_at.is_some_and(|e| e.saturating_sub(now()) <= buffer)
 }
 
 /// What the caller wants.
@@ -505,6 +505,16 @@ mod tests {
         assert!(refresh_due(Some(now() - 10), 300));
         assert!(!refresh_due(Some(now() + 1000), 300));
         assert!(!refresh_due(None, 300));
+    }
+
+    #[test]
+    fn debug_of_fresh_is_redacted() {
+        let f = Fresh {
+            access_token: SecretString::from("AT-SENTINEL-123456789"),
+            expires_at: Some(1),
+            refreshed: true,
+        };
+        assert!(!format!("{f:?}").contains("SENTINEL"));
     }
 
     #[test]
