@@ -14,7 +14,10 @@
 //! 5. [`token`] exchanges the code, and [`store`] writes the tokens back in one request.
 //!
 //! Later, [`refresh`] hands out a valid access token, refreshing it when it expires within a
-//! buffer, and [`status`] reports what is stored.
+//! buffer, and [`status`] reports what is stored. [`exec`] runs a command with the token in
+//! its environment, [`revoke`] revokes the tokens (RFC 7009) and removes them from Doppler, and
+//! [`doctor`] checks the setup. Every request goes through [`http`] (proxies from the
+//! environment except for loopback, extra CA files).
 //!
 //! ```no_run
 //! use oauth_pkce::{doppler::{DopplerSettings, SettingsInputs}, provider::Catalog, Context, Quiet};
