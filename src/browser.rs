@@ -3,6 +3,8 @@
 //! never waits for the browser, never passes a URL that is not https (or loopback http), and
 //! the opener's environment holds no Doppler token and no client secret.
 
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::env;
@@ -58,6 +60,64 @@ pub fn open(url: &url::Url, browser_var: Option<&str>) -> Result<Opened, OpenErr
             Err(OpenError::NoOpener)
         }
     }
+}
+
+/// The program that would open a URL, as far as can be told without opening one.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Opener {
+    /// `$BROWSER`'s program, and where it was found on `PATH` (`None`: not found).
+    BrowserVar {
+        program: String,
+        found: Option<PathBuf>,
+    },
+    /// The first system opener found on `PATH`, if any, and every one looked for.
+    System {
+        found: Option<(String, PathBuf)>,
+        candidates: Vec<String>,
+    },
+}
+
+/// Finds the opener `open` would use, without running it: `$BROWSER`'s first word, else the
+/// system openers, looked up on `path` (the value of `PATH`).
+pub fn find_opener(browser_var: Option<&str>, path: Option<&OsStr>) -> Opener {
+    if let Some(program) = browser_var.and_then(|b| b.split_whitespace().next()) {
+        return Opener::BrowserVar {
+            program: program.to_string(),
+            found: which(OsStr::new(program), path),
+        };
+    }
+    let candidates: Vec<String> = open::commands("https://example.com/")
+        .iter()
+        .map(|c| c.get_program().to_string_lossy().into_owned())
+        .collect();
+    let found = candidates
+        .iter()
+        .find_map(|c| which(OsStr::new(c), path).map(|p| (c.clone(), p)));
+    Opener::System { found, candidates }
+}
+
+/// Where `program` is: itself when it names a path, else the first executable file of that
+/// name in `path`'s directories.
+pub fn which(program: &OsStr, path: Option<&OsStr>) -> Option<PathBuf> {
+    let executable = |p: &Path| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        }
+        #[cfg(not(unix))]
+        {
+            p.is_file()
+        }
+    };
+    let as_path = Path::new(program);
+    if as_path.components().count() > 1 {
+        return executable(as_path).then(|| as_path.to_path_buf());
+    }
+    std::env::split_paths(path?)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
 }
 
 /// `$BROWSER` split on white space; `%s` in an argument is replaced by the URL, else the URL
@@ -129,6 +189,35 @@ mod tests {
             ["w3m", url, "-o", "x"]
         );
         assert!(browser_command("   ", url).is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn openers_are_looked_up_on_path_without_running_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("my-browser");
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let plain = dir.path().join("not-executable");
+        std::fs::write(&plain, "").unwrap();
+        let path = dir.path().as_os_str();
+        assert_eq!(
+            find_opener(Some("my-browser --new-tab %s"), Some(path)),
+            Opener::BrowserVar {
+                program: "my-browser".into(),
+                found: Some(exe.clone())
+            }
+        );
+        assert_eq!(which(OsStr::new("not-executable"), Some(path)), None);
+        assert_eq!(which(exe.as_os_str(), None), Some(exe.clone()));
+        match find_opener(None, Some(path)) {
+            Opener::System { found, candidates } => {
+                assert_eq!(found, None);
+                assert!(!candidates.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -98,17 +98,33 @@ impl std::fmt::Debug for PastedLines {
     }
 }
 
+/// The loopback addresses a redirect host needs.
+fn loopback_addrs(host: &str) -> &'static [IpAddr] {
+    match host {
+        "localhost" => &[
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ],
+        _ => &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
+    }
+}
+
+/// Which of `ports` `authorize` could bind now (bound as `bind` does, then closed at once),
+/// at most `limit` of them, in order: `(port, free)`.
+pub async fn probe_ports(host: &str, ports: &PortRange, limit: usize) -> Vec<(u16, bool)> {
+    let mut out = Vec::new();
+    for port in ports.iter().take(limit) {
+        let free = bind_all(loopback_addrs(host), port).await.is_ok();
+        out.push((port, free));
+    }
+    out
+}
+
 impl Callback {
     /// Binds the first port of `ports` that is free on every loopback address the redirect
     /// host needs. Nothing else listens: not `0.0.0.0`, not `::`.
     pub async fn bind(host: &str, path: &str, ports: &PortRange) -> Result<Callback> {
-        let addrs: &[IpAddr] = match host {
-            "localhost" => &[
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ],
-            _ => &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
-        };
+        let addrs = loopback_addrs(host);
         for port in ports.iter() {
             match bind_all(addrs, port).await {
                 Ok(listeners) => {

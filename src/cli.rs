@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use oauth_pkce::authorize::{authorize, AuthorizeOptions};
 use oauth_pkce::doppler::{DopplerSettings, SettingsInputs};
+use oauth_pkce::http::{Http, NetworkSettings};
 use oauth_pkce::provider::{Catalog, PortRange, Provider};
 use oauth_pkce::status::{status_all, status_of, CheckResult, ProviderStatus};
 use oauth_pkce::text::{mask, terminal_safe};
@@ -45,6 +46,10 @@ struct Global {
     /// An extra provider definition (TOML); overrides a built-in one with the same name.
     #[arg(long = "provider-file", global = true, value_name = "PATH")]
     provider_files: Vec<PathBuf>,
+    /// A PEM file of CA certificates to trust besides the built-in roots (repeatable; also
+    /// OAUTH_PKCE_CA_FILE and SSL_CERT_FILE), e.g. for a TLS-inspecting proxy.
+    #[arg(long = "ca-file", global = true, value_name = "PATH")]
+    ca_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +67,88 @@ enum Command {
     /// Try the whole cycle on this machine: a built-in local authorization server and an
     /// in-memory Doppler-compatible store (no Doppler account, no provider app needed).
     Demo(demo::DemoArgs),
+    /// Run a command with valid access tokens in its environment ({PREFIX}_ACCESS_TOKEN).
+    ///
+    /// Each token is refreshed first if it expires within the buffer, as `token` does. The
+    /// command runs without a shell, with this terminal and environment (minus DOPPLER_TOKEN
+    /// and DOPPLER_TOKEN_FILE); its exit code is oauth-pkce's (128 + N when signal N ended it).
+    #[command(
+        after_help = "Example:\n  oauth-pkce exec -p jobber -- sh -c 'curl -H \"Authorization: Bearer $JOBBER_ACCESS_TOKEN\" https://api.getjobber.com/api/graphql'"
+    )]
+    Exec(ExecArgs),
+    /// Revoke the stored tokens at the provider (RFC 7009) and remove them from Doppler.
+    ///
+    /// The refresh token is revoked first, then the access token, at the provider's
+    /// revocation_url; then ACCESS_TOKEN, REFRESH_TOKEN and TOKEN_EXPIRES_AT are emptied in one
+    /// Doppler write (the client id and secret stay). If the provider refuses, Doppler is left
+    /// as it was so that you can retry; --local-only skips the provider.
+    Revoke(RevokeArgs),
+    /// Check the setup: the Doppler token (where from, what kind, can it write), the
+    /// project/config, the proxy and CA settings, a browser opener, and per provider the client
+    /// credentials, free callback ports, the redirect URIs to register and the stored token.
+    ///
+    /// Each check says pass, warn, fail or skip, and what to do next. The write check writes
+    /// a provider's REFRESH_LEASE secret to the value it already holds (a compare-and-swap that
+    /// changes nothing). Exit code 0 when nothing failed (warnings allowed), else 1.
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(
+        after_help = "Examples:\n  oauth-pkce completions bash > ~/.local/share/bash-completion/completions/oauth-pkce\n  oauth-pkce completions zsh > \"${fpath[1]}/_oauth-pkce\"\n  oauth-pkce completions fish > ~/.config/fish/completions/oauth-pkce.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), of oauth-pkce or of one of its commands.
+    #[command(
+        after_help = "Examples:\n  oauth-pkce man | man -l -\n  oauth-pkce man > ~/.local/share/man/man1/oauth-pkce.1\n  oauth-pkce man exec > ~/.local/share/man/man1/oauth-pkce-exec.1"
+    )]
+    Man {
+        /// A command (e.g. `exec`): its own page, oauth-pkce-COMMAND(1).
+        command: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Only this provider (default: every provider with anything stored in Doppler).
+    #[arg(long, short = 'p')]
+    provider: Option<String>,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+struct RevokeArgs {
+    #[arg(long, short = 'p')]
+    provider: String,
+    /// Only remove the tokens from Doppler; do not ask the provider to revoke them.
+    #[arg(long)]
+    local_only: bool,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+struct ExecArgs {
+    /// A provider whose access token the command gets as {PREFIX}_ACCESS_TOKEN (repeatable).
+    #[arg(long, short = 'p', required = true)]
+    provider: Vec<String>,
+    /// Pass DOPPLER_TOKEN and DOPPLER_TOKEN_FILE on to the command (they are removed by
+    /// default), e.g. for a long-running command that runs `oauth-pkce token` itself.
+    #[arg(long)]
+    keep_doppler_token: bool,
+    #[command(flatten)]
+    buffer: BufferArg,
+    /// The command and its arguments, after `--`.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND",
+        value_parser = clap::value_parser!(std::ffi::OsString)
+    )]
+    command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +236,11 @@ impl Cli {
         self.global.verbose
     }
 
+    /// Whether the command handles Ctrl-C itself (`exec` waits for its child instead).
+    pub fn handles_interrupt(&self) -> bool {
+        matches!(self.command, Command::Exec(_))
+    }
+
     /// Runs the command; returns the process exit code.
     pub async fn run(self) -> Result<i32> {
         let global = &self.global;
@@ -204,6 +296,69 @@ impl Cli {
                     .print("Refreshed", args.json.json);
                 Ok(0)
             }
+            Command::Exec(args) => {
+                let mut contexts = Vec::new();
+                for name in &args.provider {
+                    contexts.push(context(global, name, args.buffer.refresh_buffer)?);
+                }
+                let verbose = global.verbose;
+                let tokens = oauth_pkce::exec::token_env(contexts, &|| {
+                    Box::new(Stderr::new(verbose)) as Box<dyn Reporter>
+                })
+                .await?;
+                let (program, rest) = args
+                    .command
+                    .split_first()
+                    .ok_or_else(|| Error::Usage("no command given after `--`".into()))?;
+                let command = oauth_pkce::exec::Command {
+                    program: program.clone(),
+                    args: rest.to_vec(),
+                    keep_doppler_token: args.keep_doppler_token,
+                };
+                oauth_pkce::exec::run(&command, &tokens).await
+            }
+            Command::Revoke(args) => {
+                let ctx = context(global, &args.provider, oauth_pkce::DEFAULT_REFRESH_BUFFER)?;
+                let done = oauth_pkce::revoke::revoke(&ctx, args.local_only, &reporter).await?;
+                print_revoked(
+                    &done,
+                    &ctx.doppler.settings().describe_target(),
+                    args.json.json,
+                );
+                Ok(0)
+            }
+            Command::Completions { shell } => {
+                let mut cmd = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(*shell, &mut cmd, "oauth-pkce", &mut std::io::stdout());
+                Ok(0)
+            }
+            Command::Man { command } => {
+                print_man(command.as_deref())?;
+                Ok(0)
+            }
+            Command::Doctor(args) => {
+                let catalog = load_catalog(global)?;
+                let provider = match &args.provider {
+                    Some(name) => Some(catalog.get(name)?.clone()),
+                    None => None,
+                };
+                let net = network(global);
+                let env_credentials = oauth_pkce::credentials_from_env(std::env::vars());
+                let checks = oauth_pkce::doctor::run(oauth_pkce::doctor::Inputs {
+                    network: &net,
+                    http: Http::with_network(&net),
+                    settings: doppler_settings(global),
+                    catalog: &catalog,
+                    provider: provider.as_ref(),
+                    env_credentials: &env_credentials,
+                    browser_var: std::env::var(env::BROWSER).ok(),
+                    path_var: std::env::var_os(env::PATH),
+                    refresh_buffer: oauth_pkce::DEFAULT_REFRESH_BUFFER,
+                })
+                .await;
+                print_checks(&checks, args.json.json);
+                Ok(oauth_pkce::doctor::exit_code(&checks))
+            }
             Command::Token(args) => {
                 let ctx = context(global, &args.provider, args.buffer.refresh_buffer)?;
                 let source = oauth_pkce::TokenSource::new(ctx).with_reporter(Box::new(reporter));
@@ -225,7 +380,7 @@ impl Cli {
                         let catalog = load_catalog(global)?;
                         push_all_pending(global, &catalog, &reporter).await?;
                         let doppler = doppler_client(global)?;
-                        let http = http_client()?;
+                        let http = http_client(global)?;
                         let check = args.check.then_some(&http);
                         status_all(&doppler, &catalog, buffer, check).await?
                     }
@@ -282,7 +437,11 @@ async fn push_all_pending(global: &Global, catalog: &Catalog, reporter: &Stderr)
     for provider in catalog.iter() {
         let prefix = format!("{}-", provider.name);
         if names.iter().any(|n| n.starts_with(&prefix)) {
-            let ctx = Context::new(doppler_settings(global)?, provider.clone())?;
+            let ctx = Context::with_http(
+                http_client(global)?,
+                doppler_settings(global)?,
+                provider.clone(),
+            )?;
             refresh::push_pending(&ctx, reporter).await?;
         }
     }
@@ -296,29 +455,35 @@ fn doppler_settings(global: &Global) -> Result<DopplerSettings> {
     ))
 }
 
-fn http_client() -> Result<oauth_pkce::http::Http> {
-    oauth_pkce::http::Http::new().map_err(|e| {
-        Error::Config(format!(
-            "cannot set up HTTPS: {}",
-            oauth_pkce::http::describe(&e)
-        ))
-    })
+/// Proxies and CA files from the environment, plus `--ca-file`.
+fn network(global: &Global) -> NetworkSettings {
+    let mut net = NetworkSettings::from_process();
+    net.ca_files.extend(global.ca_files.iter().cloned());
+    net
+}
+
+fn http_client(global: &Global) -> Result<Http> {
+    Http::with_network(&network(global))
 }
 
 fn doppler_client(global: &Global) -> Result<oauth_pkce::doppler::Doppler> {
     Ok(oauth_pkce::doppler::Doppler::new(
-        http_client()?,
+        http_client(global)?,
         doppler_settings(global)?,
     ))
 }
 
-fn context(global: &Global, provider: &str, buffer: i64) -> Result<Context> {
-    let provider: Provider = Catalog::find(
+fn find_provider(global: &Global, provider: &str) -> Result<Provider> {
+    Catalog::find(
         oauth_pkce::provider::user_dir().as_deref(),
         &global.provider_files,
         provider,
-    )?;
-    let mut ctx = Context::new(doppler_settings(global)?, provider)?;
+    )
+}
+
+fn context(global: &Global, provider: &str, buffer: i64) -> Result<Context> {
+    let provider = find_provider(global, provider)?;
+    let mut ctx = Context::with_http(http_client(global)?, doppler_settings(global)?, provider)?;
     ctx.refresh_buffer = buffer;
     Ok(ctx)
 }
@@ -554,6 +719,105 @@ fn time_left(secs: i64) -> String {
     } else {
         format!("expired {text} ago")
     }
+}
+
+/// The man page of oauth-pkce, or of one of its commands (named `oauth-pkce-COMMAND`).
+fn print_man(command: Option<&str>) -> Result<()> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let page = match command {
+        None => cmd,
+        Some(name) => {
+            let sub = cmd.find_subcommand(name).cloned().ok_or_else(|| {
+                let known: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+                Error::Usage(format!(
+                    "no command `{name}` (commands: {})",
+                    known.join(", ")
+                ))
+            })?;
+            let full = format!("oauth-pkce-{name}");
+            sub.display_name(full.clone()).bin_name(full)
+        }
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page)
+        .render(&mut out)
+        .map_err(|e| Error::Usage(format!("cannot render the man page: {e}")))?;
+    let _ = std::io::stdout().lock().write_all(&out);
+    Ok(())
+}
+
+fn print_checks(checks: &[oauth_pkce::doctor::Check], json: bool) {
+    use oauth_pkce::doctor::Status;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(checks).unwrap_or_default()
+        );
+    } else {
+        let label = |c: &oauth_pkce::doctor::Check| match &c.provider {
+            Some(p) => format!("{p}: {}", c.check),
+            None => c.check.clone(),
+        };
+        let width = checks.iter().map(|c| label(c).len()).max().unwrap_or(0);
+        for c in checks {
+            let status = match c.status {
+                Status::Pass => "ok",
+                Status::Warn => "WARN",
+                Status::Fail => "FAIL",
+                Status::Skip => "skip",
+            };
+            let _ = writeln!(out, "{status:<4}  {:<width$}  {}", label(c), c.detail);
+            if let Some(next) = &c.next {
+                let _ = writeln!(out, "      {:<width$}  next: {next}", "");
+            }
+        }
+    }
+    let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+    let (failed, warned) = (count(Status::Fail), count(Status::Warn));
+    if failed == 0 && warned == 0 {
+        eprintln!("All checks passed.");
+    } else {
+        eprintln!("{failed} failed, {warned} with warnings.");
+    }
+}
+
+fn print_revoked(done: &oauth_pkce::revoke::Revoked, target: &str, json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(done).unwrap_or_default()
+        );
+        return;
+    }
+    if done.nothing_stored {
+        eprintln!(
+            "Nothing is stored in Doppler ({target}) for {}: nothing to revoke.",
+            done.provider
+        );
+        return;
+    }
+    let at_provider = match (&done.provider_skipped, done.revoked_at_provider.as_slice()) {
+        (Some(why), _) => format!("not revoked at the provider ({why})"),
+        (None, []) => "nothing to revoke at the provider".to_string(),
+        (None, tokens) => format!(
+            "{} revoked at the provider",
+            tokens
+                .iter()
+                .map(|t| t.replace('_', " "))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "Revoked {}: {at_provider}; tokens removed from Doppler ({target})",
+        done.provider
+    );
 }
 
 fn print_status(rows: &[ProviderStatus], json: bool) {

@@ -146,9 +146,8 @@ url = "{server_url}/api/me"
             ]),
             ..SettingsInputs::default()
         })?;
-        let http = Http::without_proxy().map_err(|e| {
-            Error::Config(format!("cannot set up HTTP: {}", crate::http::describe(&e)))
-        })?;
+        // No proxy and no extra CA from the environment: every request stays on loopback.
+        let http = Http::with_network(&crate::http::NetworkSettings::default())?;
         let state_dir = std::env::temp_dir().join(format!(
             "oauth-pkce-demo-{}-{}",
             std::process::id(),

@@ -102,10 +102,7 @@ impl DopplerSettings {
             (t.trim().to_string(), TokenSource::Environment)
         } else if let Some(file) = inputs.var(env::DOPPLER_TOKEN_FILE) {
             let path = PathBuf::from(file);
-            let text = std::fs::read_to_string(&path).map_err(|source| Error::ReadFile {
-                path: path.clone(),
-                source,
-            })?;
+            let text = read_token_file(&path)?;
             (text.trim().to_string(), TokenSource::File { path })
         } else if let Some((t, scope)) = scoped("token") {
             if t.starts_with("secret-") {
@@ -186,6 +183,28 @@ impl DopplerSettings {
             ),
         }
     }
+}
+
+/// Reads `DOPPLER_TOKEN_FILE`, refusing one that others may read (as ssh does for keys).
+fn read_token_file(path: &Path) -> Result<String> {
+    let io = |source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(Error::Config(format!(
+                "{} holds a Doppler token but others may read it (mode {:o}): run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )));
+        }
+    }
+    std::fs::read_to_string(path).map_err(io)
 }
 
 /// The Doppler CLI's `.doppler.yaml`: only the `scoped` table matters here.
@@ -505,6 +524,15 @@ mod tests {
         write_cli_config(home.path(), YAML);
         let file = home.path().join("tok");
         std::fs::write(&file, "dp.st.prd.fromfile\n").unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let loose = DopplerSettings::resolve(&inputs(
+            &[("DOPPLER_TOKEN_FILE", file.to_str().unwrap())],
+            "/app",
+            Some(home.path()),
+        ));
+        assert!(loose.unwrap_err().to_string().contains("chmod 600"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let f = file.to_str().unwrap();
 
         let s = DopplerSettings::resolve(&inputs(

@@ -30,6 +30,24 @@ pub const SSH_TTY: &str = "SSH_TTY";
 pub const DISPLAY: &str = "DISPLAY";
 /// Wayland display.
 pub const WAYLAND_DISPLAY: &str = "WAYLAND_DISPLAY";
+/// Where `doctor` looks for a browser opener (and the OS looks for `exec`'s command).
+pub const PATH: &str = "PATH";
+
+// ---- network (read by `http::NetworkSettings::from_process`) ------------------------------
+/// A PEM file of CA certificates trusted in addition to the built-in roots (OpenSSL's name).
+pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+/// oauth-pkce's own name for an extra CA bundle (also `--ca-file`).
+pub const OAUTH_PKCE_CA_FILE: &str = "OAUTH_PKCE_CA_FILE";
+/// Proxy for https URLs (the lower-case name is read too).
+pub const HTTPS_PROXY: &str = "HTTPS_PROXY";
+/// Proxy for http URLs (ignored under CGI, where `REQUEST_METHOD` is set: "httpoxy").
+pub const HTTP_PROXY: &str = "HTTP_PROXY";
+/// Proxy for every scheme, after the scheme's own.
+pub const ALL_PROXY: &str = "ALL_PROXY";
+/// Hosts reached directly (curl's rules); loopback hosts always are.
+pub const NO_PROXY: &str = "NO_PROXY";
+/// Set by a CGI server: `HTTP_PROXY` may then come from a request header, so it is ignored.
+pub const REQUEST_METHOD: &str = "REQUEST_METHOD";
 
 /// The variables read when resolving Doppler settings.
 pub const DOPPLER_VARS: &[&str] = &[

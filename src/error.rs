@@ -44,6 +44,9 @@ pub enum Error {
     DopplerTokenInKeyring,
     #[error("{0}")]
     Config(String),
+    /// A CA file or proxy setting that cannot be used.
+    #[error("{0}")]
+    Network(String),
     #[error("{provider} cannot be authorized through a loopback redirect: {reason}")]
     NoLoopbackFlow {
         provider: String,
@@ -56,6 +59,12 @@ pub enum Error {
     // ---- usage (2) ---------------------------------------------------------------------
     #[error("{0}")]
     Usage(String),
+    #[error("cannot run `{program}`")]
+    CommandNotStarted {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     // ---- authorization (4) -------------------------------------------------------------
     #[error("no free port for the callback server in {range} on {host}")]
@@ -93,6 +102,20 @@ pub enum Error {
         error: String,
         description: Option<String>,
     },
+    #[error("the revocation endpoint {url} did not revoke the {token}: {detail}")]
+    RevocationFailed {
+        provider: String,
+        url: String,
+        token: String,
+        detail: String,
+    },
+    #[error("the revocation endpoint {url} could not be reached")]
+    RevocationUnreachable {
+        provider: String,
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 
     // ---- re-authorization (1) ----------------------------------------------------------
     #[error("no tokens are stored in Doppler for {provider} ({secret} is empty)")]
@@ -128,6 +151,12 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    #[error("the tokens of {provider} were revoked at the provider but could not be removed from Doppler")]
+    RevokedNotRemoved {
+        provider: String,
+        #[source]
+        source: Box<Error>,
+    },
     #[error("the access token for {provider} must be refreshed, but this Doppler token cannot write, so the new tokens could not be stored")]
     ReadOnlyCannotRefresh { provider: String },
 }
@@ -159,9 +188,10 @@ impl Error {
             | NoDopplerToken
             | DopplerTokenInKeyring
             | Config(_)
+            | Network(_)
             | NoLoopbackFlow { .. }
             | NoDeviceFlow { .. } => ExitClass::Configuration,
-            Usage(_) => ExitClass::Usage,
+            Usage(_) | CommandNotStarted { .. } => ExitClass::Usage,
             NoFreePort { .. }
             | CallbackServer(_)
             | CallbackTimeout { .. }
@@ -171,13 +201,16 @@ impl Error {
             TokenEndpoint { .. }
             | ProviderUnreachable { .. }
             | ProviderResponse(_)
-            | DeviceAuthorization { .. } => ExitClass::Provider,
+            | DeviceAuthorization { .. }
+            | RevocationFailed { .. }
+            | RevocationUnreachable { .. } => ExitClass::Provider,
             NotAuthorized { .. } | RefreshRefused { .. } => ExitClass::ReauthorizationNeeded,
             Doppler { .. }
             | DopplerUnreachable { .. }
             | DopplerResponse(_)
             | StoreFailed { .. }
             | TokensLost { .. }
+            | RevokedNotRemoved { .. }
             | ReadOnlyCannotRefresh { .. } => ExitClass::Doppler,
         }
     }
@@ -203,6 +236,7 @@ impl Error {
             NoDopplerToken => "set DOPPLER_TOKEN (a service token with write access is best), point DOPPLER_TOKEN_FILE at a file holding one, or run `doppler login` and `doppler setup`".into(),
             DopplerTokenInKeyring => "oauth-pkce cannot read the OS keyring: set DOPPLER_TOKEN (or DOPPLER_TOKEN_FILE) to a Doppler token".into(),
             Config(_) => "check the Doppler project/config (--project/--config, DOPPLER_PROJECT/DOPPLER_CONFIG) and DOPPLER_API_HOST".into(),
+            Network(_) => "fix the CA file (a PEM file of CA certificates: SSL_CERT_FILE, OAUTH_PKCE_CA_FILE or --ca-file) or the proxy variables (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY)".into(),
             NoLoopbackFlow { alternative, .. } => alternative.clone(),
             NoDeviceFlow { provider } => format!(
                 "run `oauth-pkce authorize --provider {provider}` without --device; on a remote machine add --no-browser and paste the redirect URL, or forward the port with ssh -L. If the provider supports RFC 8628, add `device_authorization_url` to a provider file (--provider-file)"
@@ -215,6 +249,15 @@ impl Error {
                 _ => "check the app's settings at the provider, or authorize without --device".into(),
             },
             Usage(_) => "run `oauth-pkce --help`".into(),
+            CommandNotStarted { program, source } => match source.kind() {
+                std::io::ErrorKind::NotFound => format!(
+                    "`{program}` was not found: check its name and PATH (the command runs without a shell; for shell syntax use `-- sh -c '...'`)"
+                ),
+                std::io::ErrorKind::PermissionDenied => format!(
+                    "`{program}` is not executable: check its permissions (chmod +x)"
+                ),
+                _ => "check the command after `--`".into(),
+            },
             NoFreePort { .. } => "free one of these ports, or choose others with --ports (each redirect URI must be registered with the provider)".into(),
             CallbackServer(_) => "check that the loopback interface is up, or choose other ports with --ports".into(),
             CallbackTimeout { .. } => "run `oauth-pkce authorize` again and finish the sign-in in the browser, or raise --timeout".into(),
@@ -231,8 +274,14 @@ impl Error {
                 "redirect_uri_mismatch" => "register the redirect URI shown above with the provider, or pick a registered port with --ports".into(),
                 _ => "check the provider app's settings; run with -v for details".into(),
             },
-            ProviderUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and the provider's token_url, then retry".into(),
+            ProviderUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and the provider's token_url, then retry; for a certificate error, trust your CA with --ca-file, OAUTH_PKCE_CA_FILE or SSL_CERT_FILE".into(),
             ProviderResponse(_) => "the provider answered something that is not an OAuth token response; check token_url in the provider file".into(),
+            RevocationFailed { provider, .. } | RevocationUnreachable { provider, .. } => format!(
+                "nothing was removed from Doppler, so you can retry `oauth-pkce revoke --provider {provider}` later; `--local-only` removes the tokens from Doppler without the provider (the grant then stays valid until it expires or you revoke the app's access in your account settings there)"
+            ),
+            RevokedNotRemoved { provider, .. } => format!(
+                "the stored tokens no longer work; fix the Doppler problem, then run `oauth-pkce revoke --provider {provider} --local-only` to remove them"
+            ),
             NotAuthorized { provider, .. } => format!("run `oauth-pkce authorize --provider {provider}`"),
             RefreshRefused { provider, .. } => format!(
                 "the refresh token was already used or revoked: run `oauth-pkce authorize --provider {provider}`"
@@ -247,7 +296,7 @@ impl Error {
                 DopplerFailure::Busy => "another process or machine is refreshing; wait a minute and retry (a stale lease expires by itself)".into(),
                 DopplerFailure::Other => "check the project, config and token; run with -v for details".into(),
             },
-            DopplerUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and DOPPLER_API_HOST, then retry".into(),
+            DopplerUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and DOPPLER_API_HOST, then retry; for a certificate error, trust your CA with --ca-file, OAUTH_PKCE_CA_FILE or SSL_CERT_FILE".into(),
             DopplerResponse(_) => "check DOPPLER_API_HOST points at the Doppler API".into(),
             StoreFailed { journal, .. } => format!(
                 "the new tokens are safe on this machine ({}) and will be pushed to Doppler on the next run of oauth-pkce; fix the Doppler problem above, then run `oauth-pkce status`",

@@ -1,8 +1,14 @@
 //! The one HTTP client: redirects off, connect and total timeouts, a user agent, capped bodies,
 //! and the retry policy of SPEC.md (429, any 5xx and connection failures; a few attempts with
-//! backoff inside about 30 s, honouring `Retry-After` within that bound). Doppler and the token
-//! endpoint both go through [`Http::send`].
+//! backoff inside about 30 s, honouring `Retry-After` within that bound). Doppler, the token
+//! endpoint, revocation and `[check]` requests all go through [`Http::send`].
+//!
+//! Networks ([`NetworkSettings`]): proxies from `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` with
+//! `NO_PROXY` (curl's rules), never for loopback hosts; extra CA certificates from
+//! `SSL_CERT_FILE`, `OAUTH_PKCE_CA_FILE` and `--ca-file`, trusted in addition to the built-in
+//! (webpki) roots.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rand::Rng as _;
@@ -17,6 +23,103 @@ pub const RETRY_BUDGET: Duration = Duration::from_secs(30);
 /// Attempts per logical request.
 pub const MAX_ATTEMPTS: u32 = 4;
 
+/// Hosts that are never reached through a proxy, whatever `NO_PROXY` says.
+const LOOPBACK_NO_PROXY: &str = "localhost,127.0.0.0/8,::1";
+
+/// Proxies and extra trusted CA certificates, resolved from the environment (and `--ca-file`).
+#[derive(Clone, Default)]
+pub struct NetworkSettings {
+    /// PEM files of CA certificates trusted in addition to the built-in roots.
+    pub ca_files: Vec<PathBuf>,
+    /// Proxy for https URLs.
+    pub https_proxy: Option<String>,
+    /// Proxy for http URLs.
+    pub http_proxy: Option<String>,
+    /// Proxy for both, after the scheme's own.
+    pub all_proxy: Option<String>,
+    /// `NO_PROXY` as given (loopback hosts are added).
+    pub no_proxy: Option<String>,
+}
+
+impl std::fmt::Debug for NetworkSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |p: &Option<String>| p.as_deref().map(without_credentials);
+        f.debug_struct("NetworkSettings")
+            .field("ca_files", &self.ca_files)
+            .field("https_proxy", &shown(&self.https_proxy))
+            .field("http_proxy", &shown(&self.http_proxy))
+            .field("all_proxy", &shown(&self.all_proxy))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
+}
+
+impl NetworkSettings {
+    /// From this process's environment.
+    pub fn from_process() -> NetworkSettings {
+        NetworkSettings::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// From an environment given as a lookup (tests pass a map). Upper-case names win over
+    /// lower-case ones; empty values count as unset; under CGI (`REQUEST_METHOD` set)
+    /// `HTTP_PROXY` is ignored, since a request header could have set it ("httpoxy").
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> NetworkSettings {
+        use crate::env;
+        let set = |name: &str| {
+            var(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let get = |name: &str| set(name).or_else(|| set(&name.to_ascii_lowercase()));
+        let cgi = var(env::REQUEST_METHOD).is_some();
+        let ca_files = [env::SSL_CERT_FILE, env::OAUTH_PKCE_CA_FILE]
+            .iter()
+            .filter_map(|name| set(name))
+            .map(PathBuf::from)
+            .collect();
+        NetworkSettings {
+            ca_files,
+            https_proxy: get(env::HTTPS_PROXY),
+            http_proxy: if cgi {
+                set(env::HTTP_PROXY)
+            } else {
+                get(env::HTTP_PROXY)
+            },
+            all_proxy: get(env::ALL_PROXY),
+            no_proxy: get(env::NO_PROXY),
+        }
+    }
+
+    /// The proxy an `https` (or `http`) URL would go through, for display: credentials removed.
+    pub fn proxy_for(&self, https: bool) -> Option<String> {
+        let own = if https {
+            &self.https_proxy
+        } else {
+            &self.http_proxy
+        };
+        own.as_ref()
+            .or(self.all_proxy.as_ref())
+            .map(|p| without_credentials(p))
+    }
+}
+
+/// A proxy URL without its user name and password (they are credentials).
+pub fn without_credentials(proxy: &str) -> String {
+    let with_scheme = if proxy.contains("://") {
+        proxy.to_string()
+    } else {
+        format!("http://{proxy}")
+    };
+    match url::Url::parse(&with_scheme) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "(not a URL)".into(),
+    }
+}
+
 /// A cloneable client with the project's policy built in.
 #[derive(Clone, Debug)]
 pub struct Http {
@@ -25,24 +128,68 @@ pub struct Http {
 }
 
 impl Http {
-    /// The client used everywhere: no redirects, timeouts, rustls.
-    pub fn new() -> Result<Http, reqwest::Error> {
-        Http::build(reqwest::Client::builder())
+    /// The client used everywhere: no redirects, timeouts, rustls, with the proxies and extra
+    /// CA certificates of this process's environment.
+    pub fn new() -> crate::Result<Http> {
+        Http::with_network(&NetworkSettings::from_process())
     }
 
-    /// The same client ignoring `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`, for a loopback-only
-    /// run (`oauth-pkce demo`): reqwest would otherwise send loopback requests to a proxy too.
-    pub fn without_proxy() -> Result<Http, reqwest::Error> {
-        Http::build(reqwest::Client::builder().no_proxy())
-    }
-
-    fn build(builder: reqwest::ClientBuilder) -> Result<Http, reqwest::Error> {
-        let client = builder
+    /// The client with these proxies and extra CA certificates. A CA file that cannot be read
+    /// or holds no certificate, and a proxy that is not a URL, are configuration errors.
+    pub fn with_network(net: &NetworkSettings) -> crate::Result<Http> {
+        let network_error = |message: String| crate::Error::Network(message);
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("oauth-pkce/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            // Only the proxies below: reqwest's own reading of the environment would send
+            // loopback hosts through a proxy too.
+            .no_proxy();
+        for path in &net.ca_files {
+            let pem = std::fs::read(path).map_err(|e| {
+                network_error(format!("cannot read the CA file {}: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    network_error(format!(
+                        "the CA file {} holds no PEM certificate",
+                        path.display()
+                    ))
+                })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let no_proxy = reqwest::NoProxy::from_string(&match &net.no_proxy {
+            Some(list) => format!("{list},{LOOPBACK_NO_PROXY}"),
+            None => LOOPBACK_NO_PROXY.to_string(),
+        });
+        // Scheme-specific proxies first: reqwest uses the first one that applies.
+        type MakeProxy = fn(&str) -> reqwest::Result<reqwest::Proxy>;
+        let proxies: [(&Option<String>, &str, MakeProxy); 3] = [
+            (&net.https_proxy, "HTTPS_PROXY", |p| {
+                reqwest::Proxy::https(p)
+            }),
+            (&net.http_proxy, "HTTP_PROXY", |p| reqwest::Proxy::http(p)),
+            (&net.all_proxy, "ALL_PROXY", |p| reqwest::Proxy::all(p)),
+        ];
+        for (value, name, make) in proxies {
+            if let Some(p) = value {
+                let proxy = make(p).map_err(|_| {
+                    network_error(format!(
+                        "{name} `{}` is not a proxy URL",
+                        without_credentials(p)
+                    ))
+                })?;
+                builder = builder.proxy(proxy.no_proxy(no_proxy.clone()));
+            }
+        }
+        let client = builder
+            .build()
+            .map_err(|e| network_error(format!("cannot set up HTTPS: {}", describe(&e))))?;
         Ok(Http {
             client,
             base_delay: Duration::from_millis(400),
@@ -208,8 +355,97 @@ mod tests {
     }
 
     #[test]
+    fn network_settings_from_the_environment() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let net = NetworkSettings::from_vars(vars(&[
+            ("https_proxy", "http://lower:1"),
+            ("HTTPS_PROXY", "http://user:SECRETPW@proxy.example:3128"),
+            ("http_proxy", "http://plain:2"),
+            ("NO_PROXY", ""),
+            ("no_proxy", "corp.example"),
+            ("SSL_CERT_FILE", "/etc/ca.pem"),
+            ("OAUTH_PKCE_CA_FILE", "/x/extra.pem"),
+        ]));
+        assert_eq!(
+            net.https_proxy.as_deref(),
+            Some("http://user:SECRETPW@proxy.example:3128")
+        );
+        assert_eq!(net.http_proxy.as_deref(), Some("http://plain:2"));
+        assert_eq!(
+            net.no_proxy.as_deref(),
+            Some("corp.example"),
+            "empty = unset"
+        );
+        assert_eq!(
+            net.ca_files,
+            [PathBuf::from("/etc/ca.pem"), PathBuf::from("/x/extra.pem")]
+        );
+        // Shown without credentials, in Debug too.
+        assert_eq!(
+            net.proxy_for(true).as_deref(),
+            Some("http://proxy.example:3128/")
+        );
+        assert!(!format!("{net:?}").contains("SECRETPW"));
+        assert_eq!(without_credentials("u:p@host:8080"), "http://host:8080/");
+        // Under CGI, a lower-case http_proxy may come from a `Proxy:` request header.
+        let cgi = NetworkSettings::from_vars(vars(&[
+            ("REQUEST_METHOD", "GET"),
+            ("http_proxy", "http://evil:1"),
+        ]));
+        assert_eq!(cgi.http_proxy, None);
+        let without_files = NetworkSettings {
+            ca_files: Vec::new(),
+            ..net
+        };
+        assert!(Http::with_network(&without_files).is_ok());
+    }
+
+    #[test]
+    fn unusable_ca_files_and_proxies_are_configuration_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        for (net, needle) in [
+            (
+                NetworkSettings {
+                    ca_files: vec![missing],
+                    ..Default::default()
+                },
+                "cannot read the CA file",
+            ),
+            (
+                NetworkSettings {
+                    ca_files: vec![junk],
+                    ..Default::default()
+                },
+                "holds no PEM certificate",
+            ),
+            (
+                NetworkSettings {
+                    https_proxy: Some("http://u:SECRETPW@[bad".into()),
+                    ..Default::default()
+                },
+                "HTTPS_PROXY",
+            ),
+        ] {
+            let e = Http::with_network(&net).unwrap_err();
+            assert_eq!(e.exit_code(), 3, "{e}");
+            assert!(e.to_string().contains(needle), "{e}");
+            assert!(!e.to_string().contains("SECRETPW"), "{e}");
+        }
+    }
+
+    #[test]
     fn backoff_grows_and_honours_retry_after_within_budget() {
-        let http = Http::new().unwrap();
+        let http = Http::with_network(&NetworkSettings::default()).unwrap();
         let d1 = http.backoff(1, None);
         let d3 = http.backoff(3, None);
         assert!(d1 >= Duration::from_millis(400) && d1 <= Duration::from_millis(600));

@@ -18,8 +18,11 @@
 //! grant (RFC 8628) with no callback at all.
 //!
 //! Later, [`refresh`] hands out a valid access token, refreshing it when it expires within a
-//! buffer, and [`status`] reports what is stored. [`demo`] runs all of it against a local
-//! authorization server and an in-memory Doppler-compatible store.
+//! buffer, and [`status`] reports what is stored. [`exec`] runs a command with the token in
+//! its environment, [`revoke`] revokes the tokens (RFC 7009) and removes them from Doppler, and
+//! [`doctor`] checks the setup. Every request goes through [`http`] (proxies from the
+//! environment except for loopback, extra CA files). [`demo`] runs the whole cycle against a
+//! local authorization server and an in-memory Doppler-compatible store.
 //!
 //! ```no_run
 //! use oauth_pkce::{doppler::{DopplerSettings, SettingsInputs}, provider::Catalog, Context, Quiet};
@@ -43,14 +46,17 @@ pub mod browser;
 pub mod callback;
 pub mod demo;
 pub mod device;
+pub mod doctor;
 pub mod doppler;
 pub mod env;
 pub mod error;
+pub mod exec;
 pub mod http;
 pub mod journal;
 pub mod pkce;
 pub mod provider;
 pub mod refresh;
+pub mod revoke;
 pub mod source;
 pub mod state;
 pub mod status;
@@ -82,13 +88,21 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context with the process environment's client credentials and the default buffer.
+    /// A context with the process environment's client credentials, proxies and CA files, and
+    /// the default buffer.
     pub fn new(
         settings: doppler::DopplerSettings,
         provider: provider::Provider,
     ) -> Result<Context> {
-        let http = http::Http::new()
-            .map_err(|e| Error::Config(format!("cannot set up HTTPS: {}", http::describe(&e))))?;
+        Context::with_http(http::Http::new()?, settings, provider)
+    }
+
+    /// A context that sends through `http` (e.g. one built with `--ca-file`).
+    pub fn with_http(
+        http: http::Http,
+        settings: doppler::DopplerSettings,
+        provider: provider::Provider,
+    ) -> Result<Context> {
         Ok(Context {
             doppler: doppler::Doppler::new(http.clone(), settings),
             http,

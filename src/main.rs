@@ -13,6 +13,9 @@ fn main() {
         .build()
         .expect("a tokio runtime starts");
     let code = runtime.block_on(async {
+        if cli.handles_interrupt() {
+            return cli.run().await.unwrap_or_else(|e| report(&e));
+        }
         tokio::select! {
             result = cli.run() => match result {
                 Ok(code) => code,

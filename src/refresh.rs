@@ -35,7 +35,7 @@ use crate::{Context, Event, Reporter};
 /// retry budget of [`crate::http`] (about 40 s at worst), so both fit inside with room to spare.
 pub const LEASE_SECONDS: i64 = 120;
 /// Longest wait for this machine's lock.
-const LOCK_WAIT: Duration = Duration::from_secs(90);
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(90);
 /// How often a waiting process re-reads Doppler.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -60,7 +60,7 @@ impl std::fmt::Debug for Fresh {
 /// Whether a token expiring at `expires_at` must be refreshed now, given `buffer` seconds.
 /// An unknown expiry is not due (nothing says it is).
 pub fn refresh_due(expires_at: Option<i64>, buffer: i64) -> bool {
-    expires_at.is_some_and(|e| e - now() <= buffer)
+    expires_at.is_some_and(|e| e.saturating_sub(now()) <= buffer)
 }
 
 /// What the caller wants.
@@ -109,8 +109,8 @@ pub async fn obtain(
         }
     }
 
-    let (stored, lease) = match take_lease(ctx, stored, want, rejected, first_seen.as_ref()).await?
-    {
+    let done = |s: &Stored| usable(ctx, s, want, rejected, first_seen.as_ref());
+    let (stored, lease) = match take_lease(ctx, stored, done).await? {
         Leased::Ours(stored, lease) => (stored, lease),
         Leased::RefreshedElsewhere(fresh) => return Ok(fresh),
     };
@@ -255,24 +255,26 @@ impl Lease {
     }
 }
 
-enum Leased {
+/// The outcome of [`take_lease`].
+pub(crate) enum Leased {
+    /// The lease is ours (its value), taken against the refresh token in this `Stored`.
     Ours(Stored, String),
+    /// `done` found what the caller wanted while waiting.
     RefreshedElsewhere(Fresh),
 }
 
 /// Takes the lease with a compare-and-swap on the lease and on the refresh token; waits while
-/// another machine holds it; returns early when another machine's refresh appears.
-async fn take_lease(
+/// another machine holds it; returns early when `done` finds what the caller wanted in a
+/// fresh read (another machine's refresh). A read-only Doppler token fails here.
+pub(crate) async fn take_lease(
     ctx: &Context,
     mut stored: Stored,
-    want: Want,
-    rejected: Option<&SecretString>,
-    first_seen: Option<&SecretString>,
+    done: impl Fn(&Stored) -> Option<Fresh>,
 ) -> Result<Leased> {
     let started = Instant::now();
     let max_wait = Duration::from_secs(LEASE_SECONDS as u64 + 15);
     loop {
-        if let Some(fresh) = usable(ctx, &stored, want, rejected, first_seen) {
+        if let Some(fresh) = done(&stored) {
             return Ok(Leased::RefreshedElsewhere(fresh));
         }
         let rt = require_refresh_token(ctx, &stored)?;
@@ -376,7 +378,7 @@ fn owner_id() -> String {
 }
 
 /// The change that empties the lease, if it still holds `lease` (ours).
-fn lease_release(stored: &Stored, lease: &str) -> Change {
+pub(crate) fn lease_release(stored: &Stored, lease: &str) -> Change {
     Change {
         name: stored.name(REFRESH_LEASE),
         value: SecretString::from(String::new()),
@@ -394,7 +396,7 @@ fn store_failed(ctx: &Context, journal: &Journal, e: Error) -> Error {
 }
 
 /// Best effort: gives the lease back after a failed refresh, so others need not wait it out.
-async fn release_lease(ctx: &Context, stored: &Stored, lease: &str) {
+pub(crate) async fn release_lease(ctx: &Context, stored: &Stored, lease: &str) {
     if let Err(e) = ctx.doppler.write(&[lease_release(stored, lease)]).await {
         tracing::debug!("could not release the refresh lease: {e}");
     }
@@ -503,6 +505,16 @@ mod tests {
         assert!(refresh_due(Some(now() - 10), 300));
         assert!(!refresh_due(Some(now() + 1000), 300));
         assert!(!refresh_due(None, 300));
+    }
+
+    #[test]
+    fn debug_of_fresh_is_redacted() {
+        let f = Fresh {
+            access_token: SecretString::from("AT-SENTINEL-123456789"),
+            expires_at: Some(1),
+            refreshed: true,
+        };
+        assert!(!format!("{f:?}").contains("SENTINEL"));
     }
 
     #[test]

@@ -155,7 +155,7 @@ impl ProviderStatus {
             client_id_present: stored.get(CLIENT_ID).is_some(),
             access_token: access.map(|a| mask(secrecy::ExposeSecret::expose_secret(a))),
             expires_at,
-            expires_in: expires_at.map(|e| e - now()),
+            expires_in: expires_at.map(|e| e.saturating_sub(now())),
             refresh_token_present: refresh_present,
             refresh_due: access.is_some() && refresh_due(expires_at, buffer),
             usable: valid_now || refresh_present,

@@ -28,6 +28,11 @@ pub const SUFFIXES: &[&str] = &[
     REFRESH_LEASE,
 ];
 
+/// `1*VSCHAR` (RFC 6749 Appendix A): printable ASCII, space included.
+fn is_vschar(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| (0x20..=0x7e).contains(&b))
+}
+
 /// The Doppler secret names of one provider.
 pub fn secret_names(provider: &Provider) -> Vec<String> {
     SUFFIXES.iter().map(|s| provider.secret_name(s)).collect()
@@ -78,12 +83,16 @@ impl Stored {
         self.secrets.contains_key(&self.name(suffix))
     }
 
+    /// The stored access token, if it is one: RFC 6749's VSCHAR only, so a value that is not a
+    /// token (or that carries terminal escape sequences) is never printed or sent.
     pub fn access_token(&self) -> Option<&SecretString> {
         self.get(ACCESS_TOKEN)
+            .filter(|t| is_vschar(t.expose_secret()))
     }
 
     pub fn refresh_token(&self) -> Option<&SecretString> {
         self.get(REFRESH_TOKEN)
+            .filter(|t| is_vschar(t.expose_secret()))
     }
 
     /// `{PREFIX}_TOKEN_EXPIRES_AT` as Unix seconds; `None` when empty or not a number.
@@ -173,5 +182,29 @@ impl Stored {
             ));
         }
         changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_token_with_control_characters_is_not_a_token() {
+        let provider = crate::provider::Catalog::find(None, &[], "jobber").unwrap();
+        let secrets = [
+            ("JOBBER_ACCESS_TOKEN", "tok\u{1b}]52;c;x\u{7}"),
+            ("JOBBER_REFRESH_TOKEN", "rt-ok"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), SecretString::from(v)))
+        .collect();
+        let stored = Stored::new(&provider, secrets);
+        assert!(
+            !format!("{stored:?}").contains("rt-ok"),
+            "Debug shows names only"
+        );
+        assert!(stored.access_token().is_none());
+        assert_eq!(stored.refresh_token().unwrap().expose_secret(), "rt-ok");
     }
 }

@@ -944,7 +944,7 @@ mod tests {
 
     #[test]
     fn scopes_use_the_provider_parameter_and_separator() {
-        let http = Http::new().unwrap();
+        let http = Http::with_network(&Default::default()).unwrap();
         let creds = ClientCredentials {
             client_id: "id".into(),
             client_secret: None,

@@ -125,7 +125,15 @@ fn demo_in_a_browser_shows_a_consent_page_that_approves_through_the_real_callbac
     cmd.env("BROWSER", &browser_script);
     let mut running = Running::spawn(&mut cmd);
     running.wait_for_line("Waiting up to 30 s");
-    let url = std::fs::read_to_string(&opened).unwrap();
+    // The opener runs detached: wait for it to have written the URL.
+    let mut url = String::new();
+    for _ in 0..100 {
+        url = std::fs::read_to_string(&opened).unwrap_or_default();
+        if !url.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     // The consent page: escaped, locked down, a form posting to /approve.
     let page = browser::open(&url);
     assert_eq!(page.status, 200, "{}", page.body);

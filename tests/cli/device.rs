@@ -245,7 +245,15 @@ fn the_browser_opens_the_page_with_the_code_filled_in() {
     running.wait_for_line("Waiting up to");
     let run = running.finish();
     run.assert_code(0);
-    let url = std::fs::read_to_string(&opened).unwrap();
+    // The opener runs detached: wait for it to have written the URL.
+    let mut url = String::new();
+    for _ in 0..100 {
+        url = std::fs::read_to_string(&opened).unwrap_or_default();
+        if !url.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(
         url,
         format!("{}/device-verify?user_code=WDJB-MJHT", h.auth.url())

@@ -45,6 +45,9 @@ fn no_command_prints_or_writes_a_secret_even_with_vv() {
         &["refresh", "--provider", "acme", "-vv"],
         &["refresh", "--provider", "acme", "--json", "-vv"],
         &["providers", "-vv"],
+        &["doctor", "-vv"],
+        &["doctor", "--provider", "acme", "--json", "-vv"],
+        &["exec", "--provider", "acme", "-vv", "--", "true"],
     ] {
         runs.push((args.join(" "), h.run(args)));
     }
@@ -83,6 +86,15 @@ fn no_command_prints_or_writes_a_secret_even_with_vv() {
     let at = h.secret("ACME_ACCESS_TOKEN").unwrap();
     assert_eq!(token.stdout, format!("{at}\n"));
     scan("token stderr", &token.stderr, &secrets);
+    // `revoke` sends the tokens to the revocation endpoint and shows none of them.
+    h.write_provider(
+        "acme",
+        &format!("revocation_url = \"{}\"\n", h.auth.revoke_url()),
+    );
+    let revoke = h.run(&["revoke", "--provider", "acme", "-vv"]);
+    revoke.assert_code(0);
+    scan("revoke stdout", &revoke.stdout, &secrets);
+    scan("revoke stderr", &revoke.stderr, &secrets);
     // Files: nothing under HOME holds a secret (the journal was pushed and removed).
     for (path, bytes) in files_under(h.home.path()) {
         scan(&path, &String::from_utf8_lossy(&bytes), &secrets);

@@ -19,6 +19,10 @@
 //!   answers the configured script (`authorization_pending`, `slow_down`, …) poll by poll, adds
 //!   5 s to the interval on each `slow_down`, answers `slow_down` (and counts it) to a poll that
 //!   comes before the interval has passed, and mints a grant on approval (single use).
+//! * `POST /revoke` — RFC 7009: form body, the configured client authentication (401
+//!   `invalid_client` otherwise), `token` required; 200 with an empty body for any token,
+//!   known or not. A refresh token revokes its whole grant (every token of it stops working);
+//!   an access token only itself. Faults can be queued (`push_revoke_fault`).
 //! * `GET /userinfo` — `{"sub":"user-1"}` for a live bearer access token, else 401.
 //! * `POST /graphql` — Jobber's GraphQL shape: JSON body, `X-JOBBER-GRAPHQL-VERSION` required
 //!   (400 without), bearer token (401 if not live), `{"data":{"account":{…}}}`.
@@ -474,6 +478,7 @@ impl FakeAuthServer {
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/device", post(device))
+            .route("/revoke", post(revoke))
             .route("/userinfo", get(userinfo))
             .route("/graphql", post(graphql))
             .route("/api/auth.test", get(slack_auth_test).post(slack_auth_test))
@@ -513,6 +518,24 @@ impl FakeAuthServer {
     }
     pub fn token_url(&self) -> String {
         format!("{}/token", self.url)
+    }
+    pub fn revoke_url(&self) -> String {
+        format!("{}/revoke", self.url)
+    }
+    /// Every `POST /revoke`, in order.
+    pub fn revoke_requests(&self) -> Vec<TokenRequest> {
+        self.lock().revoke_requests.clone()
+    }
+    /// The next `times` `POST /revoke` answer this instead (nothing is revoked).
+    pub fn push_revoke_fault(&self, fault: TokenFault, times: usize) {
+        let mut inner = self.lock();
+        inner
+            .revoke_faults
+            .extend(std::iter::repeat_n(fault, times));
+    }
+    /// Grants revoked through `/revoke` (not by reuse detection).
+    pub fn grants_revoked_by_request(&self) -> usize {
+        self.lock().revoked_by_request
     }
     pub fn userinfo_url(&self) -> String {
         format!("{}/userinfo", self.url)
@@ -714,6 +737,9 @@ struct Inner {
     grants: Vec<Grant>,
     grant_revoked: bool,
     faults: VecDeque<TokenFault>,
+    revoke_requests: Vec<TokenRequest>,
+    revoke_faults: VecDeque<TokenFault>,
+    revoked_by_request: usize,
     token_delay: Duration,
     minted: Vec<String>,
     check_requests: Vec<CheckRequest>,
@@ -1308,6 +1334,68 @@ async fn device(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
         Ok(body) => json_response(StatusCode::OK, &body, &[]),
         Err(e) => inner.error_response(&req, e, false),
     }
+}
+
+/// RFC 7009 §2.1: revoke `token` (refresh token: its grant; access token: itself); 200 for
+/// any token, even an unknown one (§2.2).
+async fn revoke(
+    State(shared): State<Shared>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut inner = lock(&shared);
+    let req = TokenRequest {
+        form: parse_pairs(&body),
+        authorization: header_str(&headers, header::AUTHORIZATION),
+        content_type: header_str(&headers, header::CONTENT_TYPE),
+        accept: header_str(&headers, header::ACCEPT),
+        query,
+    };
+    inner.revoke_requests.push(req.clone());
+    if let Some(fault) = inner.revoke_faults.pop_front() {
+        return fault_response(&fault);
+    }
+    let form_body = req.content_type.as_deref().is_some_and(|c| {
+        c.split(';').next().is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    });
+    let error = |e: OAuthError| {
+        json_response(
+            e.status,
+            &json!({ "error": e.error, "error_description": e.description }),
+            &[],
+        )
+    };
+    if !form_body {
+        return error(invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let params: HashMap<&str, &str> = req
+        .form
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    if let Err(e) = inner.authenticate_client(&req, &params) {
+        return error(e);
+    }
+    let Some(token) = params.get("token").copied() else {
+        return error(invalid_request("token is missing"));
+    };
+    if let Some(entry) = inner.refresh_tokens.get(token) {
+        let grant = entry.grant;
+        if !inner.grants[grant].revoked {
+            inner.grants[grant].revoked = true;
+            inner.revoked_by_request += 1;
+        }
+    } else {
+        inner.access_tokens.remove(token);
+    }
+    (StatusCode::OK, "").into_response()
 }
 
 async fn userinfo(State(shared): State<Shared>, headers: HeaderMap) -> Response {

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod fake_as;
 pub mod fake_doppler;
 pub mod http;
+pub mod tls;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -351,6 +352,11 @@ impl Running {
             lines: rx,
             stderr: Vec::new(),
         }
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits for a stderr line containing `needle`, returns it.

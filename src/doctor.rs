@@ -1,0 +1,584 @@
+//! `doctor`: checks the setup, each check with a result and, when it is not fine, the next
+//! step. Nothing here opens a browser, listens for longer than a bind, or shows a secret.
+//!
+//! The checks, in order: the network settings (proxy, extra CA files); the Doppler token
+//! (where it was found, its kind from its prefix); one Doppler read (the project/config is
+//! reachable); whether the token can write (a compare-and-swap write of a provider's
+//! `{PREFIX}_REFRESH_LEASE` to the value it holds, which changes nothing); a browser opener
+//! (`$BROWSER` or a system opener on `PATH`, not started); then per provider: the client
+//! credentials, the callback ports that are free, the redirect URIs to register, and the
+//! stored token's state.
+//!
+//! Without a provider, the provider checks cover every provider with anything stored in
+//! Doppler.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use crate::browser::{find_opener, Opener};
+use crate::doppler::{Change, Doppler, DopplerSettings, TokenKind, TokenSource};
+use crate::error::{DopplerFailure, Error, Result};
+use crate::http::{Http, NetworkSettings};
+use crate::provider::{Catalog, Provider};
+use crate::refresh::refresh_due;
+use crate::store::{secret_names, Stored, CLIENT_ID, REFRESH_LEASE};
+use crate::token::now;
+
+/// Ports probed at most per provider.
+const MAX_PORTS: usize = 32;
+
+/// How a check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    /// Works, with a caveat worth knowing.
+    Warn,
+    Fail,
+    /// Could not be checked (an earlier check failed, or nothing to check).
+    Skip,
+}
+
+/// One check's result.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    /// What was checked, e.g. `doppler token` or `callback ports`.
+    pub check: String,
+    /// The provider it is about, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    pub status: Status,
+    /// What was found (names and places, never a secret).
+    pub detail: String,
+    /// What to do, when the status is not `pass`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+impl Check {
+    fn new(check: &str, provider: Option<&Provider>, status: Status, detail: String) -> Check {
+        Check {
+            check: check.into(),
+            provider: provider.map(|p| p.name.clone()),
+            status,
+            detail,
+            next: None,
+        }
+    }
+
+    fn next(mut self, next: impl Into<String>) -> Check {
+        self.next = Some(next.into());
+        self
+    }
+
+    fn from_error(check: &str, provider: Option<&Provider>, e: &Error) -> Check {
+        Check::new(check, provider, Status::Fail, describe(e)).next(e.hint())
+    }
+}
+
+/// The error and its causes on one line.
+fn describe(e: &Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    crate::text::terminal_safe(&text, 500)
+}
+
+/// What the checks look at, gathered by the caller.
+pub struct Inputs<'a> {
+    pub network: &'a NetworkSettings,
+    /// The client built from `network`, or why it could not be.
+    pub http: Result<Http>,
+    /// The Doppler settings, or why they could not be resolved.
+    pub settings: Result<DopplerSettings>,
+    pub catalog: &'a Catalog,
+    /// Only this provider; `None`: every provider with anything stored.
+    pub provider: Option<&'a Provider>,
+    /// `*_CLIENT_ID`/`*_CLIENT_SECRET` of the environment (the credentials' fallback).
+    pub env_credentials: &'a HashMap<String, SecretString>,
+    /// `$BROWSER` and `$PATH`.
+    pub browser_var: Option<String>,
+    pub path_var: Option<OsString>,
+    pub refresh_buffer: i64,
+}
+
+/// Runs every check.
+pub async fn run(inputs: Inputs<'_>) -> Vec<Check> {
+    let mut checks = vec![network_check(inputs.network, &inputs.http)];
+
+    let mut doppler = None;
+    match (inputs.settings, &inputs.http) {
+        (Ok(settings), Ok(http)) => {
+            checks.push(token_check(&settings));
+            doppler = Some(Doppler::new(http.clone(), settings));
+        }
+        (Ok(settings), Err(_)) => {
+            checks.push(token_check(&settings));
+            checks.push(Check::new(
+                "doppler read",
+                None,
+                Status::Skip,
+                "no HTTP client (see the network check)".into(),
+            ));
+        }
+        (Err(e), _) => {
+            checks.push(Check::from_error("doppler token", None, &e));
+            checks.push(Check::new(
+                "doppler read",
+                None,
+                Status::Skip,
+                "no Doppler token".into(),
+            ));
+        }
+    }
+
+    // One read: the provider asked about, or every known provider's names.
+    let mut stored: Vec<(&Provider, Stored)> = Vec::new();
+    let mut read_ok = false;
+    if let Some(doppler) = &doppler {
+        let wanted: Vec<&Provider> = match inputs.provider {
+            Some(p) => vec![p],
+            None => inputs.catalog.iter().collect(),
+        };
+        let names: Vec<String> = wanted.iter().flat_map(|p| secret_names(p)).collect();
+        let target = doppler.settings().describe_target();
+        let host = doppler.settings().api_host.as_str().trim_end_matches('/');
+        match doppler.read(&names).await {
+            Ok(secrets) => {
+                read_ok = true;
+                checks.push(Check::new(
+                    "doppler read",
+                    None,
+                    Status::Pass,
+                    format!("read {target} at {host}"),
+                ));
+                for p in wanted {
+                    let own = secret_names(p);
+                    let subset = secrets
+                        .iter()
+                        .filter(|(k, _)| own.contains(k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    let s = Stored::new(p, subset);
+                    if inputs.provider.is_some() || s.has_anything() {
+                        stored.push((p, s));
+                    }
+                }
+            }
+            Err(e) => checks.push(Check::from_error("doppler read", None, &e)),
+        }
+    }
+
+    checks.push(match (&doppler, stored.first()) {
+        (Some(doppler), Some((p, s))) if read_ok => write_check(doppler, p, s).await,
+        (Some(_), None) if read_ok => Check::new(
+            "doppler write",
+            None,
+            Status::Skip,
+            "no provider has anything stored to probe with".into(),
+        )
+        .next("run `oauth-pkce doctor --provider NAME`"),
+        _ => Check::new(
+            "doppler write",
+            None,
+            Status::Skip,
+            "Doppler could not be read".into(),
+        ),
+    });
+
+    checks.push(browser_check(
+        inputs.browser_var.as_deref(),
+        inputs.path_var.as_deref(),
+    ));
+
+    if read_ok && stored.is_empty() {
+        checks.push(
+            Check::new(
+                "providers",
+                None,
+                Status::Warn,
+                "no provider has anything stored in Doppler".into(),
+            )
+            .next("run `oauth-pkce doctor --provider NAME` to check one before `authorize`"),
+        );
+    }
+    let providers: Vec<(&Provider, Option<&Stored>)> = match inputs.provider {
+        Some(p) => vec![(p, stored.first().map(|(_, s)| s))],
+        None => stored.iter().map(|(p, s)| (*p, Some(s))).collect(),
+    };
+    for (p, s) in providers {
+        checks.push(credentials_check(p, s, inputs.env_credentials));
+        checks.extend(callback_checks(p).await);
+        checks.push(token_state_check(p, s, inputs.refresh_buffer));
+    }
+    checks
+}
+
+fn network_check(net: &NetworkSettings, http: &Result<Http>) -> Check {
+    if let Err(e) = http {
+        return Check::from_error("network", None, e);
+    }
+    let proxy = match net.proxy_for(true) {
+        Some(p) => format!(
+            "https through the proxy {p}{}",
+            net.no_proxy
+                .as_deref()
+                .map(|n| format!(" (not for {n}, nor loopback)"))
+                .unwrap_or_default()
+        ),
+        None => "direct connections (no HTTPS_PROXY/ALL_PROXY)".into(),
+    };
+    let ca = if net.ca_files.is_empty() {
+        "the built-in CA roots".to_string()
+    } else {
+        format!(
+            "the built-in CA roots and {}",
+            net.ca_files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Check::new(
+        "network",
+        None,
+        Status::Pass,
+        format!("{proxy}; trusting {ca}"),
+    )
+}
+
+fn token_check(settings: &DopplerSettings) -> Check {
+    let place = match &settings.token_source {
+        TokenSource::Environment => "DOPPLER_TOKEN".to_string(),
+        TokenSource::File { path } => format!("the file {} (DOPPLER_TOKEN_FILE)", path.display()),
+        TokenSource::CliConfig { path, scope } => format!(
+            "the Doppler CLI's configuration {} (scope {scope})",
+            path.display()
+        ),
+    };
+    let (kind, status, next) = match settings.token_kind() {
+        TokenKind::Service => (
+            "a service token (dp.st.), for one project/config",
+            Status::Pass,
+            None,
+        ),
+        TokenKind::Personal => (
+            "a personal token (dp.pt.), with access to every project you can reach",
+            Status::Warn,
+            Some("prefer a service token for one config (Doppler: project → config → Access)"),
+        ),
+        TokenKind::Cli => (
+            "a CLI token (dp.ct.), with access to every project you can reach",
+            Status::Warn,
+            Some("prefer a service token for one config (Doppler: project → config → Access)"),
+        ),
+        TokenKind::ServiceAccount => ("a service account token (dp.sa.)", Status::Pass, None),
+        TokenKind::Other => (
+            "a token of unknown kind (no dp.st./dp.pt./dp.ct./dp.sa. prefix)",
+            Status::Warn,
+            Some("check that DOPPLER_TOKEN holds a Doppler API token"),
+        ),
+    };
+    let target = match (&settings.project, &settings.config) {
+        (None, None) => String::new(),
+        _ => format!("; project/config {}", settings.describe_target()),
+    };
+    let check = Check::new(
+        "doppler token",
+        None,
+        status,
+        format!("from {place}: {kind}{target}"),
+    );
+    match next {
+        Some(n) => check.next(n),
+        None => check,
+    }
+}
+
+/// Writes the provider's lease secret to the value it holds, as a compare-and-swap: a token
+/// that can write gets its write accepted (nothing changes) or refused only by the
+/// precondition; a read-only token gets 403.
+async fn write_check(doppler: &Doppler, provider: &Provider, stored: &Stored) -> Check {
+    let name = stored.name(REFRESH_LEASE);
+    let current = stored
+        .get(REFRESH_LEASE)
+        .map(|v| v.expose_secret().to_string())
+        .unwrap_or_default();
+    let probe = Change {
+        name: name.clone(),
+        value: SecretString::from(current.clone()),
+        original: Some(SecretString::from(current)),
+        exists: stored.exists(REFRESH_LEASE),
+    };
+    let how = format!("a compare-and-swap write of {name} to its own value");
+    match doppler.write(&[probe]).await {
+        Ok(_) => Check::new(
+            "doppler write",
+            Some(provider),
+            Status::Pass,
+            format!("the token can write ({how} was accepted)"),
+        ),
+        // Refused by the precondition only: the write itself was allowed.
+        Err(Error::Doppler {
+            kind: DopplerFailure::Conflict,
+            ..
+        }) => Check::new(
+            "doppler write",
+            Some(provider),
+            Status::Pass,
+            format!("the token can write ({how} reached its compare-and-swap)"),
+        ),
+        Err(Error::Doppler {
+            kind: DopplerFailure::ReadOnly | DopplerFailure::Forbidden,
+            status,
+            ..
+        }) => Check::new(
+            "doppler write",
+            Some(provider),
+            Status::Warn,
+            format!(
+                "the token is read-only (HTTP {status}): `token` and `exec` work while the stored access token is valid; `authorize`, `refresh`, `revoke` and refreshing a due token need a read/write token"
+            ),
+        )
+        .next("fine for machines that only read tokens; elsewhere use a service token with write access (read/write)"),
+        Err(e) => Check::from_error("doppler write", Some(provider), &e),
+    }
+}
+
+fn browser_check(browser_var: Option<&str>, path: Option<&std::ffi::OsStr>) -> Check {
+    match find_opener(browser_var.filter(|b| !b.trim().is_empty()), path) {
+        Opener::BrowserVar {
+            program,
+            found: Some(at),
+        } => Check::new(
+            "browser",
+            None,
+            Status::Pass,
+            format!("BROWSER runs `{program}` ({})", at.display()),
+        ),
+        Opener::BrowserVar {
+            program,
+            found: None,
+        } => Check::new(
+            "browser",
+            None,
+            Status::Fail,
+            format!("BROWSER names `{program}`, which is not on PATH"),
+        )
+        .next("fix or unset BROWSER, or run `authorize --no-browser` and open the URL yourself"),
+        Opener::System {
+            found: Some((name, at)),
+            ..
+        } => Check::new(
+            "browser",
+            None,
+            Status::Pass,
+            format!("the system opener `{name}` ({})", at.display()),
+        ),
+        Opener::System {
+            found: None,
+            candidates,
+        } => Check::new(
+            "browser",
+            None,
+            Status::Warn,
+            format!(
+                "no browser opener found (looked for {}; BROWSER is not set)",
+                candidates.join(", ")
+            ),
+        )
+        .next("`authorize` still prints the URL: open it in a browser on any machine that can reach this one's loopback, or set BROWSER"),
+    }
+}
+
+fn credentials_check(
+    provider: &Provider,
+    stored: Option<&Stored>,
+    env: &HashMap<String, SecretString>,
+) -> Check {
+    let Some(stored) = stored else {
+        return Check::new(
+            "client credentials",
+            Some(provider),
+            Status::Skip,
+            "Doppler could not be read".into(),
+        );
+    };
+    let place = |suffix: &str| {
+        let name = stored.name(suffix);
+        if stored.get(suffix).is_some() {
+            format!("{name} in Doppler")
+        } else {
+            format!("{name} in the environment")
+        }
+    };
+    match stored.credentials(provider, env) {
+        Ok(c) => {
+            let mut detail = place(CLIENT_ID);
+            if c.client_secret.is_some() {
+                detail.push_str(&format!(", {}", place(crate::store::CLIENT_SECRET)));
+            }
+            Check::new("client credentials", Some(provider), Status::Pass, detail)
+        }
+        Err(e) => Check::from_error("client credentials", Some(provider), &e),
+    }
+}
+
+async fn callback_checks(provider: &Provider) -> Vec<Check> {
+    if let Some(u) = &provider.loopback_unsupported {
+        return vec![Check::new(
+            "callback ports",
+            Some(provider),
+            Status::Skip,
+            format!("no loopback flow: {}", u.reason),
+        )
+        .next(u.alternative.clone())];
+    }
+    let ports = &provider.ports;
+    let probed = crate::callback::probe_ports(&provider.redirect_host, ports, MAX_PORTS).await;
+    let free: Vec<u16> = probed.iter().filter(|(_, f)| *f).map(|(p, _)| *p).collect();
+    let busy: Vec<String> = probed
+        .iter()
+        .filter(|(_, f)| !*f)
+        .map(|(p, _)| p.to_string())
+        .collect();
+    let list = |v: &[String]| v.join(", ");
+    let range = format!("{} on {}", ports, provider.redirect_host);
+    let ports_check = match free.first() {
+        Some(&p) if p == ports.first => Check::new(
+            "callback ports",
+            Some(provider),
+            Status::Pass,
+            if busy.is_empty() {
+                format!("{range}: all free; `authorize` listens on {p}")
+            } else {
+                format!("{range}: {p} is free (busy: {})", list(&busy))
+            },
+        ),
+        Some(&p) => Check::new(
+            "callback ports",
+            Some(provider),
+            Status::Warn,
+            format!(
+                "{range}: {} busy, so `authorize` would listen on {p}",
+                list(&busy)
+            ),
+        )
+        .next(format!(
+            "free port {} (see `ss -ltnp`), or register {} too",
+            ports.first,
+            provider.redirect_uri(p)
+        )),
+        None => Check::new(
+            "callback ports",
+            Some(provider),
+            Status::Fail,
+            format!("{range}: every port is busy"),
+        )
+        .next("free one of them (see `ss -ltnp`), or choose others with --ports and register their redirect URIs"),
+    };
+    let first = provider.redirect_uri(ports.first);
+    let redirect = if ports.first == ports.last {
+        format!("register exactly {first} with the provider")
+    } else {
+        format!(
+            "register {first} with the provider (and {} … {} if it matches ports exactly and {} may be busy)",
+            provider.redirect_uri(ports.first + 1),
+            provider.redirect_uri(ports.last),
+            ports.first
+        )
+    };
+    vec![
+        ports_check,
+        Check::new("redirect URI", Some(provider), Status::Pass, redirect),
+    ]
+}
+
+fn token_state_check(provider: &Provider, stored: Option<&Stored>, buffer: i64) -> Check {
+    let Some(stored) = stored else {
+        return Check::new(
+            "stored token",
+            Some(provider),
+            Status::Skip,
+            "Doppler could not be read".into(),
+        );
+    };
+    let authorize = format!("run `oauth-pkce authorize --provider {}`", provider.name);
+    let has_refresh = stored.refresh_token().is_some();
+    let Some(_) = stored.access_token() else {
+        let (status, detail) = if has_refresh {
+            (
+                Status::Pass,
+                "no access token, but a refresh token: `token` will refresh",
+            )
+        } else {
+            (Status::Fail, "no tokens stored")
+        };
+        let check = Check::new("stored token", Some(provider), status, detail.into());
+        return if has_refresh {
+            check
+        } else {
+            check.next(authorize)
+        };
+    };
+    let refresh = if has_refresh {
+        "a refresh token is stored"
+    } else {
+        "no refresh token"
+    };
+    match stored.expires_at() {
+        None => Check::new(
+            "stored token",
+            Some(provider),
+            Status::Pass,
+            format!("an access token of unknown expiry; {refresh}"),
+        ),
+        Some(e) if !refresh_due(Some(e), buffer) => Check::new(
+            "stored token",
+            Some(provider),
+            Status::Pass,
+            format!("valid for {} more s; {refresh}", e - now()),
+        ),
+        Some(e) if has_refresh => Check::new(
+            "stored token",
+            Some(provider),
+            Status::Pass,
+            if e > now() {
+                format!("expires in {} s: the next `token` refreshes it", e - now())
+            } else {
+                "expired: the next `token` refreshes it".to_string()
+            },
+        ),
+        Some(e) if e > now() => Check::new(
+            "stored token",
+            Some(provider),
+            Status::Warn,
+            format!("expires in {} s and no refresh token is stored", e - now()),
+        )
+        .next(authorize),
+        Some(_) => Check::new(
+            "stored token",
+            Some(provider),
+            Status::Fail,
+            "expired, and no refresh token is stored".into(),
+        )
+        .next(authorize),
+    }
+}
+
+/// The exit code of a doctor run: 0 when no check failed (warnings and skips allowed), else 1.
+pub fn exit_code(checks: &[Check]) -> i32 {
+    if checks.iter().any(|c| c.status == Status::Fail) {
+        1
+    } else {
+        0
+    }
+}

@@ -1,0 +1,264 @@
+//! `revoke`: revokes the stored tokens at the provider (RFC 7009) and removes them from
+//! Doppler.
+//!
+//! 1. A journal left by an earlier run is pushed first, so the newest tokens are the ones
+//!    revoked; then this machine's lock, one Doppler read, and the refresh lease (as a refresh
+//!    takes it), so no refresh runs meanwhile. A read-only Doppler token fails here, before
+//!    the provider is asked.
+//! 2. Unless `local_only`: `POST revocation_url` with `token=<refresh token>` and
+//!    `token_type_hint=refresh_token`, then the same for the access token, with the
+//!    provider's client authentication. Any 2xx is success (RFC 7009 §2.2: also for a token
+//!    that was already invalid); 429/5xx are retried like every request ([`crate::http`]).
+//!    A provider without `revocation_url` is not asked (the caller is warned).
+//! 3. One Doppler write empties `{PREFIX}_ACCESS_TOKEN`, `_REFRESH_TOKEN` and
+//!    `_TOKEN_EXPIRES_AT` and releases the lease (compare-and-swap on the refresh token and
+//!    the lease). The client id and secret stay.
+//!
+//! When the provider refuses or cannot be reached for the first token, nothing is removed
+//! from Doppler: the tokens are the only handle to revoke the grant later (RFC 7009 §2.2.1:
+//! on an error the client must assume the token still exists). `local_only` removes them
+//! without asking the provider. A failure on the access token after the refresh token was
+//! revoked is only a warning: revoking the refresh token ends the grant at most servers.
+
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use crate::doppler::Change;
+use crate::error::{Error, Result};
+use crate::provider::ClientAuth;
+use crate::refresh::{lease_release, release_lease, take_lease, Leased, LOCK_WAIT};
+use crate::state::LocalLock;
+use crate::store::{Stored, ACCESS_TOKEN, REFRESH_TOKEN, TOKEN_EXPIRES_AT};
+use crate::token::ClientCredentials;
+use crate::{Context, Event, Reporter};
+
+/// Largest revocation response read (only its error fields are used).
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// What `revoke` did.
+#[derive(Debug, Serialize)]
+pub struct Revoked {
+    pub provider: String,
+    /// The tokens the provider accepted to revoke, in order (`refresh_token`, `access_token`).
+    pub revoked_at_provider: Vec<&'static str>,
+    /// Why the provider was not asked, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_skipped: Option<String>,
+    /// The token secrets were emptied in Doppler.
+    pub doppler_cleared: bool,
+    /// Nothing was stored, so nothing was done.
+    pub nothing_stored: bool,
+}
+
+/// Revokes at the provider (unless `local_only`), then empties the token secrets in Doppler.
+pub async fn revoke(ctx: &Context, local_only: bool, reporter: &dyn Reporter) -> Result<Revoked> {
+    crate::refresh::push_pending(ctx, reporter).await?;
+    let _lock = LocalLock::acquire(ctx, LOCK_WAIT).await?;
+    let stored = Stored::load(&ctx.doppler, &ctx.provider).await?;
+    let mut done = Revoked {
+        provider: ctx.provider.name.clone(),
+        revoked_at_provider: Vec::new(),
+        provider_skipped: None,
+        doppler_cleared: false,
+        nothing_stored: false,
+    };
+    if stored.access_token().is_none() && stored.refresh_token().is_none() {
+        done.nothing_stored = true;
+        return Ok(done);
+    }
+
+    // The lease keeps refreshes out while the tokens are revoked and removed.
+    let (stored, lease) = if stored.refresh_token().is_some() {
+        match take_lease(ctx, stored, |_| None).await {
+            Ok(Leased::Ours(stored, lease)) => (stored, Some(lease)),
+            Ok(Leased::RefreshedElsewhere(_)) => unreachable!("`done` never finds anything"),
+            Err(Error::ReadOnlyCannotRefresh { .. }) => return Err(read_only(ctx)),
+            Err(e) => return Err(e),
+        }
+    } else {
+        (stored, None)
+    };
+
+    let asked = if local_only {
+        done.provider_skipped = Some("--local-only".into());
+        Ok(())
+    } else if let Some(url) = ctx.provider.revocation_url.clone() {
+        at_provider(ctx, &stored, &url, &mut done, reporter).await
+    } else {
+        done.provider_skipped = Some("the provider definition has no revocation_url".into());
+        reporter.event(Event::Warning(&format!(
+            "{} has no revocation endpoint (revocation_url): the tokens are removed from Doppler but stay valid at the provider until they expire; revoke the app's access in your account settings there",
+            ctx.provider.display_name
+        )));
+        Ok(())
+    };
+    if let Err(e) = asked {
+        if let Some(lease) = &lease {
+            release_lease(ctx, &stored, lease).await;
+        }
+        return Err(e);
+    }
+
+    let mut changes: Vec<Change> = [ACCESS_TOKEN, REFRESH_TOKEN, TOKEN_EXPIRES_AT]
+        .into_iter()
+        .filter(|s| stored.exists(s))
+        .map(|suffix| Change {
+            name: stored.name(suffix),
+            value: SecretString::from(String::new()),
+            original: (suffix == REFRESH_TOKEN)
+                .then(|| stored.refresh_token().cloned())
+                .flatten(),
+            exists: true,
+        })
+        .collect();
+    if let Some(lease) = &lease {
+        changes.push(lease_release(&stored, lease));
+    }
+    ctx.doppler.write(&changes).await.map_err(|e| {
+        if done.revoked_at_provider.is_empty() {
+            e
+        } else {
+            Error::RevokedNotRemoved {
+                provider: ctx.provider.name.clone(),
+                source: Box::new(e),
+            }
+        }
+    })?;
+    done.doppler_cleared = true;
+    Ok(done)
+}
+
+fn read_only(ctx: &Context) -> Error {
+    Error::Doppler {
+        status: 403,
+        message: format!(
+            "this Doppler token cannot write, so the tokens of {} cannot be removed",
+            ctx.provider.name
+        ),
+        kind: crate::error::DopplerFailure::ReadOnly,
+    }
+}
+
+/// Revokes the refresh token, then the access token. A failure on the first one asked is an
+/// error; on the access token after the refresh token, a warning.
+async fn at_provider(
+    ctx: &Context,
+    stored: &Stored,
+    url: &str,
+    done: &mut Revoked,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let credentials = stored.credentials(&ctx.provider, &ctx.env_credentials)?;
+    let tokens = [
+        ("refresh_token", stored.refresh_token()),
+        ("access_token", stored.access_token()),
+    ];
+    for (hint, token) in tokens {
+        let Some(token) = token else { continue };
+        match send(ctx, &credentials, url, token, hint).await {
+            Ok(()) => done.revoked_at_provider.push(hint),
+            Err(e) if done.revoked_at_provider.is_empty() => return Err(e),
+            Err(e) => reporter.event(Event::Warning(&format!(
+                "the refresh token was revoked, but the access token was not ({e}); it stays valid until it expires"
+            ))),
+        }
+    }
+    Ok(())
+}
+
+/// One RFC 7009 request.
+async fn send(
+    ctx: &Context,
+    credentials: &ClientCredentials,
+    url: &str,
+    token: &SecretString,
+    hint: &'static str,
+) -> Result<()> {
+    let provider = &ctx.provider;
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("token", token.expose_secret())
+        .append_pair("token_type_hint", hint);
+    let mut basic = None;
+    match (provider.client_auth, &credentials.client_secret) {
+        (ClientAuth::ClientSecretBasic, Some(secret)) => {
+            // RFC 6749 §2.3.1: each part form-urlencoded, then base64.
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let pair = format!(
+                "{}:{}",
+                enc(&credentials.client_id),
+                enc(secret.expose_secret())
+            );
+            basic = Some(SecretString::from(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )));
+        }
+        (ClientAuth::ClientSecretPost, Some(secret)) => {
+            form.append_pair("client_id", &credentials.client_id)
+                .append_pair("client_secret", secret.expose_secret());
+        }
+        _ => {
+            form.append_pair("client_id", &credentials.client_id);
+        }
+    }
+    let body = SecretString::from(form.finish());
+    tracing::debug!(token_type_hint = hint, "revoking at the provider");
+    let response = ctx
+        .http
+        .send(|| {
+            let mut request = ctx
+                .http
+                .client()
+                .post(url)
+                .header(reqwest::header::ACCEPT, "application/json")
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body.expose_secret().to_string());
+            if let Some(b) = &basic {
+                let mut value = reqwest::header::HeaderValue::from_str(b.expose_secret())
+                    .expect("base64 is a valid header value");
+                value.set_sensitive(true);
+                request = request.header(reqwest::header::AUTHORIZATION, value);
+            }
+            request
+        })
+        .await
+        .map_err(|e| Error::RevocationUnreachable {
+            provider: provider.name.clone(),
+            url: url.to_string(),
+            source: Box::new(crate::http::TransportError::from(e)),
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = crate::http::read_capped(response, BODY_LIMIT)
+        .await
+        .unwrap_or_default();
+    #[derive(serde::Deserialize)]
+    struct OAuthError {
+        error: String,
+        error_description: Option<String>,
+    }
+    let detail = match serde_json::from_slice::<OAuthError>(&body) {
+        Ok(e) => match e.error_description {
+            Some(d) => format!(
+                "{} ({})",
+                crate::text::terminal_safe(&e.error, 64),
+                crate::text::terminal_safe(&d, 256)
+            ),
+            None => crate::text::terminal_safe(&e.error, 64),
+        },
+        Err(_) => format!("HTTP {}", status.as_u16()),
+    };
+    Err(Error::RevocationFailed {
+        provider: provider.name.clone(),
+        url: url.to_string(),
+        token: hint.replace('_', " "),
+        detail,
+    })
+}
