@@ -66,6 +66,10 @@ enum Command {
     Providers(JsonArg),
     /// Try the whole cycle on this machine: a built-in local authorization server and an
     /// in-memory Doppler-compatible store (no Doppler account, no provider app needed).
+    ///
+    /// It runs the real authorize, status --check, token and refresh against them and explains
+    /// each step on stderr. Nothing leaves 127.0.0.1; the global Doppler, provider and network
+    /// options do not apply.
     Demo(demo::DemoArgs),
     /// Run a command with valid access tokens in its environment ({PREFIX}_ACCESS_TOKEN).
     ///
@@ -493,7 +497,7 @@ fn context(global: &Global, provider: &str, buffer: i64) -> Result<Context> {
 /// may hold an authorization code).
 fn pasted_lines(flag: bool) -> Option<oauth_pkce::callback::PastedLines> {
     let stdin = std::io::stdin();
-    if !(flag || stdin.is_terminal()) {
+    if !(flag || (stdin.is_terminal() && in_foreground())) {
         return None;
     }
     let (tx, lines) = oauth_pkce::callback::PastedLines::channel();
@@ -513,6 +517,20 @@ fn pasted_lines(flag: bool) -> Option<oauth_pkce::callback::PastedLines> {
         }
     });
     Some(lines)
+}
+
+/// Whether this process is in the terminal's foreground: a background job (`… &`) reading
+/// its terminal would be stopped (SIGTTIN), so it does not read.
+fn in_foreground() -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: tcgetpgrp and getpgrp only read process state.
+        unsafe { libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp() }
+    }
+    #[cfg(not(unix))]
+    {
+        true
+    }
 }
 
 /// Whether the browser is probably on another machine: an SSH session, or Linux without a
@@ -536,6 +554,8 @@ struct Stderr {
     colour: bool,
     /// The running spinner, and what it shows, to redraw it after a message.
     spinner: Mutex<Option<(spinner::Spinner, String, Instant)>>,
+    /// The user was asked to paste a redirect URL: no animation that could draw over it.
+    pasting: std::sync::atomic::AtomicBool,
 }
 
 impl Stderr {
@@ -546,6 +566,7 @@ impl Stderr {
             animate: std::io::stderr().is_terminal() && term != "dumb",
             colour: std::env::var_os(env::NO_COLOR).is_none_or(|v| v.is_empty()),
             spinner: Mutex::new(None),
+            pasting: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -559,7 +580,7 @@ impl Stderr {
     }
 
     fn spin(&self, label: &str, deadline: Instant) {
-        if self.animate {
+        if self.animate && !self.pasting.load(std::sync::atomic::Ordering::Relaxed) {
             let s = spinner::Spinner::start(label.to_string(), deadline, self.colour);
             *self.spinner.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some((s, label.to_string(), deadline));
@@ -573,6 +594,7 @@ impl Reporter for Stderr {
         let mut err = std::io::stderr().lock();
         let _ = match event {
             Event::Remote { port, redirect_uri, paste } => {
+                self.pasting.store(paste, std::sync::atomic::Ordering::Relaxed);
                 let second = if paste {
                     format!("or sign in wherever the browser is, then paste here the address it lands on ({redirect_uri}?code=…) and press Enter")
                 } else {

@@ -1,8 +1,8 @@
 //! A one-line spinner with the time left, for waits on a person (the browser, a device code).
 //! The CLI shows it only when stderr is a terminal (and `TERM` is not `dumb`), in colour only
-//! without `NO_COLOR`. Each frame redraws the line in place at a fixed width and does not clear
-//! the rest of it, so a redirect URL the user pastes on that line (the terminal echoes it after
-//! the spinner) stays visible until Enter.
+//! without `NO_COLOR`, and not after asking the user to paste a redirect URL (plain lines then,
+//! so nothing draws over the paste). Each frame redraws the line in place at a fixed width and
+//! does not clear the rest of it, so text typed on that line anyway stays visible until Enter.
 
 use std::io::Write as _;
 use std::sync::mpsc;
