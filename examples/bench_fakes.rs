@@ -14,6 +14,7 @@ use std::io::Read as _;
 use fake_as::{AsConfig, FakeAuthServer};
 use fake_doppler::{Access, FakeDoppler};
 
+/// A fake service token: only the fake Doppler started here knows it.
 const TOKEN: &str = "dp.st.bench.FAKE-rw-token-for-benchmarks";
 
 fn main() {

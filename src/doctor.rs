@@ -160,13 +160,7 @@ pub async fn run(inputs: Inputs<'_>) -> Vec<Check> {
                     format!("read {target} at {host}"),
                 ));
                 for p in wanted {
-                    let own = secret_names(p);
-                    let subset = secrets
-                        .iter()
-                        .filter(|(k, _)| own.contains(k))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    let s = Stored::new(p, subset);
+                    let s = Stored::subset(p, &secrets);
                     if inputs.provider.is_some() || s.has_anything() {
                         stored.push((p, s));
                     }

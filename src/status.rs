@@ -198,13 +198,7 @@ pub async fn status_all(
     let secrets = doppler.read(&names).await?;
     let mut rows = Vec::new();
     for p in catalog.iter() {
-        let own = secret_names(p);
-        let subset = secrets
-            .iter()
-            .filter(|(k, _)| own.contains(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let stored = Stored::new(p, subset);
+        let stored = Stored::subset(p, &secrets);
         if !stored.has_anything() {
             continue;
         }

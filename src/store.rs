@@ -61,6 +61,17 @@ impl Stored {
         }
     }
 
+    /// The provider's secrets out of a read that covered several providers.
+    pub fn subset(provider: &Provider, all: &Secrets) -> Stored {
+        let own = secret_names(provider);
+        let secrets = all
+            .iter()
+            .filter(|(k, _)| own.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Stored::new(provider, secrets)
+    }
+
     /// Reads the provider's secrets in one request.
     pub async fn load(doppler: &Doppler, provider: &Provider) -> Result<Stored> {
         let secrets = doppler.read(&secret_names(provider)).await?;
