@@ -339,3 +339,22 @@ fn d8_an_iss_naming_another_server_is_refused_and_a_required_iss_must_be_there()
     p.running.finish().assert_code(0);
     assert_eq!(h.auth.code_exchanges(), 1);
 }
+
+#[test]
+fn b3_d1_two_genuine_callbacks_at_once_make_exactly_one_exchange() {
+    let h = Harness::new(AsConfig::jobber());
+    let p = start(&h);
+    let (a, b) = (p.location.clone(), p.location.clone());
+    let ta = std::thread::spawn(move || browser::deliver(&a).status);
+    let tb = std::thread::spawn(move || {
+        http::try_request("GET", &b, &[], "")
+            .map(|r| r.status)
+            .unwrap_or(0)
+    });
+    let statuses = [ta.join().unwrap(), tb.join().unwrap()];
+    assert!(statuses.contains(&200), "{statuses:?}");
+    p.running.finish().assert_code(0);
+    assert_eq!(h.auth.code_exchanges(), 1, "{statuses:?}");
+    // Replaying the callback afterwards finds the port closed.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", p.port)).is_err());
+}

@@ -162,3 +162,15 @@ fn usage_errors_exit_2() {
         .assert_code(2);
     h.run(&["frobnicate"]).assert_code(2);
 }
+
+#[test]
+fn i1_a_doppler_that_keeps_failing_gets_exactly_four_attempts() {
+    let h = Harness::new(AsConfig::jobber());
+    h.set_secret("ACME_ACCESS_TOKEN", "at-value");
+    h.doppler.push_fault(None, Fault::html(503), 100);
+    let started = std::time::Instant::now();
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_error(6, "503");
+    assert_eq!(h.doppler.requests().len(), 4);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
