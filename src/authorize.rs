@@ -64,6 +64,8 @@ pub async fn authorize(
 ) -> Result<Authorized> {
     let provider = &ctx.provider;
     provider.ensure_loopback_flow()?;
+    // One sign-in at a time per provider on this machine: no second browser, no second port.
+    let _sign_in = crate::state::SignInLock::take(ctx)?;
     // 1. Provider and client credentials (one Doppler read, which also tells which token
     //    secrets already exist).
     let stored = Stored::load(&ctx.doppler, provider).await?;

@@ -37,6 +37,7 @@ pub async fn authorize_device(
             provider: provider.name.clone(),
         });
     }
+    let _sign_in = crate::state::SignInLock::take(ctx)?;
     let stored = Stored::load(&ctx.doppler, provider).await?;
     let credentials = stored.credentials(provider, &ctx.env_credentials)?;
     let endpoint = TokenEndpoint::new(provider, &credentials, &ctx.http);

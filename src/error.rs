@@ -80,6 +80,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Authorization(String),
+    #[error("another `oauth-pkce authorize` for {provider} is already waiting for its sign-in on this machine")]
+    SignInInProgress { provider: String },
     #[error("the device code expired before the sign-in was approved (after {seconds} s)")]
     DeviceCodeExpired { seconds: u64 },
 
@@ -196,6 +198,7 @@ impl Error {
             | CallbackServer(_)
             | CallbackTimeout { .. }
             | AuthorizationDenied { .. }
+            | SignInInProgress { .. }
             | Authorization(_)
             | DeviceCodeExpired { .. } => ExitClass::Authorization,
             TokenEndpoint { .. }
@@ -268,6 +271,7 @@ impl Error {
                 _ => "run `oauth-pkce authorize` again; if it keeps failing, check the app's settings at the provider".into(),
             },
             Authorization(_) => "run `oauth-pkce authorize` again".into(),
+            SignInInProgress { .. } => "finish the sign-in that is already open in your browser, or stop that `oauth-pkce authorize` (Ctrl-C) and run it again".into(),
             TokenEndpoint { error, .. } => match error.as_str() {
                 "invalid_client" => "check the provider's *_CLIENT_ID and *_CLIENT_SECRET secrets in Doppler, and its client_auth method (`oauth-pkce providers --json`)".into(),
                 "invalid_grant" => "the code or refresh token was refused; run `oauth-pkce authorize` again".into(),

@@ -133,23 +133,50 @@ pub struct LocalLock {
     pub waited: bool,
 }
 
+/// Opens (creating, 0600, no symlinks) `locks/<key>.<suffix>` in the state dir.
+fn lock_file(ctx: &Context, suffix: &str) -> Result<(File, PathBuf)> {
+    let dir = ctx.state_dir.join("locks");
+    private_dir(&dir)?;
+    let path = dir.join(format!("{}.{suffix}", key(ctx)));
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let file = options.open(&path).map_err(|source| Error::ReadFile {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((file, path))
+}
+
+/// Held by a browser or device sign-in for one (Doppler target, provider), so that a second
+/// `authorize` on this machine does not open another browser and listener (E3).
+#[derive(Debug)]
+pub struct SignInLock {
+    _file: File,
+}
+
+impl SignInLock {
+    /// Takes the lock without waiting: another sign-in in progress is an error.
+    pub fn take(ctx: &Context) -> Result<SignInLock> {
+        let (file, _) = lock_file(ctx, "authorize.lock")?;
+        match file.try_lock() {
+            Ok(()) => Ok(SignInLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::SignInInProgress {
+                provider: ctx.provider.name.clone(),
+            }),
+            Err(std::fs::TryLockError::Error(source)) => Err(Error::CallbackServer(source)),
+        }
+    }
+}
+
 impl LocalLock {
     /// Takes the lock, waiting at most `max_wait`.
     pub async fn acquire(ctx: &Context, max_wait: Duration) -> Result<LocalLock> {
-        let dir = ctx.state_dir.join("locks");
-        private_dir(&dir)?;
-        let path = dir.join(format!("{}.lock", key(ctx)));
-        let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-        }
-        let file = options.open(&path).map_err(|source| Error::ReadFile {
-            path: path.clone(),
-            source,
-        })?;
+        let (file, path) = lock_file(ctx, "lock")?;
         let started = Instant::now();
         let mut waited = false;
         loop {

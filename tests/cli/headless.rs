@@ -173,3 +173,30 @@ fn e3_token_never_opens_a_browser_or_starts_a_sign_in_of_any_kind() {
     assert!(h.auth.authorize_requests().is_empty() && h.auth.device_requests().is_empty());
     assert!(!run.stderr.contains("Waiting"), "{}", run.stderr);
 }
+
+#[test]
+fn e3_a_second_authorize_while_one_waits_exits_4_without_a_browser_or_a_port() {
+    let h = Harness::new(AsConfig::jobber());
+    let (first, url) = h.start_authorize(20);
+    let second = h.run(&[
+        "authorize",
+        "--provider",
+        "acme",
+        "--no-browser",
+        "--timeout",
+        "5",
+    ]);
+    second.assert_error(4, "already waiting");
+    assert!(
+        !second.stderr.contains("Open this URL"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(h.auth.authorize_requests().len(), 0);
+    // The first one is untouched and still completes.
+    let page = crate::support::browser::follow_authorization(&url);
+    assert_eq!(page.status, 200);
+    first.finish().assert_code(0);
+    // Once it has finished, the next sign-in may start.
+    h.authorized();
+}
