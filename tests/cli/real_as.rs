@@ -340,6 +340,12 @@ impl World {
     /// The provider file a user would write for this server (see tests/real/README.md).
     fn write_provider(&self, client_auth: &str) {
         let s = &self.server;
+        // oidc-provider sends `iss` on every authorization response (RFC 9207), so every flow
+        // here also proves oauth-pkce's issuer check against a real server.
+        assert_eq!(
+            s.discovery["authorization_response_iss_parameter_supported"], true,
+            "oidc-provider advertises iss"
+        );
         let text = format!(
             r#"name = "acme"
 display_name = "oidc-provider (real AS)"
@@ -351,6 +357,8 @@ client_auth = "{client_auth}"
 secret_prefix = "ACME"
 redirect_host = "127.0.0.1"
 ports = "{}"
+issuer = "{}"
+require_iss = {}
 [authorization_params]
 prompt = "consent"
 [check]
@@ -360,6 +368,9 @@ url = "{}"
             s.endpoint("token_endpoint"),
             s.endpoint("revocation_endpoint"),
             self.port,
+            s.discovery["issuer"].as_str().expect("issuer"),
+            // RFC 9207: the server says whether it always sends `iss`.
+            s.discovery["authorization_response_iss_parameter_supported"] == true,
             s.endpoint("userinfo_endpoint"),
         );
         std::fs::write(self.providers_dir().join("acme.toml"), text).unwrap();
