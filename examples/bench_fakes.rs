@@ -15,7 +15,7 @@ use fake_as::{AsConfig, FakeAuthServer};
 use fake_doppler::{Access, FakeDoppler};
 
 /// A fake service token: only the fake Doppler started here knows it.
-const TOKEN: &str = "dp.st.bench.FAKE-rw-token-for-benchmarks";
+const TOKEN: &str = "dp.st.bench.FAKE-rw-token-for-benchmarks"; // fake: not a real Doppler token
 
 fn main() {
     let mut args = std::env::args().skip(1);

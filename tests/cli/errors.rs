@@ -64,26 +64,21 @@ fn the_doppler_token_can_come_from_a_file_or_the_doppler_cli_config() {
     h.set_secret("ACME_ACCESS_TOKEN", "at-from-doppler");
     let file = h.home.path().join("doppler-token");
     std::fs::write(&file, format!("{}\n", h.token)).unwrap();
+    let from_file = || {
+        crate::support::Run::from(
+            h.cmd()
+                .env_remove("DOPPLER_TOKEN")
+                .env("DOPPLER_TOKEN_FILE", &file)
+                .args(["token", "--provider", "acme"])
+                .output()
+                .unwrap(),
+        )
+    };
     // Readable by others: refused, like ssh refuses a loose key.
-    let loose = crate::support::Run::from(
-        h.cmd()
-            .env_remove("DOPPLER_TOKEN")
-            .env("DOPPLER_TOKEN_FILE", &file)
-            .args(["token", "--provider", "acme"])
-            .output()
-            .unwrap(),
-    );
-    loose.assert_error(3, "chmod 600");
+    from_file().assert_error(3, "chmod 600");
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let run = crate::support::Run::from(
-        h.cmd()
-            .env_remove("DOPPLER_TOKEN")
-            .env("DOPPLER_TOKEN_FILE", &file)
-            .args(["token", "--provider", "acme"])
-            .output()
-            .unwrap(),
-    );
+    let run = from_file();
     run.assert_code(0);
     assert_eq!(run.stdout, "at-from-doppler\n");
 
