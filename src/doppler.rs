@@ -63,7 +63,7 @@ impl TokenKind {
 }
 
 /// Resolved Doppler settings: which token, which project/config, which host.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct DopplerSettings {
     pub token: SecretString,
     pub token_source: TokenSource,
@@ -294,7 +294,7 @@ pub struct Change {
 pub type Secrets = BTreeMap<String, SecretString>;
 
 /// The Doppler API client.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Doppler {
     http: Http,
     settings: DopplerSettings,

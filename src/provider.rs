@@ -575,7 +575,12 @@ pub fn user_dir() -> Option<PathBuf> {
     std::env::var_os(crate::env::OAUTH_PKCE_PROVIDERS_DIR)
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .or_else(|| dirs::config_dir().map(|d| d.join("oauth-pkce").join("providers")))
+        .or_else(default_user_dir)
+}
+
+/// The user's providers directory when `OAUTH_PKCE_PROVIDERS_DIR` is not set.
+pub fn default_user_dir() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("oauth-pkce").join("providers"))
 }
 
 /// Every provider known to this run: the built-ins, overridden by the user's files.

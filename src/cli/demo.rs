@@ -7,31 +7,24 @@ use std::io::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use clap::Args;
 use secrecy::ExposeSecret as _;
 
 use oauth_pkce::authorize::{authorize, AuthorizeOptions};
 use oauth_pkce::demo::Demo;
-use oauth_pkce::{env, refresh, status, Event, Reporter, Result};
+use oauth_pkce::{refresh, status, Event, Reporter, Result};
 
-use super::{print_status, Stderr, Summary};
-
-#[derive(Debug, Args)]
-pub(super) struct DemoArgs {
-    /// Do not open a browser: the demo plays the browser itself (approves on the consent page
-    /// and follows the redirect), so it runs unattended.
-    #[arg(long)]
-    no_browser: bool,
-    /// Seconds to wait for the sign-in in the browser.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=600))]
-    timeout: u64,
-}
+use super::args::DemoArgs;
+use super::output::{print_status, Stderr, Summary};
 
 fn step(n: u8, text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "\n[{n}/5] {text}");
 }
 
-pub(super) async fn run(args: &DemoArgs, reporter: &Stderr) -> Result<i32> {
+pub(super) async fn run(
+    args: &DemoArgs,
+    browser_var: Option<String>,
+    reporter: &Stderr,
+) -> Result<i32> {
     let _ = writeln!(
         std::io::stderr().lock(),
         "oauth-pkce demo: the whole cycle on this machine. Nothing leaves 127.0.0.1; no Doppler\naccount and no provider app are involved, and everything is gone when the demo ends."
@@ -66,7 +59,7 @@ pub(super) async fn run(args: &DemoArgs, reporter: &Stderr) -> Result<i32> {
     let opts = AuthorizeOptions {
         no_browser: args.no_browser,
         timeout: Duration::from_secs(args.timeout),
-        browser_var: std::env::var(env::BROWSER).ok(),
+        browser_var,
         ..AuthorizeOptions::default()
     };
     let signed_in = authorize(ctx, &opts, &demo_reporter);

@@ -1,0 +1,252 @@
+//! The command line's grammar: clap types only. `settings.rs` turns them (and the
+//! environment) into settings; nothing here reads the environment or does work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use oauth_pkce::provider::PortRange;
+
+/// OAuth 2.0 Authorization Code + PKCE from the terminal, with tokens kept in Doppler.
+#[derive(Debug, Parser)]
+#[command(name = "oauth-pkce", version, about, long_about = None, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+    #[command(flatten)]
+    pub(crate) global: Global,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// Diagnostic logs on stderr (-v, -vv). Never shows a secret.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+    /// Doppler project (else DOPPLER_PROJECT, the service token's own, or `doppler setup`).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) project: Option<String>,
+    /// Doppler config (else DOPPLER_CONFIG, the service token's own, or `doppler setup`).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) config: Option<String>,
+    /// An extra provider definition (TOML); overrides a built-in one with the same name.
+    #[arg(long = "provider-file", global = true, value_name = "PATH")]
+    pub(crate) provider_files: Vec<PathBuf>,
+    /// A PEM file of CA certificates to trust besides the built-in roots (repeatable; also
+    /// OAUTH_PKCE_CA_FILE and SSL_CERT_FILE), e.g. for a TLS-inspecting proxy.
+    #[arg(long = "ca-file", global = true, value_name = "PATH")]
+    pub(crate) ca_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Authorize in the browser once and store the tokens in Doppler.
+    Authorize(AuthorizeArgs),
+    /// Show what is stored for one provider, or for every provider with anything stored.
+    Status(StatusArgs),
+    /// Refresh now with the stored refresh token, and store the new tokens.
+    Refresh(RefreshArgs),
+    /// Print a valid access token, refreshing it first if it expires within the buffer.
+    Token(TokenArgs),
+    /// List the providers oauth-pkce knows, built-in and custom.
+    Providers(JsonArg),
+    /// Try the whole cycle on this machine: a built-in local authorization server and an
+    /// in-memory Doppler-compatible store (no Doppler account, no provider app needed).
+    ///
+    /// It runs the real authorize, status --check, token and refresh against them and explains
+    /// each step on stderr. Nothing leaves 127.0.0.1; the global Doppler, provider and network
+    /// options do not apply.
+    Demo(DemoArgs),
+    /// Run a command with valid access tokens in its environment ({PREFIX}_ACCESS_TOKEN).
+    ///
+    /// Each token is refreshed first if it expires within the buffer, as `token` does. The
+    /// command runs without a shell, with this terminal and environment (minus DOPPLER_TOKEN
+    /// and DOPPLER_TOKEN_FILE); its exit code is oauth-pkce's (128 + N when signal N ended it).
+    #[command(
+        after_help = "Example:\n  oauth-pkce exec -p jobber -- sh -c 'curl -H \"Authorization: Bearer $JOBBER_ACCESS_TOKEN\" https://api.getjobber.com/api/graphql'"
+    )]
+    Exec(ExecArgs),
+    /// Revoke the stored tokens at the provider (RFC 7009) and remove them from Doppler.
+    ///
+    /// The refresh token is revoked first, then the access token, at the provider's
+    /// revocation_url; then ACCESS_TOKEN, REFRESH_TOKEN and TOKEN_EXPIRES_AT are emptied in one
+    /// Doppler write (the client id and secret stay). If the provider refuses, Doppler is left
+    /// as it was so that you can retry; --local-only skips the provider.
+    Revoke(RevokeArgs),
+    /// Check the setup: the Doppler token (where from, what kind, can it write), the
+    /// project/config, the proxy and CA settings, a browser opener, and per provider the client
+    /// credentials, free callback ports, the redirect URIs to register and the stored token.
+    ///
+    /// Each check says pass, warn, fail or skip, and what to do next. The write check writes
+    /// a provider's REFRESH_LEASE secret to the value it already holds (a compare-and-swap that
+    /// changes nothing). Exit code 0 when nothing failed (warnings allowed), else 1.
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(
+        after_help = "Examples:\n  oauth-pkce completions bash > ~/.local/share/bash-completion/completions/oauth-pkce\n  oauth-pkce completions zsh > \"${fpath[1]}/_oauth-pkce\"\n  oauth-pkce completions fish > ~/.config/fish/completions/oauth-pkce.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), of oauth-pkce or of one of its commands.
+    #[command(
+        after_help = "Examples:\n  oauth-pkce man | man -l -\n  oauth-pkce man > ~/.local/share/man/man1/oauth-pkce.1\n  oauth-pkce man exec > ~/.local/share/man/man1/oauth-pkce-exec.1"
+    )]
+    Man {
+        /// A command (e.g. `exec`): its own page, oauth-pkce-COMMAND(1).
+        command: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
+    /// Only this provider (default: every provider with anything stored in Doppler).
+    #[arg(long, short = 'p')]
+    pub(crate) provider: Option<String>,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RevokeArgs {
+    #[arg(long, short = 'p')]
+    pub(crate) provider: String,
+    /// Only remove the tokens from Doppler; do not ask the provider to revoke them.
+    #[arg(long)]
+    pub(crate) local_only: bool,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExecArgs {
+    /// A provider whose access token the command gets as {PREFIX}_ACCESS_TOKEN (repeatable).
+    #[arg(long, short = 'p', required = true)]
+    pub(crate) provider: Vec<String>,
+    /// Pass DOPPLER_TOKEN and DOPPLER_TOKEN_FILE on to the command (they are removed by
+    /// default), e.g. for a long-running command that runs `oauth-pkce token` itself.
+    #[arg(long)]
+    pub(crate) keep_doppler_token: bool,
+    #[command(flatten)]
+    pub(crate) buffer: BufferArg,
+    /// The command and its arguments, after `--`.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND",
+        value_parser = clap::value_parser!(std::ffi::OsString)
+    )]
+    pub(crate) command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JsonArg {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuthorizeArgs {
+    /// The provider (see `oauth-pkce providers`).
+    #[arg(long, short = 'p')]
+    pub(crate) provider: String,
+    /// Callback ports to try, first free wins: "A-B" or "A" (default: the provider's, else 3000-3010).
+    #[arg(long, value_parser = parse_ports)]
+    pub(crate) ports: Option<PortRange>,
+    /// A scope to request instead of the provider's defaults (repeatable).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub(crate) scopes: Vec<String>,
+    /// Only print the authorization URL; do not open a browser.
+    #[arg(long)]
+    pub(crate) no_browser: bool,
+    /// Also accept the final redirect URL pasted on stdin, as when the browser is on another
+    /// machine (stdin is read anyway when it is a terminal).
+    #[arg(long)]
+    pub(crate) paste: bool,
+    /// Use the device authorization grant (RFC 8628): enter a short code on any device; no
+    /// callback port. Needs the provider's `device_authorization_url`.
+    #[arg(long, conflicts_with_all = ["ports", "paste"])]
+    pub(crate) device: bool,
+    /// Seconds to wait for the browser's redirect [default: 300]; with --device, at most this
+    /// (default: the code's own lifetime).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub(crate) timeout: Option<u64>,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Only this provider (default: every provider with anything stored in Doppler).
+    #[arg(long, short = 'p')]
+    pub(crate) provider: Option<String>,
+    /// Also send each provider's [check] request with the stored access token; a refused
+    /// check makes the exit code 1.
+    #[arg(long)]
+    pub(crate) check: bool,
+    #[command(flatten)]
+    pub(crate) buffer: BufferArg,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RefreshArgs {
+    #[arg(long, short = 'p')]
+    pub(crate) provider: String,
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokenArgs {
+    #[arg(long, short = 'p')]
+    pub(crate) provider: String,
+    #[command(flatten)]
+    pub(crate) buffer: BufferArg,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BufferArg {
+    /// Refresh a token that expires within this many seconds.
+    #[arg(long = "refresh-buffer", value_name = "SECONDS", default_value_t = oauth_pkce::DEFAULT_REFRESH_BUFFER)]
+    pub(crate) refresh_buffer: i64,
+}
+
+fn parse_ports(text: &str) -> std::result::Result<PortRange, String> {
+    PortRange::parse(text)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Do not open a browser: the demo plays the browser itself (approves on the consent page
+    /// and follows the redirect), so it runs unattended.
+    #[arg(long)]
+    pub(crate) no_browser: bool,
+    /// Seconds to wait for the sign-in in the browser.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub(crate) timeout: u64,
+}
+
+impl Cli {
+    /// Diagnostic verbosity (0, 1, 2+).
+    pub(crate) fn verbosity(&self) -> u8 {
+        self.global.verbose
+    }
+
+    /// Whether the command handles Ctrl-C itself (`exec` waits for its child instead).
+    pub(crate) fn handles_interrupt(&self) -> bool {
+        matches!(self.command, Command::Exec(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

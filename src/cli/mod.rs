@@ -1,0 +1,264 @@
+//! The command line: parse ([`args`]) → resolve settings once ([`settings`]) → run one small
+//! function per command → print ([`output`]). stdout carries data (the token, tables, JSON);
+//! everything for people goes to stderr.
+
+mod args;
+mod demo;
+mod output;
+mod settings;
+mod spinner;
+
+use std::io::{IsTerminal as _, Write as _};
+use std::time::Duration;
+
+use secrecy::ExposeSecret as _;
+
+use oauth_pkce::authorize::{authorize, AuthorizeOptions};
+use oauth_pkce::provider::Catalog;
+use oauth_pkce::status::{status_all, status_of};
+use oauth_pkce::{refresh, Error, Reporter, Result, DEFAULT_REFRESH_BUFFER};
+
+pub(crate) use args::Cli;
+use args::{
+    AuthorizeArgs, Command, DoctorArgs, ExecArgs, RefreshArgs, RevokeArgs, StatusArgs, TokenArgs,
+};
+use output::{Stderr, Summary};
+use settings::{Ready, Settings};
+
+impl Cli {
+    /// Runs the command; returns the process exit code.
+    pub(crate) async fn run(self) -> Result<i32> {
+        // The commands that need no settings.
+        match &self.command {
+            Command::Completions { shell } => {
+                let mut cmd = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(*shell, &mut cmd, "oauth-pkce", &mut std::io::stdout());
+                return Ok(0);
+            }
+            Command::Man { command } => {
+                output::print_man(command.as_deref())?;
+                return Ok(0);
+            }
+            _ => {}
+        }
+        let settings = Settings::resolve(&self.global);
+        match &self.command {
+            Command::Providers(args) => {
+                output::print_providers(&settings.catalog()?, args.json);
+                Ok(0)
+            }
+            Command::Demo(args) => {
+                let reporter = settings.reporter();
+                demo::run(args, settings.browser_var, &reporter).await
+            }
+            Command::Authorize(args) => run_authorize(args, settings).await,
+            Command::Refresh(args) => run_refresh(args, settings).await,
+            Command::Exec(args) => run_exec(args, settings).await,
+            Command::Revoke(args) => run_revoke(args, settings).await,
+            Command::Doctor(args) => run_doctor(args, settings).await,
+            Command::Token(args) => run_token(args, settings).await,
+            Command::Status(args) => run_status(args, settings).await,
+            Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
+        }
+    }
+}
+
+async fn run_authorize(args: &AuthorizeArgs, settings: Settings) -> Result<i32> {
+    // Refuse a provider without the flow asked for before anything else is needed.
+    let provider = settings.provider(&args.provider)?;
+    if !args.device {
+        provider.ensure_loopback_flow()?;
+    } else if provider.device_authorization_url.is_none() {
+        return Err(Error::NoDeviceFlow {
+            provider: provider.name.clone(),
+        });
+    }
+    let reporter = settings.reporter();
+    let mut opts = AuthorizeOptions {
+        ports: args.ports.clone(),
+        scopes: args.scopes.clone(),
+        no_browser: args.no_browser,
+        timeout: Duration::from_secs(args.timeout.unwrap_or(300)),
+        browser_var: settings.browser_var.clone(),
+        paste: None,
+        remote: settings.remote,
+    };
+    let ctx = settings.ready()?.context(provider, DEFAULT_REFRESH_BUFFER);
+    let tokens = if args.device {
+        opts.timeout = Duration::from_secs(args.timeout.unwrap_or(3600));
+        oauth_pkce::device::authorize_device(&ctx, &opts, &reporter).await?
+    } else {
+        opts.paste = pasted_lines(args.paste);
+        authorize(&ctx, &opts, &reporter).await?.tokens
+    };
+    let refresh_present = tokens.refresh_token.is_some();
+    Summary::new(
+        &ctx,
+        &tokens.access_token,
+        refresh_present,
+        tokens.expires_at,
+    )
+    .print("Authorized", args.json.json);
+    Ok(0)
+}
+
+async fn run_refresh(args: &RefreshArgs, settings: Settings) -> Result<i32> {
+    let provider = settings.provider(&args.provider)?;
+    let reporter = settings.reporter();
+    let ctx = settings.ready()?.context(provider, DEFAULT_REFRESH_BUFFER);
+    let fresh = refresh::refresh(&ctx, &reporter).await?;
+    Summary::new(&ctx, &fresh.access_token, true, fresh.expires_at)
+        .print("Refreshed", args.json.json);
+    Ok(0)
+}
+
+async fn run_token(args: &TokenArgs, settings: Settings) -> Result<i32> {
+    let provider = settings.provider(&args.provider)?;
+    let reporter = settings.reporter();
+    let ctx = settings
+        .ready()?
+        .context(provider, args.buffer.refresh_buffer);
+    let source = oauth_pkce::TokenSource::new(ctx).with_reporter(Box::new(reporter));
+    let token = source.access_token().await?;
+    let _ = writeln!(std::io::stdout().lock(), "{}", token.expose_secret());
+    Ok(0)
+}
+
+async fn run_exec(args: &ExecArgs, settings: Settings) -> Result<i32> {
+    let mut providers = Vec::new();
+    for name in &args.provider {
+        providers.push(settings.provider(name)?);
+    }
+    let reporters = settings.reporters();
+    let ready = settings.ready()?;
+    let contexts = providers
+        .into_iter()
+        .map(|p| ready.context(p, args.buffer.refresh_buffer))
+        .collect();
+    let reporter = || Box::new(reporters()) as Box<dyn Reporter>;
+    let tokens = oauth_pkce::exec::token_env(contexts, &reporter).await?;
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| Error::Usage("no command given after `--`".into()))?;
+    let command = oauth_pkce::exec::Command {
+        program: program.clone(),
+        args: rest.to_vec(),
+        keep_doppler_token: args.keep_doppler_token,
+    };
+    oauth_pkce::exec::run(&command, &tokens).await
+}
+
+async fn run_revoke(args: &RevokeArgs, settings: Settings) -> Result<i32> {
+    let provider = settings.provider(&args.provider)?;
+    let reporter = settings.reporter();
+    let ctx = settings.ready()?.context(provider, DEFAULT_REFRESH_BUFFER);
+    let done = oauth_pkce::revoke::revoke(&ctx, args.local_only, &reporter).await?;
+    let target = ctx.doppler.settings().describe_target();
+    output::print_revoked(&done, &target, args.json.json);
+    Ok(0)
+}
+
+async fn run_doctor(args: &DoctorArgs, settings: Settings) -> Result<i32> {
+    let catalog = settings.catalog()?;
+    let provider = match &args.provider {
+        Some(name) => Some(catalog.get(name)?.clone()),
+        None => None,
+    };
+    let checks = oauth_pkce::doctor::run(oauth_pkce::doctor::Inputs {
+        network: &settings.network,
+        http: settings.http,
+        settings: settings.doppler,
+        catalog: &catalog,
+        provider: provider.as_ref(),
+        env_credentials: &settings.env_credentials,
+        browser_var: settings.browser_var,
+        path_var: settings.path_var,
+        refresh_buffer: DEFAULT_REFRESH_BUFFER,
+    })
+    .await;
+    output::print_checks(&checks, args.json.json);
+    Ok(oauth_pkce::doctor::exit_code(&checks))
+}
+
+async fn run_status(args: &StatusArgs, settings: Settings) -> Result<i32> {
+    let buffer = args.buffer.refresh_buffer;
+    let reporter = settings.reporter();
+    let rows = match &args.provider {
+        Some(name) => {
+            let provider = settings.provider(name)?;
+            let ctx = settings.ready()?.context(provider, buffer);
+            refresh::push_pending(&ctx, &reporter).await?;
+            let check = args.check.then_some(&ctx.http);
+            vec![status_of(&ctx.doppler, &ctx.provider, buffer, check).await?]
+        }
+        None => {
+            let catalog = settings.catalog()?;
+            let ready = settings.ready()?;
+            push_all_pending(&ready, &catalog, &reporter).await?;
+            let check = args.check.then_some(&ready.http);
+            status_all(&ready.store(), &catalog, buffer, check).await?
+        }
+    };
+    output::print_status(&rows, args.json.json);
+    Ok(output::status_notes(&rows))
+}
+
+/// Pushes every journal a failed store left on this machine, before `status` reads.
+async fn push_all_pending(ready: &Ready, catalog: &Catalog, reporter: &Stderr) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(ready.state_dir().join("journal")) else {
+        return Ok(());
+    };
+    let names: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    for provider in catalog.iter() {
+        let prefix = format!("{}-", provider.name);
+        if names.iter().any(|n| n.starts_with(&prefix)) {
+            let ctx = ready.context(provider.clone(), DEFAULT_REFRESH_BUFFER);
+            refresh::push_pending(&ctx, reporter).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Lines typed or pasted on stdin, when it is a terminal or `--paste` says so (a script's
+/// closed or unrelated stdin is never read). A thread reads them; each line is a secret (it
+/// may hold an authorization code).
+fn pasted_lines(flag: bool) -> Option<oauth_pkce::callback::PastedLines> {
+    let stdin = std::io::stdin();
+    if !(flag || (stdin.is_terminal() && in_foreground())) {
+        return None;
+    }
+    let (tx, lines) = oauth_pkce::callback::PastedLines::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut input = stdin.lock();
+        loop {
+            let mut line = String::new();
+            match input.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if tx.blocking_send(secrecy::SecretString::from(line)).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    Some(lines)
+}
+
+/// Whether this process is in the terminal's foreground: a background job (`… &`) reading
+/// its terminal would be stopped (SIGTTIN), so it does not read.
+fn in_foreground() -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: tcgetpgrp and getpgrp only read process state.
+        unsafe { libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp() }
+    }
+    #[cfg(not(unix))]
+    {
+        true
+    }
+}

@@ -1,0 +1,549 @@
+//! What the CLI prints: the reporter of progress on stderr (with its spinner), summaries,
+//! tables and JSON on stdout. The only module of the crate that writes to stdout or stderr
+//! (besides `main.rs`'s `error:`/`hint:`), which the `print_*` lints check.
+
+use std::io::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use secrecy::ExposeSecret as _;
+use serde::Serialize;
+
+use oauth_pkce::provider::{Catalog, Provider};
+use oauth_pkce::status::{CheckResult, ProviderStatus};
+use oauth_pkce::text::{mask, terminal_safe};
+use oauth_pkce::{Context, Error, Event, Reporter, Result};
+
+use super::args::Cli;
+use super::spinner;
+
+/// Prints [`Event`]s to stderr. `verbose == 0` still shows what a person needs. While a person
+/// is awaited, a spinner shows the time left when stderr is a terminal; otherwise plain lines.
+pub(crate) struct Stderr {
+    verbose: u8,
+    /// Spinners are drawn (stderr is a terminal and `TERM` is not `dumb`).
+    animate: bool,
+    colour: bool,
+    /// The running spinner, and what it shows, to redraw it after a message.
+    spinner: Mutex<Option<(spinner::Spinner, String, Instant)>>,
+    /// The user was asked to paste a redirect URL: no animation that could draw over it.
+    pasting: std::sync::atomic::AtomicBool,
+}
+
+impl Stderr {
+    pub(crate) fn new(verbose: u8, animate: bool, colour: bool) -> Stderr {
+        Stderr {
+            verbose,
+            animate,
+            colour,
+            spinner: Mutex::new(None),
+            pasting: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Stops the spinner (its line cleared) and returns what it showed.
+    fn pause(&self) -> Option<(String, Instant)> {
+        let mut slot = self.spinner.lock().unwrap_or_else(|e| e.into_inner());
+        slot.take().map(|(s, label, deadline)| {
+            drop(s);
+            (label, deadline)
+        })
+    }
+
+    fn spin(&self, label: &str, deadline: Instant) {
+        if self.animate && !self.pasting.load(std::sync::atomic::Ordering::Relaxed) {
+            let s = spinner::Spinner::start(label.to_string(), deadline, self.colour);
+            *self.spinner.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((s, label.to_string(), deadline));
+        }
+    }
+}
+
+impl Reporter for Stderr {
+    fn event(&self, event: Event<'_>) {
+        let paused = self.pause();
+        let mut err = std::io::stderr().lock();
+        let _ = match event {
+            Event::Remote { port, redirect_uri, paste } => {
+                self.pasting.store(paste, std::sync::atomic::Ordering::Relaxed);
+                let second = if paste {
+                    format!("or sign in wherever the browser is, then paste here the address it lands on ({redirect_uri}?code=…) and press Enter")
+                } else {
+                    "or run again with --paste, sign in wherever the browser is, and paste the address it lands on into oauth-pkce's stdin".to_string()
+                };
+                writeln!(
+                    err,
+                    "If the browser runs on another machine (SSH, a container), it cannot reach {redirect_uri} here:\n  - forward the port first, then open the URL on that machine:  ssh -L {port}:127.0.0.1:{port} <this host>\n  - {second}\n"
+                )
+            }
+            Event::PasteRefused(why) => {
+                let _ = writeln!(err, "The pasted address was refused: {why}. Still waiting: paste the address again, or finish in the browser.");
+                drop(err);
+                if let Some((label, deadline)) = paused {
+                    self.spin(&label, deadline);
+                }
+                return;
+            }
+            Event::PasteAccepted => writeln!(err, "Got the authorization from the pasted address."),
+            Event::DeviceCode { user_code, verification_uri, verification_uri_complete, seconds } => {
+                let _ = writeln!(err, "To sign in, open {verification_uri} on any device and enter the code:\n\n    {user_code}\n");
+                if let Some(complete) = verification_uri_complete {
+                    let _ = writeln!(err, "(or open {complete}, which has the code filled in)");
+                }
+                writeln!(err, "The code expires in {} min. Enter it only if you started this sign-in yourself, just now, with oauth-pkce: a code someone sends you would sign you in on their machine.\n", seconds.div_ceil(60))
+            }
+            Event::SlowDown { interval } if self.verbose > 0 => {
+                writeln!(err, "The provider asked to poll less often: every {interval} s now.")
+            }
+            Event::SlowDown { .. } => Ok(()),
+            Event::AuthorizationUrl(url) => writeln!(err, "Open this URL in a browser to authorize:\n\n    {url}\n"),
+            Event::PortFallback { port, first, redirect_uri } => writeln!(
+                err,
+                "warning: port {first} is busy, so the callback listens on {port}: the provider must accept {redirect_uri} (register it, or free port {first})"
+            ),
+            Event::BrowserOpened => writeln!(err, "Opened your browser."),
+            Event::BrowserFailed(why) => writeln!(err, "Could not open a browser ({why}): open the URL above yourself."),
+            Event::Waiting { seconds, redirect_uri } => {
+                let _ = writeln!(err, "Waiting up to {seconds} s for the redirect to {redirect_uri} ...");
+                drop(err);
+                self.spin("Waiting for the browser", Instant::now() + Duration::from_secs(seconds));
+                return;
+            }
+            Event::DeviceWaiting { seconds } => {
+                let _ = writeln!(err, "Waiting up to {seconds} s for the sign-in to be approved ...");
+                drop(err);
+                self.spin("Waiting for the approval", Instant::now() + Duration::from_secs(seconds));
+                return;
+            }
+            Event::Exchanging => writeln!(err, "Exchanging the authorization code for tokens..."),
+            Event::Refreshing if self.verbose > 0 => writeln!(err, "Refreshing the access token..."),
+            Event::Refreshing => Ok(()),
+            Event::Warning(w) => writeln!(err, "warning: {w}"),
+            _ => Ok(()),
+        };
+    }
+}
+
+/// What `authorize` and `refresh` print: tokens masked.
+#[derive(Serialize)]
+pub(crate) struct Summary {
+    provider: String,
+    access_token: String,
+    refresh_token_present: bool,
+    expires_at: Option<i64>,
+    doppler: String,
+}
+
+impl Summary {
+    pub(crate) fn new(
+        ctx: &Context,
+        access: &secrecy::SecretString,
+        refresh_present: bool,
+        expires_at: Option<i64>,
+    ) -> Summary {
+        Summary {
+            provider: ctx.provider.name.clone(),
+            access_token: mask(access.expose_secret()),
+            refresh_token_present: refresh_present,
+            expires_at,
+            doppler: ctx.doppler.settings().describe_target(),
+        }
+    }
+
+    pub(crate) fn print(&self, verb: &str, json: bool) {
+        let mut out = std::io::stdout().lock();
+        if json {
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(self).unwrap_or_default()
+            );
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "{verb} {}: tokens stored in Doppler ({})",
+            self.provider, self.doppler
+        );
+        let _ = writeln!(out, "  access token   {}", self.access_token);
+        let _ = writeln!(
+            out,
+            "  refresh token  {}",
+            if self.refresh_token_present {
+                "stored"
+            } else {
+                "none"
+            }
+        );
+        let _ = writeln!(out, "  expires        {}", describe_expiry(self.expires_at));
+    }
+}
+
+pub(crate) fn describe_expiry(expires_at: Option<i64>) -> String {
+    match expires_at {
+        None => "unknown".into(),
+        Some(e) => format!(
+            "{} ({})",
+            local_time(e),
+            time_left(e - oauth_pkce::token::now())
+        ),
+    }
+}
+
+pub(crate) fn local_time(epoch: i64) -> String {
+    use chrono::TimeZone as _;
+    match chrono::Local.timestamp_opt(epoch, 0).single() {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S %Z").to_string(),
+        None => epoch.to_string(),
+    }
+}
+
+/// "in 59m 10s", "expired 3m ago".
+pub(crate) fn time_left(secs: i64) -> String {
+    let a = secs.unsigned_abs();
+    let text = match a {
+        0..=59 => format!("{a}s"),
+        60..=3599 => format!("{}m {}s", a / 60, a % 60),
+        3600..=86399 => format!("{}h {}m", a / 3600, (a % 3600) / 60),
+        _ => format!("{}d {}h", a / 86400, (a % 86400) / 3600),
+    };
+    if secs >= 0 {
+        format!("in {text}")
+    } else {
+        format!("expired {text} ago")
+    }
+}
+
+/// The man page of oauth-pkce, or of one of its commands (named `oauth-pkce-COMMAND`).
+pub(crate) fn print_man(command: Option<&str>) -> Result<()> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let page = match command {
+        None => cmd,
+        Some(name) => {
+            let sub = cmd.find_subcommand(name).cloned().ok_or_else(|| {
+                let known: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+                Error::Usage(format!(
+                    "no command `{name}` (commands: {})",
+                    known.join(", ")
+                ))
+            })?;
+            let full = format!("oauth-pkce-{name}");
+            sub.display_name(full.clone()).bin_name(full)
+        }
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page)
+        .render(&mut out)
+        .map_err(|e| Error::Usage(format!("cannot render the man page: {e}")))?;
+    let _ = std::io::stdout().lock().write_all(&out);
+    Ok(())
+}
+
+pub(crate) fn print_checks(checks: &[oauth_pkce::doctor::Check], json: bool) {
+    use oauth_pkce::doctor::Status;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(checks).unwrap_or_default()
+        );
+    } else {
+        let label = |c: &oauth_pkce::doctor::Check| match &c.provider {
+            Some(p) => format!("{p}: {}", c.check),
+            None => c.check.clone(),
+        };
+        let width = checks.iter().map(|c| label(c).len()).max().unwrap_or(0);
+        for c in checks {
+            let status = match c.status {
+                Status::Pass => "ok",
+                Status::Warn => "WARN",
+                Status::Fail => "FAIL",
+                Status::Skip => "skip",
+            };
+            let _ = writeln!(out, "{status:<4}  {:<width$}  {}", label(c), c.detail);
+            if let Some(next) = &c.next {
+                let _ = writeln!(out, "      {:<width$}  next: {next}", "");
+            }
+        }
+    }
+    let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+    let (failed, warned) = (count(Status::Fail), count(Status::Warn));
+    if failed == 0 && warned == 0 {
+        eprintln!("All checks passed.");
+    } else {
+        eprintln!("{failed} failed, {warned} with warnings.");
+    }
+}
+
+pub(crate) fn print_revoked(done: &oauth_pkce::revoke::Revoked, target: &str, json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(done).unwrap_or_default()
+        );
+        return;
+    }
+    if done.nothing_stored {
+        eprintln!(
+            "Nothing is stored in Doppler ({target}) for {}: nothing to revoke.",
+            done.provider
+        );
+        return;
+    }
+    let at_provider = match (&done.provider_skipped, done.revoked_at_provider.as_slice()) {
+        (Some(why), _) => format!("not revoked at the provider ({why})"),
+        (None, []) => "nothing to revoke at the provider".to_string(),
+        (None, tokens) => format!(
+            "{} revoked at the provider",
+            tokens
+                .iter()
+                .map(|t| t.replace('_', " "))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "Revoked {}: {at_provider}; tokens removed from Doppler ({target})",
+        done.provider
+    );
+}
+
+pub(crate) fn print_status(rows: &[ProviderStatus], json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(rows).unwrap_or_default()
+        );
+        return;
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let table: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.provider.clone(),
+                yes(r.client_id_present).into(),
+                r.access_token.clone().unwrap_or_else(|| "-".into()),
+                r.expires_at
+                    .map(local_time)
+                    .unwrap_or_else(|| "unknown".into()),
+                r.expires_in.map(time_left).unwrap_or_else(|| "-".into()),
+                yes(r.refresh_token_present).into(),
+                yes(r.refresh_due).into(),
+                r.check.as_ref().map(describe_check).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let header = [
+        "PROVIDER",
+        "CLIENT ID",
+        "ACCESS TOKEN",
+        "EXPIRES",
+        "TIME LEFT",
+        "REFRESH TOKEN",
+        "REFRESH DUE",
+        "CHECK",
+    ];
+    if rows.iter().any(|r| r.check.is_some()) {
+        write_table(&mut out, &header, &table);
+    } else {
+        // Without --check, no CHECK column.
+        let table: Vec<[String; 7]> = table
+            .into_iter()
+            .map(|row| std::array::from_fn(|i| row[i].clone()))
+            .collect();
+        write_table(&mut out, &std::array::from_fn(|i| header[i]), &table);
+    }
+}
+
+fn describe_check(check: &oauth_pkce::status::CheckOutcome) -> String {
+    match (check.result, check.http_status) {
+        (CheckResult::Ok, Some(s)) => format!("ok ({s})"),
+        (CheckResult::Ok, None) => "ok".into(),
+        (CheckResult::Failed, Some(s)) => format!("FAILED ({s})"),
+        (CheckResult::Failed, None) => "FAILED (unreachable)".into(),
+        (CheckResult::Skipped, _) => format!("skipped: {}", check.detail),
+    }
+}
+
+pub(crate) fn print_providers(catalog: &Catalog, json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let list: Vec<&Provider> = catalog.iter().collect();
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+        return;
+    }
+    let rows: Vec<[String; 6]> = catalog
+        .iter()
+        .map(|p| {
+            let redirect = if p.loopback_unsupported.is_some() {
+                "none: no loopback flow".to_string()
+            } else {
+                format!("http://{}:{}{}", p.redirect_host, p.ports, p.redirect_path)
+            };
+            [
+                p.name.clone(),
+                plain(&p.display_name),
+                p.refresh_token_rotation.to_string(),
+                redirect,
+                format!("{}_*", p.secret_prefix),
+                terminal_safe(&p.source, 80),
+            ]
+        })
+        .collect();
+    write_table(
+        &mut out,
+        &[
+            "NAME",
+            "DISPLAY NAME",
+            "ROTATES REFRESH TOKENS",
+            "REDIRECT URI",
+            "SECRETS",
+            "SOURCE",
+        ],
+        &rows,
+    );
+    // What limits a CLI flow, one paragraph per provider, below the table.
+    let notes: Vec<(String, String)> = catalog
+        .iter()
+        .filter_map(|p| {
+            let mut text = Vec::new();
+            let sentence = |t: &str| {
+                let t = t.trim();
+                if t.ends_with(['.', '!', '?']) {
+                    t.to_string()
+                } else {
+                    format!("{t}.")
+                }
+            };
+            if let Some(u) = &p.loopback_unsupported {
+                text.push(format!(
+                    "No loopback flow: {} Instead: {}",
+                    sentence(&u.reason),
+                    sentence(&u.alternative)
+                ));
+            }
+            if let Some(l) = &p.limitations {
+                text.push(sentence(l));
+            }
+            (!text.is_empty()).then(|| (p.name.clone(), plain(&text.join(" "))))
+        })
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(out, "\nLimits of a CLI flow:");
+        for (name, text) in notes {
+            let _ = writeln!(out, "  {name}: {text}");
+        }
+    }
+}
+
+/// Text from a provider file on one line, without control characters.
+fn plain(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+fn write_table<const N: usize>(
+    out: &mut impl std::io::Write,
+    header: &[&str; N],
+    rows: &[[String; N]],
+) {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let _ = writeln!(out, "{}", line(header.to_vec()));
+    for row in rows {
+        let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
+
+/// What `status` says on stderr about each row that needs attention; the exit code.
+pub(crate) fn status_notes(rows: &[ProviderStatus]) -> i32 {
+    let mut err = std::io::stderr().lock();
+    if rows.is_empty() {
+        let _ = writeln!(err, "Nothing is stored in Doppler for any known provider.");
+        let _ = writeln!(
+            err,
+            "hint: run `oauth-pkce authorize --provider NAME` (see `oauth-pkce providers`)"
+        );
+        return 1;
+    }
+    for r in rows.iter().filter(|r| !r.usable) {
+        let _ = writeln!(
+            err,
+            "{}: no usable token; run `oauth-pkce authorize --provider {}`",
+            r.provider, r.provider
+        );
+    }
+    let check_failed = |r: &ProviderStatus| {
+        r.check
+            .as_ref()
+            .is_some_and(|c| c.result == CheckResult::Failed)
+    };
+    for r in rows.iter().filter(|r| check_failed(r)) {
+        let detail = r.check.as_ref().map(|c| c.detail.as_str()).unwrap_or("");
+        let _ = writeln!(
+            err,
+            "{}: the token check failed ({}); run `oauth-pkce refresh --provider {}`, or `authorize` if that fails",
+            r.provider,
+            terminal_safe(detail, 200),
+            r.provider
+        );
+    }
+    let ok = rows.iter().all(|r| r.usable && !check_failed(r));
+    if ok {
+        0
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_reads_naturally() {
+        assert_eq!(time_left(59), "in 59s");
+        assert_eq!(time_left(3599), "in 59m 59s");
+        assert_eq!(time_left(7260), "in 2h 1m");
+        assert_eq!(time_left(-120), "expired 2m 0s ago");
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

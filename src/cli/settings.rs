@@ -1,0 +1,148 @@
+//! Settings, resolved once per run: the one place that reads the process environment (through
+//! `oauth_pkce::env`'s names). Flags beat variables, which beat files. What can fail (a CA
+//! file, the Doppler token, the state directory) is kept as a `Result` until a command needs
+//! it, so that `doctor` can report each failure instead of stopping at the first; every other
+//! command asks for [`Settings::ready`], which gives the first error.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+
+use oauth_pkce::doppler::{Doppler, DopplerSettings, SettingsInputs};
+use oauth_pkce::http::{Http, NetworkSettings};
+use oauth_pkce::provider::{Catalog, Provider};
+use oauth_pkce::{env, Context, Result};
+
+use super::args::Global;
+use super::output::Stderr;
+
+/// Everything a run reads from outside, read once.
+pub(crate) struct Settings {
+    pub(crate) verbose: u8,
+    providers_dir: Option<PathBuf>,
+    provider_files: Vec<PathBuf>,
+    /// Proxies and CA files from the environment, plus `--ca-file`.
+    pub(crate) network: NetworkSettings,
+    /// The one HTTP client of the run (its CA files read once), or why it cannot be built.
+    pub(crate) http: Result<Http>,
+    pub(crate) doppler: Result<DopplerSettings>,
+    pub(crate) state_dir: Result<PathBuf>,
+    /// `*_CLIENT_ID`/`*_CLIENT_SECRET` of the environment: the credentials' fallback.
+    pub(crate) env_credentials: HashMap<String, SecretString>,
+    pub(crate) browser_var: Option<String>,
+    pub(crate) path_var: Option<OsString>,
+    /// The browser is probably on another machine (SSH, or Linux without a display).
+    pub(crate) remote: bool,
+    /// stderr is a terminal that can draw a spinner; `NO_COLOR` is unset.
+    animate: bool,
+    colour: bool,
+}
+
+/// The values every command but `doctor` needs, all known good.
+pub(crate) struct Ready {
+    pub(crate) http: Http,
+    pub(crate) doppler: DopplerSettings,
+    state_dir: PathBuf,
+    env_credentials: HashMap<String, SecretString>,
+}
+
+impl Settings {
+    pub(crate) fn resolve(global: &Global) -> Settings {
+        let var = |name: &str| std::env::var(name).ok();
+        let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+        let mut network = NetworkSettings::from_vars(var);
+        network.ca_files.extend(global.ca_files.iter().cloned());
+        let http = Http::with_network(&network);
+        let inputs = SettingsInputs {
+            project_flag: global.project.clone(),
+            config_flag: global.config.clone(),
+            vars: env::DOPPLER_VARS
+                .iter()
+                .filter_map(|k| var(k).map(|v| (k.to_string(), v)))
+                .collect(),
+            cwd: std::env::current_dir().unwrap_or_default(),
+            home: dirs::home_dir(),
+        };
+        let remote = set(env::SSH_CONNECTION)
+            || set(env::SSH_TTY)
+            || (cfg!(target_os = "linux")
+                && !set(env::DISPLAY)
+                && !set(env::WAYLAND_DISPLAY)
+                && !set(env::BROWSER));
+        Settings {
+            verbose: global.verbose,
+            providers_dir: var(env::OAUTH_PKCE_PROVIDERS_DIR)
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .or_else(oauth_pkce::provider::default_user_dir),
+            provider_files: global.provider_files.clone(),
+            network,
+            http,
+            doppler: DopplerSettings::resolve(&inputs),
+            state_dir: oauth_pkce::state::state_dir(),
+            env_credentials: oauth_pkce::credentials_from_env(std::env::vars()),
+            browser_var: var(env::BROWSER),
+            path_var: std::env::var_os(env::PATH),
+            remote,
+            animate: std::io::stderr().is_terminal() && var(env::TERM).as_deref() != Some("dumb"),
+            colour: !set(env::NO_COLOR),
+        }
+    }
+
+    /// Every provider: the built-ins, overridden by the user's files.
+    pub(crate) fn catalog(&self) -> Result<Catalog> {
+        Catalog::load(self.providers_dir.as_deref(), &self.provider_files)
+    }
+
+    /// One provider, parsing only its own definition (and the user's files).
+    pub(crate) fn provider(&self, name: &str) -> Result<Provider> {
+        Catalog::find(self.providers_dir.as_deref(), &self.provider_files, name)
+    }
+
+    /// Where progress and warnings go.
+    pub(crate) fn reporter(&self) -> Stderr {
+        Stderr::new(self.verbose, self.animate, self.colour)
+    }
+
+    /// A maker of reporters, for a command that hands one to each provider's token source.
+    pub(crate) fn reporters(&self) -> impl Fn() -> Stderr {
+        let (verbose, animate, colour) = (self.verbose, self.animate, self.colour);
+        move || Stderr::new(verbose, animate, colour)
+    }
+
+    /// The HTTP client, Doppler settings and state directory, or the first that failed.
+    pub(crate) fn ready(self) -> Result<Ready> {
+        Ok(Ready {
+            http: self.http?,
+            doppler: self.doppler?,
+            state_dir: self.state_dir?,
+            env_credentials: self.env_credentials,
+        })
+    }
+}
+
+impl Ready {
+    /// What the library needs for one provider; every context shares the one HTTP client.
+    pub(crate) fn context(&self, provider: Provider, refresh_buffer: i64) -> Context {
+        Context {
+            doppler: self.store(),
+            http: self.http.clone(),
+            provider,
+            env_credentials: self.env_credentials.clone(),
+            refresh_buffer,
+            state_dir: self.state_dir.clone(),
+        }
+    }
+
+    /// The Doppler client, on the run's HTTP client.
+    pub(crate) fn store(&self) -> Doppler {
+        Doppler::new(self.http.clone(), self.doppler.clone())
+    }
+
+    pub(crate) fn state_dir(&self) -> &std::path::Path {
+        &self.state_dir
+    }
+}
