@@ -2,7 +2,7 @@
 //! other listener is [`crate::demo`], only while `oauth-pkce demo` runs).
 //!
 //! It binds the first free port of the range on the loopback interface only (127.0.0.1, and
-//! also [::1] when the redirect host is `localhost`), answers exactly `GET {redirect_path}` on
+//! also `[::1]` when the redirect host is `localhost`), answers exactly `GET {redirect_path}` on
 //! the expected `Host`, and hands the first callback whose `state` matches to the waiting flow.
 //! Anything else (a favicon, a probe, a wrong or missing `state`) gets an error page and changes
 //! nothing, up to a cap. Every page is static text with request text HTML-escaped, and every

@@ -9,7 +9,7 @@
 //! errors and retries a dead endpoint silently until the code expires) through the same
 //! `send`; [`crate::device`] runs the loop.
 //!
-//! Provider quirks live at the edges of that path, in [`send`]: a JSON request body instead of
+//! Provider quirks live at the edges of that path, in `send`: a JSON request body instead of
 //! a form (`token_request_format`), a form-encoded answer read as JSON (GitHub without
 //! `Accept: application/json`), tokens nested in the answer (`token_response_path`, Slack's
 //! `authed_user`). Errors answered with HTTP 200 (GitHub, Slack) are read in `map_error`.

