@@ -483,7 +483,12 @@ async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Re
 }
 
 /// Test hook: `OAUTH_PKCE_TEST_PAUSE=after-journal:SECONDS` sleeps at that point so a test can
-/// kill the process there. Unset in normal use.
+/// kill the process there. Only in debug builds (those `cargo test` runs): a release build,
+/// as `cargo install` makes, has no such hook and reads no such variable.
+#[cfg(not(debug_assertions))]
+fn failpoint(_: &str) {}
+
+#[cfg(debug_assertions)]
 fn failpoint(name: &str) {
     let Ok(spec) = std::env::var(crate::env::OAUTH_PKCE_TEST_PAUSE) else {
         return;

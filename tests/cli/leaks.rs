@@ -37,19 +37,24 @@ fn scan(what: &str, text: &str, secrets: &[String]) {
 #[test]
 fn no_command_prints_or_writes_a_secret_even_with_vv() {
     let h = Harness::new(AsConfig::jobber());
+    // Each run must get as far as it should (its exit code), or the scan proves nothing: a
+    // command that fails early prints no secret because it never had one.
     let mut runs: Vec<(String, Run)> = Vec::new();
     runs.push(("authorize".into(), h.authorize(&["-vv"])));
-    for args in [
-        &["status", "-vv"][..],
-        &["status", "--provider", "acme", "--json", "-vv"],
-        &["refresh", "--provider", "acme", "-vv"],
-        &["refresh", "--provider", "acme", "--json", "-vv"],
-        &["providers", "-vv"],
-        &["doctor", "-vv"],
-        &["doctor", "--provider", "acme", "--json", "-vv"],
-        &["exec", "--provider", "acme", "-vv", "--", "true"],
+    runs[0].1.assert_code(0);
+    for (args, code) in [
+        (&["status", "-vv"][..], 0),
+        (&["status", "--provider", "acme", "--json", "-vv"], 0),
+        (&["refresh", "--provider", "acme", "-vv"], 0),
+        (&["refresh", "--provider", "acme", "--json", "-vv"], 0),
+        (&["providers", "-vv"], 0),
+        (&["doctor", "-vv"], 0),
+        (&["doctor", "--provider", "acme", "--json", "-vv"], 0),
+        (&["exec", "--provider", "acme", "-vv", "--", "true"], 0),
     ] {
-        runs.push((args.join(" "), h.run(args)));
+        let run = h.run(args);
+        assert_eq!(run.code, code, "{}: {}", args.join(" "), run.stderr);
+        runs.push((args.join(" "), run));
     }
     // A failing store: the error path must not print the tokens either.
     h.set_secret("ACME_TOKEN_EXPIRES_AT", "1");
@@ -60,12 +65,12 @@ fn no_command_prints_or_writes_a_secret_even_with_vv() {
         Fault::json(500, "down"),
         20,
     );
-    runs.push((
-        "failing token".into(),
-        h.run(&["token", "--provider", "acme", "-vv"]),
-    ));
+    let failing = h.run(&["token", "--provider", "acme", "-vv"]);
+    failing.assert_code(6);
+    runs.push(("failing token".into(), failing));
     h.doppler.clear_faults();
     let token = h.run(&["token", "--provider", "acme", "-vv"]);
+    token.assert_code(0);
 
     let mut secrets: Vec<String> = h.auth.minted();
     secrets.push(CLIENT_SECRET.to_string());
