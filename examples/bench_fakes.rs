@@ -4,6 +4,15 @@
 //!
 //! Usage: `cargo run --release --example bench_fakes -- DIR EXPIRES_IN`
 
+// Test support is not the product: Cargo.toml's lints hold src/ to its invariants; the test
+// harness prints, kills its children (unsafe libc calls) and shares `pub` helpers freely.
+#![allow(
+    unreachable_pub,
+    unsafe_code,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 #[path = "../tests/cli/support/fake_as.rs"]
 mod fake_as;
 #[path = "../tests/cli/support/fake_doppler.rs"]

@@ -41,6 +41,8 @@
 //! secret is a [`secrecy::SecretString`] whose `Debug` is redacted, and no secret-bearing type
 //! implements `Display`.
 
+#![forbid(unsafe_code)]
+
 pub mod authorize;
 pub mod browser;
 pub mod callback;

@@ -4,6 +4,7 @@ mod cli;
 
 use clap::Parser as _;
 
+#[allow(clippy::print_stderr)] // "interrupted", for the person at the terminal
 fn main() {
     harden();
     let cli = cli::Cli::parse();
@@ -31,6 +32,7 @@ fn main() {
 }
 
 /// Prints `error: …` with its causes and `hint: …`; returns the exit code.
+#[allow(clippy::print_stderr)]
 fn report(e: &oauth_pkce::Error) -> i32 {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -46,6 +48,7 @@ fn report(e: &oauth_pkce::Error) -> i32 {
 
 /// No core dumps (they would hold tokens), and on Linux no ptrace or /proc reading of this
 /// process by other processes of the same user.
+#[allow(unsafe_code)]
 fn harden() {
     #[cfg(unix)]
     // SAFETY: setrlimit and prctl are called with valid arguments and touch no Rust memory.

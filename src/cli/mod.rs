@@ -4,6 +4,7 @@
 
 mod args;
 mod demo;
+mod exec;
 mod output;
 mod settings;
 mod spinner;
@@ -141,12 +142,12 @@ async fn run_exec(args: &ExecArgs, settings: Settings) -> Result<i32> {
         .command
         .split_first()
         .ok_or_else(|| Error::Usage("no command given after `--`".into()))?;
-    let command = oauth_pkce::exec::Command {
+    let command = exec::Command {
         program: program.clone(),
         args: rest.to_vec(),
         keep_doppler_token: args.keep_doppler_token,
     };
-    oauth_pkce::exec::run(&command, &tokens).await
+    exec::run(&command, &tokens).await
 }
 
 async fn run_revoke(args: &RevokeArgs, settings: Settings) -> Result<i32> {
@@ -255,7 +256,10 @@ fn in_foreground() -> bool {
     #[cfg(unix)]
     {
         // SAFETY: tcgetpgrp and getpgrp only read process state.
-        unsafe { libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp() }
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp()
+        }
     }
     #[cfg(not(unix))]
     {

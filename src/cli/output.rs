@@ -2,6 +2,8 @@
 //! tables and JSON on stdout. The only module of the crate that writes to stdout or stderr
 //! (besides `main.rs`'s `error:`/`hint:`), which the `print_*` lints check.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::io::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

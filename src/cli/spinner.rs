@@ -13,14 +13,14 @@ const FRAMES: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "�
 const TICK: Duration = Duration::from_millis(100);
 
 /// A running spinner; it stops and clears its line when dropped.
-pub struct Spinner {
+pub(crate) struct Spinner {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Spinner {
     /// Starts drawing `label` and the time left until `deadline` on stderr.
-    pub fn start(label: String, deadline: Instant, colour: bool) -> Spinner {
+    pub(crate) fn start(label: String, deadline: Instant, colour: bool) -> Spinner {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             for frame in FRAMES.iter().cycle() {
