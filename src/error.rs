@@ -140,14 +140,14 @@ pub enum Error {
     },
     #[error("Doppler answered badly: {0}")]
     DopplerResponse(String),
-    #[error("the new tokens for {provider} could not be written to Doppler: {source}")]
+    #[error("the new tokens for {provider} could not be written to Doppler")]
     StoreFailed {
         provider: String,
         journal: PathBuf,
         #[source]
         source: Box<Error>,
     },
-    #[error("the provider rotated the tokens for {provider}, but neither the local journal nor Doppler could store the new ones: {source}")]
+    #[error("the provider rotated the tokens for {provider}, but neither the local journal nor Doppler could store the new ones")]
     TokensLost {
         provider: String,
         #[source]
@@ -231,7 +231,7 @@ impl Error {
                 "known providers: {}; run `oauth-pkce providers`, or add a TOML file with --provider-file",
                 known.join(", ")
             ),
-            ProviderFile { .. } => "fix the file (SPEC.md lists the keys), then run the command again".into(),
+            ProviderFile { .. } => "fix the file, then run the command again (docs/providers.md lists every key; `oauth-pkce providers --json` shows the built-in providers in full)".into(),
             ReadFile { .. } => "check that the file exists and is readable".into(),
             MissingCredential { secret, .. } => format!(
                 "add it to Doppler: `doppler secrets set {secret}` (or export {secret} in the environment)"

@@ -564,9 +564,42 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     if let Some(rest) = message.strip_prefix("missing field ") {
         message = format!("missing required key {rest}");
     } else if let Some(rest) = message.strip_prefix("unknown field ") {
-        message = format!("unknown key {rest}");
+        let near = nearest_key(rest).map(|k| format!(" (did you mean `{k}`?)"));
+        message = format!("unknown key {rest}{}", near.unwrap_or_default());
     }
     format!("{line}{message}")
+}
+
+/// For serde's "`tokne_url`, expected one of `a`, `b`, …": the expected key nearest to the
+/// unknown one, when it is close enough to be a typo (at most 2 edits, or a third of it).
+fn nearest_key(rest: &str) -> Option<String> {
+    let (unknown, expected) = rest.split_once(", expected ")?;
+    let unknown = unknown.trim_matches('`');
+    let distance = |a: &str, b: &str| {
+        // Levenshtein over chars, one row at a time.
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut diagonal = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let above = row[j + 1];
+                row[j + 1] = (above + 1)
+                    .min(row[j] + 1)
+                    .min(diagonal + usize::from(ca != *cb));
+                diagonal = above;
+            }
+        }
+        row[b.len()]
+    };
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|key| (distance(unknown, key), key))
+        .min()
+        .filter(|(d, _)| *d <= 2.max(unknown.chars().count() / 3))
+        .map(|(_, key)| key.to_string())
 }
 
 /// The user's provider directory: `$OAUTH_PKCE_PROVIDERS_DIR`, else `oauth-pkce/providers` in
@@ -781,7 +814,15 @@ secret_prefix = "ACME"
     fn unknown_key_is_named() {
         let e = error_of(&format!("{MINIMAL}tokne_url = \"x\"\n"));
         assert!(e.contains("unknown key `tokne_url`"), "{e}");
+        assert!(e.contains("(did you mean `token_url`?)"), "{e}");
         assert!(e.contains("line 8"), "{e}");
+    }
+
+    #[test]
+    fn a_key_far_from_every_known_one_gets_no_suggestion() {
+        let e = error_of(&format!("{MINIMAL}colour = \"x\"\n"));
+        assert!(e.contains("unknown key `colour`"), "{e}");
+        assert!(!e.contains("did you mean"), "{e}");
     }
 
     #[test]

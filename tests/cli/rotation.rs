@@ -160,6 +160,12 @@ fn doppler_failing_after_the_provider_rotated_keeps_the_tokens_in_a_journal_and_
     let run = h.run(&["token", "--provider", "acme"]);
     run.assert_error(6, "doppler is down");
     assert_eq!(
+        run.stderr.matches("doppler is down").count(),
+        1,
+        "the cause is printed once: {}",
+        run.stderr
+    );
+    assert_eq!(
         run.stdout, "",
         "no token on stdout when the new one is not stored"
     );
