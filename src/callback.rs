@@ -1,5 +1,5 @@
 //! The loopback callback server: the one module of the real flow that listens on a socket (the
-//! other listener is [`crate::demo`], only while `oauth-pkce demo` runs).
+//! others are the demo's servers, `src/cli/demo_server.rs`, only while `oauth-pkce demo` runs).
 //!
 //! It binds the first free port of the range on the loopback interface only (127.0.0.1, and
 //! also `[::1]` when the redirect host is `localhost`), answers exactly `GET {redirect_path}` on

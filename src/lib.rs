@@ -18,11 +18,11 @@
 //! grant (RFC 8628) with no callback at all.
 //!
 //! Later, [`refresh`] hands out a valid access token, refreshing it when it expires within a
-//! buffer, and [`status`] reports what is stored. [`exec`] runs a command with the token in
-//! its environment, [`revoke`] revokes the tokens (RFC 7009) and removes them from Doppler, and
-//! [`doctor`] checks the setup. Every request goes through [`http`] (proxies from the
-//! environment except for loopback, extra CA files). [`demo`] runs the whole cycle against a
-//! local authorization server and an in-memory Doppler-compatible store.
+//! buffer, and [`status`] reports what is stored. [`exec`] gathers the tokens a command gets in
+//! its environment, and [`revoke`] revokes the tokens (RFC 7009) and removes them from Doppler.
+//! Every request goes through [`http`] (proxies from the environment except for loopback,
+//! extra CA files). The binary adds what only a command line needs: `doctor`'s checks, the
+//! demo's local authorization server, `exec`'s child process and signals.
 //!
 //! ```no_run
 //! use oauth_pkce::{doppler::{DopplerSettings, SettingsInputs}, provider::Catalog, Context, Quiet};
@@ -37,7 +37,7 @@
 //! ```
 //!
 //! Invariants: the library never prints (progress goes through [`Reporter`]); only
-//! [`callback`] (and [`demo`], while a demo runs) listens on a socket, on loopback only; every
+//! [`callback`] listens on a socket, on loopback only; every
 //! secret is a [`secrecy::SecretString`] whose `Debug` is redacted, and no secret-bearing type
 //! implements `Display`.
 
@@ -46,9 +46,7 @@
 pub mod authorize;
 pub mod browser;
 pub mod callback;
-pub mod demo;
 pub mod device;
-pub mod doctor;
 pub mod doppler;
 pub mod env;
 pub mod error;

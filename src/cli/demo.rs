@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret as _;
 
+use super::demo_server::Demo;
 use oauth_pkce::authorize::{authorize, AuthorizeOptions};
-use oauth_pkce::demo::Demo;
 use oauth_pkce::{refresh, status, Event, Reporter, Result};
 
 use super::args::DemoArgs;

@@ -4,6 +4,8 @@
 
 mod args;
 mod demo;
+mod demo_server;
+mod doctor;
 mod exec;
 mod output;
 mod settings;
@@ -166,7 +168,7 @@ async fn run_doctor(args: &DoctorArgs, settings: Settings) -> Result<i32> {
         Some(name) => Some(catalog.get(name)?.clone()),
         None => None,
     };
-    let checks = oauth_pkce::doctor::run(oauth_pkce::doctor::Inputs {
+    let checks = doctor::run(doctor::Inputs {
         network: &settings.network,
         http: settings.http,
         settings: settings.doppler,
@@ -179,7 +181,7 @@ async fn run_doctor(args: &DoctorArgs, settings: Settings) -> Result<i32> {
     })
     .await;
     output::print_checks(&checks, args.json.json);
-    Ok(oauth_pkce::doctor::exit_code(&checks))
+    Ok(doctor::exit_code(&checks))
 }
 
 async fn run_status(args: &StatusArgs, settings: Settings) -> Result<i32> {

@@ -242,8 +242,8 @@ pub(crate) fn print_man(command: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn print_checks(checks: &[oauth_pkce::doctor::Check], json: bool) {
-    use oauth_pkce::doctor::Status;
+pub(crate) fn print_checks(checks: &[super::doctor::Check], json: bool) {
+    use super::doctor::Status;
     let mut out = std::io::stdout().lock();
     if json {
         let _ = writeln!(
@@ -252,7 +252,7 @@ pub(crate) fn print_checks(checks: &[oauth_pkce::doctor::Check], json: bool) {
             serde_json::to_string_pretty(checks).unwrap_or_default()
         );
     } else {
-        let label = |c: &oauth_pkce::doctor::Check| match &c.provider {
+        let label = |c: &super::doctor::Check| match &c.provider {
             Some(p) => format!("{p}: {}", c.check),
             None => c.check.clone(),
         };

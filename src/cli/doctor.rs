@@ -18,14 +18,14 @@ use std::ffi::OsString;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-use crate::browser::{find_opener, Opener};
-use crate::doppler::{Change, Doppler, DopplerSettings, TokenKind, TokenSource};
-use crate::error::{DopplerFailure, Error, Result};
-use crate::http::{Http, NetworkSettings};
-use crate::provider::{Catalog, Provider};
-use crate::refresh::refresh_due;
-use crate::store::{secret_names, Stored, CLIENT_ID, REFRESH_LEASE};
-use crate::token::now;
+use oauth_pkce::browser::{find_opener, Opener};
+use oauth_pkce::doppler::{Change, Doppler, DopplerSettings, TokenKind, TokenSource};
+use oauth_pkce::error::{DopplerFailure, Error, Result};
+use oauth_pkce::http::{Http, NetworkSettings};
+use oauth_pkce::provider::{Catalog, Provider};
+use oauth_pkce::refresh::refresh_due;
+use oauth_pkce::store::{secret_names, Stored, CLIENT_ID, REFRESH_LEASE};
+use oauth_pkce::token::now;
 
 /// Ports probed at most per provider.
 const MAX_PORTS: usize = 32;
@@ -33,7 +33,7 @@ const MAX_PORTS: usize = 32;
 /// How a check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub(crate) enum Status {
     Pass,
     /// Works, with a caveat worth knowing.
     Warn,
@@ -44,18 +44,18 @@ pub enum Status {
 
 /// One check's result.
 #[derive(Debug, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     /// What was checked, e.g. `doppler token` or `callback ports`.
-    pub check: String,
+    pub(crate) check: String,
     /// The provider it is about, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
-    pub status: Status,
+    pub(crate) provider: Option<String>,
+    pub(crate) status: Status,
     /// What was found (names and places, never a secret).
-    pub detail: String,
+    pub(crate) detail: String,
     /// What to do, when the status is not `pass`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
+    pub(crate) next: Option<String>,
 }
 
 impl Check {
@@ -88,29 +88,29 @@ fn describe(e: &Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    crate::text::terminal_safe(&text, 500)
+    oauth_pkce::text::terminal_safe(&text, 500)
 }
 
 /// What the checks look at, gathered by the caller.
-pub struct Inputs<'a> {
-    pub network: &'a NetworkSettings,
+pub(crate) struct Inputs<'a> {
+    pub(crate) network: &'a NetworkSettings,
     /// The client built from `network`, or why it could not be.
-    pub http: Result<Http>,
+    pub(crate) http: Result<Http>,
     /// The Doppler settings, or why they could not be resolved.
-    pub settings: Result<DopplerSettings>,
-    pub catalog: &'a Catalog,
+    pub(crate) settings: Result<DopplerSettings>,
+    pub(crate) catalog: &'a Catalog,
     /// Only this provider; `None`: every provider with anything stored.
-    pub provider: Option<&'a Provider>,
+    pub(crate) provider: Option<&'a Provider>,
     /// `*_CLIENT_ID`/`*_CLIENT_SECRET` of the environment (the credentials' fallback).
-    pub env_credentials: &'a HashMap<String, SecretString>,
+    pub(crate) env_credentials: &'a HashMap<String, SecretString>,
     /// `$BROWSER` and `$PATH`.
-    pub browser_var: Option<String>,
-    pub path_var: Option<OsString>,
-    pub refresh_buffer: i64,
+    pub(crate) browser_var: Option<String>,
+    pub(crate) path_var: Option<OsString>,
+    pub(crate) refresh_buffer: i64,
 }
 
 /// Runs every check.
-pub async fn run(inputs: Inputs<'_>) -> Vec<Check> {
+pub(crate) async fn run(inputs: Inputs<'_>) -> Vec<Check> {
     let mut checks = vec![network_check(inputs.network, &inputs.http)];
 
     let mut doppler = None;
@@ -418,7 +418,7 @@ fn credentials_check(
         Ok(c) => {
             let mut detail = place(CLIENT_ID);
             if c.client_secret.is_some() {
-                detail.push_str(&format!(", {}", place(crate::store::CLIENT_SECRET)));
+                detail.push_str(&format!(", {}", place(oauth_pkce::store::CLIENT_SECRET)));
             }
             Check::new("client credentials", Some(provider), Status::Pass, detail)
         }
@@ -437,7 +437,7 @@ async fn callback_checks(provider: &Provider) -> Vec<Check> {
         .next(u.alternative.clone())];
     }
     let ports = &provider.ports;
-    let probed = crate::callback::probe_ports(&provider.redirect_host, ports, MAX_PORTS).await;
+    let probed = oauth_pkce::callback::probe_ports(&provider.redirect_host, ports, MAX_PORTS).await;
     let free: Vec<u16> = probed.iter().filter(|(_, f)| *f).map(|(p, _)| *p).collect();
     let busy: Vec<String> = probed
         .iter()
@@ -569,7 +569,7 @@ fn token_state_check(provider: &Provider, stored: Option<&Stored>, buffer: i64) 
 }
 
 /// The exit code of a doctor run: 0 when no check failed (warnings and skips allowed), else 1.
-pub fn exit_code(checks: &[Check]) -> i32 {
+pub(crate) fn exit_code(checks: &[Check]) -> i32 {
     if checks.iter().any(|c| c.status == Status::Fail) {
         1
     } else {

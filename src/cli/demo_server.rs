@@ -15,7 +15,7 @@
 //! like any file) points at the first server, `DOPPLER_API_HOST` (resolved by
 //! [`DopplerSettings::resolve`] like any other) at the second, and locks and journals go to a
 //! temporary directory, so `authorize`, `status`, `token` and `refresh` run their real code.
-//! Besides [`crate::callback`], this is the only module that listens on a socket: only on
+//! Besides `oauth_pkce::callback`, this is the only module that listens on a socket: only on
 //! 127.0.0.1, only while a demo runs.
 
 use std::collections::{BTreeMap, HashMap};
@@ -32,29 +32,29 @@ use secrecy::ExposeSecret as _;
 use serde_json::{json, Value};
 use url::form_urlencoded;
 
-use crate::doppler::{Doppler, DopplerSettings, SettingsInputs};
-use crate::error::{Error, Result};
-use crate::http::Http;
-use crate::pkce::{is_valid_verifier, random_token, s256_challenge};
-use crate::provider::Provider;
-use crate::text::html_escape;
-use crate::token::now;
-use crate::{env, Context, DEFAULT_REFRESH_BUFFER};
+use oauth_pkce::doppler::{Doppler, DopplerSettings, SettingsInputs};
+use oauth_pkce::error::{Error, Result};
+use oauth_pkce::http::Http;
+use oauth_pkce::pkce::{is_valid_verifier, random_token, s256_challenge};
+use oauth_pkce::provider::Provider;
+use oauth_pkce::text::html_escape;
+use oauth_pkce::token::now;
+use oauth_pkce::{env, Context, DEFAULT_REFRESH_BUFFER};
 
 const CLIENT_ID: &str = "oauth-pkce-demo";
 /// The store's project and config, as `status` and the summaries name them.
-pub const PROJECT: &str = "demo-in-memory";
-pub const CONFIG: &str = "local";
+pub(crate) const PROJECT: &str = "demo-in-memory";
+pub(crate) const CONFIG: &str = "local";
 const ACCESS_TTL: i64 = 3600;
 
 /// The running demo servers and a context that uses them. Dropping it stops the servers and
 /// removes the temporary state directory.
-pub struct Demo {
-    pub ctx: Context,
+pub(crate) struct Demo {
+    pub(crate) ctx: Context,
     /// The authorization server's base URL (also its issuer).
-    pub server_url: String,
+    pub(crate) server_url: String,
     /// The store's base URL (`DOPPLER_API_HOST`).
-    pub store_url: String,
+    pub(crate) store_url: String,
     servers: Vec<tokio::task::JoinHandle<()>>,
     state_dir: PathBuf,
 }
@@ -70,7 +70,7 @@ impl Drop for Demo {
 
 impl Demo {
     /// Starts both servers on 127.0.0.1 (ports chosen by the OS) and builds the context.
-    pub async fn start() -> Result<Demo> {
+    pub(crate) async fn start() -> Result<Demo> {
         let failed = |e: std::io::Error| {
             Error::Config(format!("cannot start the demo's servers on 127.0.0.1: {e}"))
         };
@@ -147,13 +147,13 @@ url = "{server_url}/api/me"
             ..SettingsInputs::default()
         })?;
         // No proxy and no extra CA from the environment: every request stays on loopback.
-        let http = Http::with_network(&crate::http::NetworkSettings::default())?;
+        let http = Http::with_network(&oauth_pkce::http::NetworkSettings::default())?;
         let state_dir = std::env::temp_dir().join(format!(
             "oauth-pkce-demo-{}-{}",
             std::process::id(),
             &random_token().expose_secret()[..8]
         ));
-        crate::state::private_dir(&state_dir)?;
+        oauth_pkce::state::private_dir(&state_dir)?;
         Ok(Demo {
             ctx: Context {
                 doppler: Doppler::new(http.clone(), settings),
@@ -172,7 +172,7 @@ url = "{server_url}/api/me"
 
     /// Plays the browser (for `demo --no-browser`): opens the authorization URL, approves on
     /// the consent page, and follows the redirect to the callback, as top-level navigations.
-    pub async fn play_browser(&self, authorization_url: &url::Url) -> Result<()> {
+    pub(crate) async fn play_browser(&self, authorization_url: &url::Url) -> Result<()> {
         let fail = |what: &str| Error::Authorization(format!("the demo's browser: {what}"));
         let client = self.ctx.http.client();
         let navigate = |r: reqwest::RequestBuilder| {
@@ -319,7 +319,7 @@ async fn consent(State(auth): State<Arc<AuthServer>>, RawQuery(query): RawQuery)
         let redirect_uri = get("redirect_uri")
             .and_then(|r| url::Url::parse(r).ok())
             .filter(|u| {
-                u.scheme() == "http" && crate::http::is_loopback_url(u) && u.port().is_some()
+                u.scheme() == "http" && oauth_pkce::http::is_loopback_url(u) && u.port().is_some()
             })
             .ok_or("redirect_uri must be http on a loopback host with a port")?;
         let state = get("state").ok_or("state is required")?;
@@ -759,13 +759,13 @@ mod tests {
         // The store: a compare-and-swap that does not match changes nothing.
         let changes = |original: &str| {
             vec![
-                crate::doppler::Change {
+                oauth_pkce::doppler::Change {
                     name: "A".into(),
                     value: "1".to_string().into(),
                     original: None,
                     exists: false,
                 },
-                crate::doppler::Change {
+                oauth_pkce::doppler::Change {
                     name: "DEMO_CLIENT_ID".into(),
                     value: "x".to_string().into(),
                     original: Some(original.to_string().into()),
