@@ -18,6 +18,8 @@ pub const OAUTH_PKCE_PROVIDERS_DIR: &str = "OAUTH_PKCE_PROVIDERS_DIR";
 pub const BROWSER: &str = "BROWSER";
 /// Test hook: `after-journal:SECONDS` pauses a refresh right after its journal is written.
 pub const OAUTH_PKCE_TEST_PAUSE: &str = "OAUTH_PKCE_TEST_PAUSE";
+/// Test hook (debug builds only): `journal-write` makes the journal write fail as a full disk.
+pub const OAUTH_PKCE_TEST_FAULT: &str = "OAUTH_PKCE_TEST_FAULT";
 /// Disables colour.
 pub const NO_COLOR: &str = "NO_COLOR";
 /// `dumb` disables the spinner.

@@ -36,6 +36,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A file or directory of the user's state dir (locks, journals) that cannot be used.
+    #[error("cannot {op} {}", path.display())]
+    StateFile {
+        op: FileOp,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{what} is not set in Doppler ({secret}) nor in the environment")]
     MissingCredential { what: &'static str, secret: String },
     #[error("no Doppler token found")]
@@ -138,6 +146,16 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Another refresh of the same tokens did not finish within the wait.
+    #[error("{}", match holder {
+        Holder::ThisMachine { lock } => format!("another oauth-pkce process on this machine has been refreshing {provider} for {seconds} s (lock {})", lock.display()),
+        Holder::AnotherMachine => format!("waited {seconds} s for another machine's refresh of {provider} to finish"),
+    })]
+    RefreshBusy {
+        provider: String,
+        seconds: u64,
+        holder: Holder,
+    },
     #[error("Doppler answered badly: {0}")]
     DopplerResponse(String),
     #[error("the new tokens for {provider} could not be written to Doppler")]
@@ -163,6 +181,39 @@ pub enum Error {
     ReadOnlyCannotRefresh { provider: String },
 }
 
+/// What could not be done to a state file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileOp {
+    Create,
+    Open,
+    Read,
+    Write,
+    Remove,
+    Lock,
+}
+
+impl std::fmt::Display for FileOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileOp::Create => "create",
+            FileOp::Open => "open",
+            FileOp::Read => "read",
+            FileOp::Write => "write",
+            FileOp::Remove => "remove",
+            FileOp::Lock => "lock",
+        })
+    }
+}
+
+/// Who holds the refresh that a process waited for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// Another process of this machine holds the local lock (this file).
+    ThisMachine { lock: PathBuf },
+    /// Another machine holds the lease in the store.
+    AnotherMachine,
+}
+
 /// Why Doppler refused, so the hint can say what to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DopplerFailure {
@@ -173,8 +224,6 @@ pub enum DopplerFailure {
     RateLimited,
     Server,
     Conflict,
-    /// Another process or machine is refreshing and did not finish in time.
-    Busy,
     Other,
 }
 
@@ -186,6 +235,7 @@ impl Error {
             UnknownProvider { .. }
             | ProviderFile { .. }
             | ReadFile { .. }
+            | StateFile { .. }
             | MissingCredential { .. }
             | NoDopplerToken
             | DopplerTokenInKeyring
@@ -211,6 +261,7 @@ impl Error {
             Doppler { .. }
             | DopplerUnreachable { .. }
             | DopplerResponse(_)
+            | RefreshBusy { .. }
             | StoreFailed { .. }
             | TokensLost { .. }
             | RevokedNotRemoved { .. }
@@ -233,6 +284,9 @@ impl Error {
             ),
             ProviderFile { .. } => "fix the file, then run the command again (docs/providers.md lists every key; `oauth-pkce providers --json` shows the built-in providers in full)".into(),
             ReadFile { .. } => "check that the file exists and is readable".into(),
+            StateFile { .. } => "oauth-pkce keeps locks and journals there: check that the directory is yours, writable (mode 0700) and the disk not full, then run the command again".into(),
+            RefreshBusy { holder: Holder::ThisMachine { .. }, .. } => "wait for the other oauth-pkce process to finish (or stop it), then run the command again".into(),
+            RefreshBusy { holder: Holder::AnotherMachine, .. } => "run the command again in a minute: the other machine's tokens will be there, and a lease left by a killed process expires by itself".into(),
             MissingCredential { secret, .. } => format!(
                 "add it to Doppler: `doppler secrets set {secret}` (or export {secret} in the environment)"
             ),
@@ -297,7 +351,6 @@ impl Error {
                 DopplerFailure::RateLimited => "Doppler is rate limiting this token; wait a minute and retry".into(),
                 DopplerFailure::Server => "Doppler is having trouble; retry in a minute (status.doppler.com)".into(),
                 DopplerFailure::Conflict => "another process changed the secret at the same time; run the command again".into(),
-                DopplerFailure::Busy => "another process or machine is refreshing; wait a minute and retry (a stale lease expires by itself)".into(),
                 DopplerFailure::Other => "check the project, config and token; run with -v for details".into(),
             },
             DopplerUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and DOPPLER_API_HOST, then retry; for a certificate error, trust your CA with --ca-file, OAUTH_PKCE_CA_FILE or SSL_CERT_FILE".into(),

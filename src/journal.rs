@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FileOp, Result};
 use crate::state;
 use crate::token::{ExpirySource, TokenSet};
 use crate::Context;
@@ -67,17 +67,25 @@ impl Journal {
         );
         let dir = self.path.parent().expect("journal has a directory");
         state::private_dir(dir)?;
-        state::write_private(&self.path, json.expose_secret().as_bytes()).map_err(|source| {
-            Error::ReadFile {
-                path: self.path.clone(),
-                source,
-            }
+        let written = if crate::refresh::injected_fault("journal-write") {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left on device (OAUTH_PKCE_TEST_FAULT)",
+            ))
+        } else {
+            state::write_private(&self.path, json.expose_secret().as_bytes())
+        };
+        written.map_err(|source| Error::StateFile {
+            op: FileOp::Write,
+            path: self.path.clone(),
+            source,
         })
     }
 
     /// The pending tokens, if a journal is there.
     pub fn load(&self) -> Result<Option<Pending>> {
-        let Some(bytes) = state::read_private(&self.path).map_err(|source| Error::ReadFile {
+        let Some(bytes) = state::read_private(&self.path).map_err(|source| Error::StateFile {
+            op: FileOp::Read,
             path: self.path.clone(),
             source,
         })?

@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::doppler::Change;
-use crate::error::{DopplerFailure, Error, Result};
+use crate::error::{DopplerFailure, Error, Holder, Result};
 use crate::journal::{Journal, Pending};
 use crate::state::LocalLock;
 use crate::store::{Stored, ACCESS_TOKEN, REFRESH_LEASE, REFRESH_TOKEN};
@@ -349,14 +349,10 @@ pub(crate) async fn take_lease(
             tokio::time::sleep(POLL + jitter).await;
         }
         if started.elapsed() > max_wait {
-            return Err(Error::Doppler {
-                status: 0,
-                message: format!(
-                    "waited {} s for another machine's refresh of {} to finish",
-                    max_wait.as_secs(),
-                    ctx.provider.name
-                ),
-                kind: DopplerFailure::Busy,
+            return Err(Error::RefreshBusy {
+                provider: ctx.provider.name.clone(),
+                seconds: max_wait.as_secs(),
+                holder: Holder::AnotherMachine,
             });
         }
         stored = Stored::load(&ctx.doppler, &ctx.provider).await?;
@@ -487,6 +483,13 @@ async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Re
 /// as `cargo install` makes, has no such hook and reads no such variable.
 #[cfg(not(debug_assertions))]
 fn failpoint(_: &str) {}
+
+/// Test hook: whether `OAUTH_PKCE_TEST_FAULT` names `fault` (a disk refusing the journal).
+/// Always false in release builds.
+pub(crate) fn injected_fault(fault: &str) -> bool {
+    cfg!(debug_assertions)
+        && std::env::var(crate::env::OAUTH_PKCE_TEST_FAULT).is_ok_and(|f| f == fault)
+}
 
 #[cfg(debug_assertions)]
 fn failpoint(name: &str) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{DopplerFailure, Error, Result};
+use crate::error::{Error, FileOp, Holder, Result};
 use crate::Context;
 
 /// `$XDG_STATE_HOME/oauth-pkce` (Linux), else the platform's local data dir.
@@ -24,7 +24,8 @@ pub fn state_dir() -> Result<PathBuf> {
 
 /// Creates `dir` (and parents) and makes sure it is a real directory, ours, mode 0700.
 pub fn private_dir(dir: &Path) -> Result<()> {
-    let io = |source| Error::ReadFile {
+    let io = |source| Error::StateFile {
+        op: FileOp::Create,
         path: dir.to_path_buf(),
         source,
     };
@@ -145,7 +146,8 @@ fn lock_file(ctx: &Context, suffix: &str) -> Result<(File, PathBuf)> {
         use std::os::unix::fs::OpenOptionsExt as _;
         options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
     }
-    let file = options.open(&path).map_err(|source| Error::ReadFile {
+    let file = options.open(&path).map_err(|source| Error::StateFile {
+        op: FileOp::Open,
         path: path.clone(),
         source,
     })?;
@@ -189,22 +191,21 @@ impl LocalLock {
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
                     if started.elapsed() >= max_wait {
-                        return Err(Error::Doppler {
-                            status: 0,
-                            message: format!(
-                                "another oauth-pkce process on this machine has been refreshing {} for {} s (lock {})",
-                                ctx.provider.name,
-                                max_wait.as_secs(),
-                                path.display()
-                            ),
-                            kind: DopplerFailure::Busy,
+                        return Err(Error::RefreshBusy {
+                            provider: ctx.provider.name.clone(),
+                            seconds: max_wait.as_secs(),
+                            holder: Holder::ThisMachine { lock: path },
                         });
                     }
                     waited = true;
                     tokio::time::sleep(Duration::from_millis(25)).await;
                 }
                 Err(std::fs::TryLockError::Error(source)) => {
-                    return Err(Error::ReadFile { path, source })
+                    return Err(Error::StateFile {
+                        op: FileOp::Lock,
+                        path,
+                        source,
+                    })
                 }
             }
         }
@@ -238,6 +239,58 @@ mod tests {
         std::os::unix::fs::symlink(&file, &link).unwrap();
         assert!(read_private(&link).is_err());
         assert!(read_private(&sub.join("absent")).unwrap().is_none());
+    }
+
+    fn context(state_dir: &Path) -> Context {
+        let http = crate::http::Http::with_network(&Default::default()).unwrap();
+        let inputs = crate::doppler::SettingsInputs {
+            vars: [("DOPPLER_TOKEN".to_string(), "dp.st.dev.fake".to_string())]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let settings = crate::doppler::DopplerSettings::resolve(&inputs).unwrap();
+        Context {
+            doppler: crate::doppler::Doppler::new(http.clone(), settings),
+            http,
+            provider: crate::provider::Catalog::find(None, &[], "jobber").unwrap(),
+            env_credentials: Default::default(),
+            refresh_buffer: 300,
+            state_dir: state_dir.to_path_buf(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_local_lock_held_too_long_is_a_busy_refresh_on_this_machine_not_a_doppler_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        let _held = LocalLock::acquire(&ctx, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let e = LocalLock::acquire(&ctx, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Error::RefreshBusy {
+                    holder: Holder::ThisMachine { .. },
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("another oauth-pkce process on this machine"),
+            "{e}"
+        );
+        assert!(
+            e.hint()
+                .starts_with("wait for the other oauth-pkce process"),
+            "{}",
+            e.hint()
+        );
     }
 
     #[test]

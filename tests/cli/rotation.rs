@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::support::fake_as::AsConfig;
 use crate::support::fake_doppler::Fault;
-use crate::support::{now, run_together, Harness, Running, RO_TOKEN};
+use crate::support::{now, run_together, Harness, Run, Running, RO_TOKEN};
 
 const SECRETS: &str = "/v3/configs/config/secrets";
 
@@ -394,4 +394,60 @@ fn status_pushes_a_pending_journal_before_it_reads() {
     assert!(h.auth.is_live_refresh_token(&rt));
     assert!(journal_files(&h).is_empty());
     assert_eq!(h.auth.refreshes(), 1);
+}
+
+#[test]
+fn a_disk_that_refuses_the_journal_is_named_and_the_tokens_go_to_doppler_directly() {
+    let h = Harness::new(AsConfig::jobber());
+    let (_, old_rt) = h.store_grant(60);
+    let run = Run::from(
+        h.cmd()
+            .env("OAUTH_PKCE_TEST_FAULT", "journal-write")
+            .args(["token", "--provider", "acme"])
+            .output()
+            .unwrap(),
+    );
+    run.assert_code(0);
+    assert!(
+        run.stderr
+            .contains("could not write the refresh journal (cannot write "),
+        "the warning says what failed: {}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("cannot read"), "{}", run.stderr);
+    let stored = h.secret("ACME_REFRESH_TOKEN").unwrap();
+    assert_ne!(stored, old_rt, "the new tokens reached Doppler");
+    assert!(h.auth.is_live_refresh_token(&stored));
+    assert!(journal_files(&h).is_empty());
+}
+
+#[test]
+fn a_disk_that_refuses_the_journal_while_doppler_fails_says_the_tokens_are_lost() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(60);
+    h.doppler.push_fault_on(
+        Some("POST"),
+        Some(SECRETS),
+        1,
+        Fault::json(500, "down"),
+        100,
+    );
+    let run = Run::from(
+        h.cmd()
+            .env("OAUTH_PKCE_TEST_FAULT", "journal-write")
+            .args(["token", "--provider", "acme"])
+            .output()
+            .unwrap(),
+    );
+    run.assert_code(6);
+    assert!(
+        run.stderr.contains("neither the local journal nor Doppler"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: free disk space"),
+        "{}",
+        run.stderr
+    );
 }
