@@ -53,6 +53,7 @@ pub mod error;
 pub mod exec;
 pub mod http;
 pub mod journal;
+mod oauth;
 pub mod pkce;
 pub mod provider;
 pub mod refresh;

@@ -20,13 +20,11 @@
 //! without asking the provider. A failure on the access token after the refresh token was
 //! revoked is only a warning: revoking the refresh token ends the grant at most servers.
 
-use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::doppler::Change;
 use crate::error::{Error, Result};
-use crate::provider::ClientAuth;
 use crate::refresh::{lease_release, release_lease, take_lease, Leased, LOCK_WAIT};
 use crate::state::LocalLock;
 use crate::store::{Stored, ACCESS_TOKEN, REFRESH_TOKEN, TOKEN_EXPIRES_AT};
@@ -179,30 +177,11 @@ async fn send(
     let mut form = url::form_urlencoded::Serializer::new(String::new());
     form.append_pair("token", token.expose_secret())
         .append_pair("token_type_hint", hint);
-    let mut basic = None;
-    match (provider.client_auth, &credentials.client_secret) {
-        (ClientAuth::ClientSecretBasic, Some(secret)) => {
-            // RFC 6749 §2.3.1: each part form-urlencoded, then base64.
-            let enc =
-                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            let pair = format!(
-                "{}:{}",
-                enc(&credentials.client_id),
-                enc(secret.expose_secret())
-            );
-            basic = Some(SecretString::from(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(pair)
-            )));
-        }
-        (ClientAuth::ClientSecretPost, Some(secret)) => {
-            form.append_pair("client_id", &credentials.client_id)
-                .append_pair("client_secret", secret.expose_secret());
-        }
-        _ => {
-            form.append_pair("client_id", &credentials.client_id);
-        }
+    let auth = crate::oauth::client_authentication(provider.client_auth, credentials);
+    for (name, value) in &auth.form {
+        form.append_pair(name, value.expose_secret());
     }
+    let basic = auth.header;
     let body = SecretString::from(form.finish());
     tracing::debug!(token_type_hint = hint, "revoking at the provider");
     let response = ctx

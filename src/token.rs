@@ -342,33 +342,15 @@ impl<'a> TokenEndpoint<'a> {
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
         // Client authentication exactly as the oauth2 crate does it for the other requests.
-        let secret = self
-            .credentials
-            .client_secret
-            .as_ref()
-            .filter(|_| self.provider.client_auth != ClientAuth::None);
-        match (self.provider.client_auth, secret) {
-            (ClientAuth::ClientSecretBasic, Some(secret)) => {
-                let enc = |v: &str| {
-                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
-                };
-                let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-                    "{}:{}",
-                    enc(&self.credentials.client_id),
-                    enc(secret.expose_secret())
-                ));
-                let mut value = HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
-                    Error::Config("the client credentials cannot go in a header".into())
-                })?;
-                value.set_sensitive(true);
-                headers.insert(AUTHORIZATION, value);
-            }
-            (_, secret) => {
-                form.push(("client_id", self.credentials.client_id.clone()));
-                if let Some(secret) = secret {
-                    form.push(("client_secret", secret.expose_secret().to_string()));
-                }
-            }
+        let auth = crate::oauth::client_authentication(self.provider.client_auth, self.credentials);
+        if let Some(basic) = auth.header {
+            let mut value = HeaderValue::from_str(basic.expose_secret())
+                .expect("base64 is a valid header value");
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        for (name, value) in auth.form {
+            form.push((name, value.expose_secret().to_string()));
         }
         *request.body_mut() = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&form)
