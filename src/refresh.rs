@@ -288,13 +288,7 @@ pub(crate) async fn take_lease(
         if !stored.exists(REFRESH_LEASE) {
             // Tokens stored by something other than `authorize`: create the lease secret
             // (empty) so the compare-and-swap below has something to compare against.
-            let create = Change {
-                name: stored.name(REFRESH_LEASE),
-                value: SecretString::from(String::new()),
-                original: None,
-                exists: false,
-            };
-            if let Err(e) = ctx.doppler.write(&[create]).await {
+            if let Err(e) = ctx.doppler.write(&[stored.lease_created()]).await {
                 return Err(match e {
                     Error::Doppler {
                         kind: DopplerFailure::ReadOnly | DopplerFailure::Forbidden,
@@ -311,20 +305,7 @@ pub(crate) async fn take_lease(
                 until: now() + LEASE_SECONDS,
             })
             .expect("a lease serializes");
-            let changes = vec![
-                Change {
-                    name: stored.name(REFRESH_LEASE),
-                    value: SecretString::from(value.clone()),
-                    original: Some(SecretString::from(current.unwrap_or_default())),
-                    exists: true,
-                },
-                Change {
-                    name: stored.name(REFRESH_TOKEN),
-                    value: rt.clone(),
-                    original: Some(rt),
-                    exists: true,
-                },
-            ];
+            let changes = stored.lease_taken(current.as_deref().unwrap_or_default(), &value, &rt);
             match ctx.doppler.write(&changes).await {
                 Ok(_) => return Ok(Leased::Ours(stored, value)),
                 Err(Error::Doppler {
@@ -373,16 +354,6 @@ fn owner_id() -> String {
     )
 }
 
-/// The change that empties the lease, if it still holds `lease` (ours).
-pub(crate) fn lease_release(stored: &Stored, lease: &str) -> Change {
-    Change {
-        name: stored.name(REFRESH_LEASE),
-        value: SecretString::from(String::new()),
-        original: Some(SecretString::from(lease.to_string())),
-        exists: true,
-    }
-}
-
 fn store_failed(ctx: &Context, journal: &Journal, e: Error) -> Error {
     Error::StoreFailed {
         provider: ctx.provider.name.clone(),
@@ -393,7 +364,7 @@ fn store_failed(ctx: &Context, journal: &Journal, e: Error) -> Error {
 
 /// Best effort: gives the lease back after a failed refresh, so others need not wait it out.
 pub(crate) async fn release_lease(ctx: &Context, stored: &Stored, lease: &str) {
-    if let Err(e) = ctx.doppler.write(&[lease_release(stored, lease)]).await {
+    if let Err(e) = ctx.doppler.write(&[stored.lease_released(lease)]).await {
         tracing::debug!("could not release the refresh lease: {e}");
     }
 }
@@ -403,7 +374,7 @@ pub(crate) async fn release_lease(ctx: &Context, stored: &Stored, lease: &str) {
 async fn store(ctx: &Context, stored: &Stored, journal: &Journal, pending: &Pending) -> Result<()> {
     let mut changes = stored.token_changes(&pending.tokens, Some(&pending.spent), false);
     if let Some(lease) = &pending.lease {
-        changes.push(lease_release(stored, lease));
+        changes.push(stored.lease_released(lease));
     }
     ctx.doppler
         .write(&changes)
@@ -432,7 +403,7 @@ async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Re
         });
     }
     if let Some(lease) = &pending.lease {
-        with_lease.push(lease_release(&assumed, lease));
+        with_lease.push(assumed.lease_released(lease));
     }
     let first = ctx.doppler.write(&with_lease).await;
     match first {

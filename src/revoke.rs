@@ -23,11 +23,10 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-use crate::doppler::Change;
 use crate::error::{Error, Result};
-use crate::refresh::{lease_release, release_lease, take_lease, Leased, LOCK_WAIT};
+use crate::refresh::{release_lease, take_lease, Leased, LOCK_WAIT};
 use crate::state::LocalLock;
-use crate::store::{Stored, ACCESS_TOKEN, REFRESH_TOKEN, TOKEN_EXPIRES_AT};
+use crate::store::Stored;
 use crate::token::ClientCredentials;
 use crate::{Context, Event, Reporter};
 
@@ -98,20 +97,9 @@ pub async fn revoke(ctx: &Context, local_only: bool, reporter: &dyn Reporter) ->
         return Err(e);
     }
 
-    let mut changes: Vec<Change> = [ACCESS_TOKEN, REFRESH_TOKEN, TOKEN_EXPIRES_AT]
-        .into_iter()
-        .filter(|s| stored.exists(s))
-        .map(|suffix| Change {
-            name: stored.name(suffix),
-            value: SecretString::from(String::new()),
-            original: (suffix == REFRESH_TOKEN)
-                .then(|| stored.refresh_token().cloned())
-                .flatten(),
-            exists: true,
-        })
-        .collect();
+    let mut changes = stored.cleared();
     if let Some(lease) = &lease {
-        changes.push(lease_release(&stored, lease));
+        changes.push(stored.lease_released(lease));
     }
     ctx.doppler.write(&changes).await.map_err(|e| {
         if done.revoked_at_provider.is_empty() {

@@ -194,6 +194,84 @@ impl Stored {
         }
         changes
     }
+
+    // The rest of the store's change vocabulary: every compare-and-swap rule is decided here.
+
+    /// Creates the (empty) lease secret for tokens stored by something other than `authorize`,
+    /// so that taking the lease has a value to compare against.
+    pub fn lease_created(&self) -> Change {
+        Change {
+            name: self.name(REFRESH_LEASE),
+            value: SecretString::from(String::new()),
+            original: None,
+            exists: false,
+        }
+    }
+
+    /// Takes the lease: `lease` replaces the `current` value, and the refresh token must still
+    /// be `refresh_token` (one request, both compared).
+    pub fn lease_taken(
+        &self,
+        current: &str,
+        lease: &str,
+        refresh_token: &SecretString,
+    ) -> Vec<Change> {
+        vec![
+            Change {
+                name: self.name(REFRESH_LEASE),
+                value: SecretString::from(lease.to_string()),
+                original: Some(SecretString::from(current.to_string())),
+                exists: true,
+            },
+            Change {
+                name: self.name(REFRESH_TOKEN),
+                value: refresh_token.clone(),
+                original: Some(refresh_token.clone()),
+                exists: true,
+            },
+        ]
+    }
+
+    /// Empties the lease, if it still holds `lease` (ours).
+    pub fn lease_released(&self, lease: &str) -> Change {
+        Change {
+            name: self.name(REFRESH_LEASE),
+            value: SecretString::from(String::new()),
+            original: Some(SecretString::from(lease.to_string())),
+            exists: true,
+        }
+    }
+
+    /// Empties the stored tokens (revoke): the refresh token only if it is still the one read.
+    pub fn cleared(&self) -> Vec<Change> {
+        [ACCESS_TOKEN, REFRESH_TOKEN, TOKEN_EXPIRES_AT]
+            .into_iter()
+            .filter(|s| self.exists(s))
+            .map(|suffix| Change {
+                name: self.name(suffix),
+                value: SecretString::from(String::new()),
+                original: (suffix == REFRESH_TOKEN)
+                    .then(|| self.refresh_token().cloned())
+                    .flatten(),
+                exists: true,
+            })
+            .collect()
+    }
+
+    /// Writes the lease secret to the value it holds, compared against itself: a write that
+    /// changes nothing (doctor's check that the token can write).
+    pub fn probe(&self) -> Change {
+        let current = self
+            .get(REFRESH_LEASE)
+            .map(|v| v.expose_secret().to_string())
+            .unwrap_or_default();
+        Change {
+            name: self.name(REFRESH_LEASE),
+            value: SecretString::from(current.clone()),
+            original: Some(SecretString::from(current)),
+            exists: self.exists(REFRESH_LEASE),
+        }
+    }
 }
 
 #[cfg(test)]

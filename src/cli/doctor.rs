@@ -15,11 +15,11 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Serialize;
 
 use oauth_pkce::browser::{find_opener, Opener};
-use oauth_pkce::doppler::{Change, Doppler, DopplerSettings, TokenKind, TokenSource};
+use oauth_pkce::doppler::{Doppler, DopplerSettings, TokenKind, TokenSource};
 use oauth_pkce::error::{DopplerFailure, Error, Result};
 use oauth_pkce::http::{Http, NetworkSettings};
 use oauth_pkce::provider::{Catalog, Provider};
@@ -302,16 +302,7 @@ fn token_check(settings: &DopplerSettings) -> Check {
 /// precondition; a read-only token gets 403.
 async fn write_check(doppler: &Doppler, provider: &Provider, stored: &Stored) -> Check {
     let name = stored.name(REFRESH_LEASE);
-    let current = stored
-        .get(REFRESH_LEASE)
-        .map(|v| v.expose_secret().to_string())
-        .unwrap_or_default();
-    let probe = Change {
-        name: name.clone(),
-        value: SecretString::from(current.clone()),
-        original: Some(SecretString::from(current)),
-        exists: stored.exists(REFRESH_LEASE),
-    };
+    let probe = stored.probe();
     let how = format!("a compare-and-swap write of {name} to its own value");
     match doppler.write(&[probe]).await {
         Ok(_) => Check::new(
