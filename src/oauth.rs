@@ -1,12 +1,17 @@
 //! The OAuth edge's shared pieces: client authentication (RFC 6749 §2.3.1), written once for
 //! every request oauth-pkce builds itself (the token endpoint's quirky bodies, RFC 7009
-//! revocation). The oauth2 crate does the same for the requests it builds (`AuthType`).
+//! revocation; the oauth2 crate does the same for the requests it builds, `AuthType`), and
+//! the provider-quirks adapter every token-endpoint request is sent through.
 
 use base64::Engine as _;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::provider::ClientAuth;
+use crate::http::{self, Http, TransportError};
+use crate::provider::{ClientAuth, Provider, TokenRequestFormat};
 use crate::token::ClientCredentials;
+
+/// Largest token-endpoint response accepted.
+const BODY_LIMIT: usize = 64 * 1024;
 
 /// Where the client's credentials go in one form request.
 pub(crate) struct ClientAuthentication {
@@ -53,6 +58,109 @@ pub(crate) fn client_authentication(
             header: None,
             form: vec![id()],
         },
+    }
+}
+
+// ---- provider quirks at the HTTP edge --------------------------------------------------
+// Every token-endpoint request (the oauth2 crate's and ours) goes through `send`: a JSON
+// request body for providers that want one, form-encoded or nested answers made standard.
+
+/// Lets the oauth2 crate send through [`Http`] with the provider's quirks (a named type, so
+/// the futures are `Send`).
+pub(crate) struct Adapter(pub(crate) Http, pub(crate) Provider);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Adapter {
+    type Error = TransportError;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = std::result::Result<oauth2::HttpResponse, TransportError>,
+                > + Send
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(send(&self.0, &self.1, request))
+    }
+}
+
+/// Sends one oauth2 request through our client: retries, timeouts, no redirects, capped body;
+/// and adapts request and answer to the provider's quirks.
+pub(crate) async fn send(
+    http: &Http,
+    provider: &Provider,
+    request: oauth2::HttpRequest,
+) -> std::result::Result<oauth2::HttpResponse, TransportError> {
+    let (mut parts, mut body) = request.into_parts();
+    if provider.token_request_format == TokenRequestFormat::Json {
+        body = form_to_json(&body);
+        parts.headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+    }
+    let response = http
+        .send(|| {
+            http.client()
+                .request(parts.method.clone(), parts.uri.to_string())
+                .headers(parts.headers.clone())
+                .body(body.clone())
+        })
+        .await?;
+    let status = response.status();
+    let mut headers = response.headers().clone();
+    let mut bytes = http::read_capped(response, BODY_LIMIT)
+        .await
+        .map_err(|e| TransportError(e.to_string()))?;
+    adapt_response(provider, &mut headers, &mut bytes);
+    let mut out = oauth2::HttpResponse::new(bytes);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out)
+}
+
+/// A form body as a JSON object of strings (`a=1&b=2` → `{"a":"1","b":"2"}`).
+pub(crate) fn form_to_json(form: &[u8]) -> Vec<u8> {
+    let object: serde_json::Map<String, serde_json::Value> = url::form_urlencoded::parse(form)
+        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+        .collect();
+    serde_json::Value::Object(object).to_string().into_bytes()
+}
+
+/// Turns the provider's answer into what the oauth2 crate reads: a form-encoded body becomes
+/// JSON (GitHub answers forms unless asked for JSON), and with `token_response_path` the
+/// nested object holding `access_token` becomes the body (Slack's `authed_user`). Anything
+/// else is left as it is.
+pub(crate) fn adapt_response(
+    provider: &Provider,
+    headers: &mut reqwest::header::HeaderMap,
+    body: &mut Vec<u8>,
+) {
+    use reqwest::header::{HeaderValue, CONTENT_TYPE};
+    let form_encoded = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if form_encoded {
+        *body = form_to_json(body);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    if let Some(path) = &provider.token_response_path {
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return;
+        };
+        let nested = path
+            .split('.')
+            .try_fold(&value, |v, key| v.get(key))
+            .filter(|v| v.get("access_token").is_some_and(|a| a.is_string()));
+        if let Some(nested) = nested {
+            *body = nested.to_string().into_bytes();
+        }
     }
 }
 
