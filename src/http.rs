@@ -159,6 +159,11 @@ impl Http {
                         path.display()
                     ))
                 })?;
+            tracing::debug!(
+                file = %path.display(),
+                certificates = certs.len(),
+                "HTTP client: trusting extra CA certificates"
+            );
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }

@@ -238,3 +238,40 @@ fn a_proxy_that_is_not_a_url_is_a_configuration_error_without_its_password() {
     run.assert_no_leak(&["PROXY-PASSWORD-SENTINEL"]);
     assert!(h.doppler.requests().is_empty());
 }
+
+#[test]
+fn a_run_builds_one_http_client_and_reads_each_ca_file_once() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(3600);
+    let ca = ca_file();
+    let ca = ca.to_str().unwrap();
+    // `status` over every provider, and `exec`, once built a client per use (each reading the
+    // CA file again); a run now resolves its settings, and its one client, once.
+    for args in [
+        &["status", "--check", "-v", "--ca-file", ca][..],
+        &[
+            "exec",
+            "-p",
+            "acme",
+            "-p",
+            "acme",
+            "-v",
+            "--ca-file",
+            ca,
+            "--",
+            "true",
+        ],
+    ] {
+        let run = h.run(args);
+        run.assert_code(0);
+        assert_eq!(
+            run.stderr
+                .matches("HTTP client: trusting extra CA certificates")
+                .count(),
+            1,
+            "{}: {}",
+            args.join(" "),
+            run.stderr
+        );
+    }
+}
