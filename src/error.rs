@@ -269,6 +269,18 @@ impl Error {
         }
     }
 
+    /// The message followed by each cause, `: `-separated: what the CLI prints after `error: `.
+    pub fn with_causes(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        message
+    }
+
     /// The process exit code for this error (SPEC.md).
     pub fn exit_code(&self) -> i32 {
         self.class() as i32

@@ -34,14 +34,10 @@ fn main() {
 /// Prints `error: …` with its causes and `hint: …`; returns the exit code.
 #[allow(clippy::print_stderr)]
 fn report(e: &oauth_pkce::Error) -> i32 {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    eprintln!("error: {}", oauth_pkce::text::terminal_safe(&message, 1000));
+    eprintln!(
+        "error: {}",
+        oauth_pkce::text::terminal_safe(&e.with_causes(), 1000)
+    );
     eprintln!("hint: {}", e.hint());
     e.exit_code()
 }

@@ -560,7 +560,7 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
         })
         .unwrap_or_default();
     let mut message = e.message().trim().to_string();
-    // serde's "missing field `x`" names the key; say it in the words SPEC.md uses.
+    // serde's "missing field `x`" names the key; say it in the words docs/providers.md uses.
     if let Some(rest) = message.strip_prefix("missing field ") {
         message = format!("missing required key {rest}");
     } else if let Some(rest) = message.strip_prefix("unknown field ") {

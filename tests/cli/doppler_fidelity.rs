@@ -28,6 +28,7 @@ const FLAGS_YAML: &str =
 
 const PROJECT: &str = "demo";
 const CONFIG: &str = "dev";
+// Fakes, known only to the fake Doppler of each test: not real Doppler tokens.
 const RW_TOKEN: &str = "dp.st.dev.fakereadwrite0123456789";
 const RO_TOKEN: &str = "dp.st.dev.fakereadonly0123456789";
 const PERSONAL_TOKEN: &str = "dp.pt.fakepersonal0123456789";

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::support::fake_as::AsConfig;
 use crate::support::fake_doppler::Fault;
-use crate::support::{now, run_together, Harness, Run, Running, RO_TOKEN};
+use crate::support::{now, run_together, Harness, Running, RO_TOKEN};
 
 const SECRETS: &str = "/v3/configs/config/secrets";
 
@@ -400,12 +400,9 @@ fn status_pushes_a_pending_journal_before_it_reads() {
 fn a_disk_that_refuses_the_journal_is_named_and_the_tokens_go_to_doppler_directly() {
     let h = Harness::new(AsConfig::jobber());
     let (_, old_rt) = h.store_grant(60);
-    let run = Run::from(
-        h.cmd()
-            .env("OAUTH_PKCE_TEST_FAULT", "journal-write")
-            .args(["token", "--provider", "acme"])
-            .output()
-            .unwrap(),
+    let run = h.run_env(
+        &[("OAUTH_PKCE_TEST_FAULT", "journal-write")],
+        &["token", "--provider", "acme"],
     );
     run.assert_code(0);
     assert!(
@@ -432,12 +429,9 @@ fn a_disk_that_refuses_the_journal_while_doppler_fails_says_the_tokens_are_lost(
         Fault::json(500, "down"),
         100,
     );
-    let run = Run::from(
-        h.cmd()
-            .env("OAUTH_PKCE_TEST_FAULT", "journal-write")
-            .args(["token", "--provider", "acme"])
-            .output()
-            .unwrap(),
+    let run = h.run_env(
+        &[("OAUTH_PKCE_TEST_FAULT", "journal-write")],
+        &["token", "--provider", "acme"],
     );
     run.assert_code(6);
     assert!(

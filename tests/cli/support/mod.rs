@@ -169,6 +169,13 @@ impl Harness {
         Run::from(self.cmd().args(args).output().unwrap())
     }
 
+    /// Runs oauth-pkce with `args` and these variables added to its environment.
+    pub fn run_env(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let mut cmd = self.cmd();
+        cmd.envs(env.iter().copied());
+        Run::from(cmd.args(args).output().unwrap())
+    }
+
     /// Starts `authorize --provider acme --no-browser --timeout SECS` and returns it with the
     /// authorization URL it printed; the test plays the browser.
     pub fn start_authorize(&self, timeout_secs: u32) -> (Running, String) {
