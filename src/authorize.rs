@@ -4,14 +4,12 @@
 
 use std::time::Duration;
 
-use secrecy::SecretString;
-
 use crate::browser;
 use crate::callback::{Callback, Expected, Issuer, PastedLines};
 use crate::error::Result;
 use crate::pkce::PkcePair;
 use crate::provider::PortRange;
-use crate::store::{Stored, REFRESH_TOKEN};
+use crate::store::{Stored, Write};
 use crate::token::{TokenEndpoint, TokenSet};
 use crate::{Context, Event, Reporter};
 
@@ -65,10 +63,10 @@ pub async fn authorize(
     let provider = &ctx.provider;
     provider.ensure_loopback_flow()?;
     // One sign-in at a time per provider on this machine: no second browser, no second port.
-    let _sign_in = crate::state::SignInLock::take(ctx)?;
+    let _sign_in = ctx.sign_in_lock()?;
     // 1. Provider and client credentials (one Doppler read, which also tells which token
     //    secrets already exist).
-    let stored = Stored::load(&ctx.doppler, provider).await?;
+    let stored = ctx.store.load(provider).await?;
     let credentials = stored.credentials(provider, &ctx.env_credentials)?;
     let endpoint = TokenEndpoint::new(provider, &credentials, &ctx.http);
 
@@ -155,16 +153,8 @@ pub(crate) async fn store_new_grant(
             "the token response had no expires_in and the access token is not a JWT with exp: the expiry is unknown, so `token` cannot refresh ahead of time",
         ));
     }
-    let mut changes = stored.token_changes(tokens, None, true);
     if tokens.refresh_token.is_none() {
-        // A new grant without a refresh token: do not keep one from an older grant.
         reporter.event(Event::Warning("the provider returned no refresh token: run `authorize` again when the access token expires"));
-        for c in &mut changes {
-            if c.name == stored.name(REFRESH_TOKEN) {
-                c.value = SecretString::from(String::new());
-            }
-        }
     }
-    ctx.doppler.write(&changes).await?;
-    Ok(())
+    ctx.store.write(stored, Write::NewGrant(tokens)).await
 }

@@ -16,7 +16,6 @@ use tokio::time::Instant;
 use crate::authorize::{store_new_grant, AuthorizeOptions};
 use crate::browser;
 use crate::error::{Error, Result};
-use crate::store::Stored;
 use crate::token::{DevicePoll, TokenEndpoint, TokenSet};
 use crate::{Context, Event, Reporter};
 
@@ -37,8 +36,8 @@ pub async fn authorize_device(
             provider: provider.name.clone(),
         });
     }
-    let _sign_in = crate::state::SignInLock::take(ctx)?;
-    let stored = Stored::load(&ctx.doppler, provider).await?;
+    let _sign_in = ctx.sign_in_lock()?;
+    let stored = ctx.store.load(provider).await?;
     let credentials = stored.credentials(provider, &ctx.env_credentials)?;
     let endpoint = TokenEndpoint::new(provider, &credentials, &ctx.http);
 

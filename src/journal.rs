@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, FileOp, Result};
 use crate::state;
 use crate::token::{ExpirySource, TokenSet};
-use crate::Context;
 
 /// One pending write.
 pub struct Pending {
@@ -20,6 +19,17 @@ pub struct Pending {
     pub spent: SecretString,
     /// The lease value this machine held, to release it.
     pub lease: Option<String>,
+}
+
+impl Pending {
+    /// The store write that lands these tokens and releases the lease.
+    pub fn rotation(&self) -> crate::store::Write<'_> {
+        crate::store::Write::Rotation {
+            tokens: &self.tokens,
+            spent: &self.spent,
+            lease: self.lease.as_deref(),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -40,11 +50,11 @@ pub struct Journal {
 }
 
 impl Journal {
-    pub fn for_context(ctx: &Context) -> Result<Journal> {
-        let dir = ctx.state_dir.join("journal");
-        Ok(Journal {
-            path: dir.join(format!("{}.json", state::key(ctx))),
-        })
+    /// The journal of `key` in `state`.
+    pub fn new(state: &state::StateDir, key: &state::Key) -> Journal {
+        Journal {
+            path: state.journal_path(key),
+        }
     }
 
     /// Writes the pending tokens durably.

@@ -25,15 +25,11 @@
 //! demo's local authorization server, `exec`'s child process and signals.
 //!
 //! ```no_run
-//! use oauth_pkce::{doppler::{DopplerSettings, SettingsInputs}, provider::Catalog, Context, Quiet};
-//!
 //! # async fn demo() -> oauth_pkce::Result<()> {
-//! let inputs = SettingsInputs::from_process(None, None);
-//! let catalog = Catalog::load(None, &[])?;
-//! let ctx = Context::new(DopplerSettings::resolve(&inputs)?, catalog.get("jobber")?.clone())?;
-//! let fresh = oauth_pkce::refresh::token(&ctx, &Quiet).await?;
-//! // use `fresh.access_token` in an Authorization header
-//! # let _ = fresh; Ok(()) }
+//! // Doppler settings, provider files and CA files from the environment, as the CLI reads them.
+//! let source = oauth_pkce::TokenSource::from_env("jobber")?;
+//! let token = source.access_token().await?; // refreshed first when it expires within 5 min
+//! # let _ = token; Ok(()) }
 //! ```
 //!
 //! Invariants: the library never prints (progress goes through [`Reporter`]); only
@@ -53,6 +49,7 @@ pub mod error;
 pub mod exec;
 pub mod http;
 pub mod journal;
+mod lease;
 mod oauth;
 pub mod pkce;
 pub mod provider;
@@ -75,43 +72,58 @@ pub use source::TokenSource;
 /// Default refresh buffer: a token expiring within this many seconds is refreshed first.
 pub const DEFAULT_REFRESH_BUFFER: i64 = 300;
 
-/// Everything a command needs for one provider: the HTTP client, Doppler, the provider, and
-/// the client credentials found in the environment (used when Doppler has none).
+/// Everything a command needs for one provider: the HTTP client, the store, the provider, the
+/// client credentials found in the environment (used when the store has none), the refresh
+/// buffer and this user's state dir.
 #[derive(Debug)]
 pub struct Context {
     pub http: http::Http,
-    pub doppler: doppler::Doppler,
+    pub store: store::Store,
     pub provider: provider::Provider,
     pub env_credentials: HashMap<String, SecretString>,
     pub refresh_buffer: i64,
     /// Where locks and refresh journals live (the user's own state dir, never a shared one).
-    pub state_dir: std::path::PathBuf,
+    pub state_dir: state::StateDir,
 }
 
 impl Context {
-    /// A context with the process environment's client credentials, proxies and CA files, and
-    /// the default buffer.
+    /// A context for `provider` in the Doppler config of `settings`, sending through `http`,
+    /// with no environment credentials and the default buffer. Nothing is read from the
+    /// process environment here.
     pub fn new(
-        settings: doppler::DopplerSettings,
-        provider: provider::Provider,
-    ) -> Result<Context> {
-        Context::with_http(http::Http::new()?, settings, provider)
-    }
-
-    /// A context that sends through `http` (e.g. one built with `--ca-file`).
-    pub fn with_http(
         http: http::Http,
         settings: doppler::DopplerSettings,
         provider: provider::Provider,
-    ) -> Result<Context> {
-        Ok(Context {
-            doppler: doppler::Doppler::new(http.clone(), settings),
+        state_dir: state::StateDir,
+    ) -> Context {
+        Context {
+            store: store::Store::Doppler(doppler::Doppler::new(http.clone(), settings)),
             http,
             provider,
-            env_credentials: credentials_from_env(std::env::vars()),
+            env_credentials: HashMap::new(),
             refresh_buffer: DEFAULT_REFRESH_BUFFER,
-            state_dir: state::state_dir()?,
-        })
+            state_dir,
+        }
+    }
+
+    /// This (store target, provider) in the state dir.
+    pub fn key(&self) -> state::Key {
+        self.store.key(&self.provider)
+    }
+
+    pub(crate) fn journal(&self) -> journal::Journal {
+        journal::Journal::new(&self.state_dir, &self.key())
+    }
+
+    pub(crate) async fn refresh_lock(
+        &self,
+        max_wait: std::time::Duration,
+    ) -> Result<state::LocalLock> {
+        self.state_dir.refresh_lock(&self.key(), max_wait).await
+    }
+
+    pub(crate) fn sign_in_lock(&self) -> Result<state::SignInLock> {
+        self.state_dir.sign_in_lock(&self.key())
     }
 }
 

@@ -17,27 +17,19 @@
 //!
 //! Cost without contention: 1 Doppler read, 1 lease write, 1 token request, 1 Doppler write.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rand::Rng as _;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 
-use crate::doppler::Change;
-use crate::error::{DopplerFailure, Error, Holder, Result};
+use crate::error::{Error, Result};
 use crate::journal::{Journal, Pending};
-use crate::state::LocalLock;
-use crate::store::{Stored, ACCESS_TOKEN, REFRESH_LEASE, REFRESH_TOKEN};
+use crate::lease::{self, Leased};
+use crate::store::{Stored, Write};
 use crate::token::{now, TokenEndpoint, TokenSet};
 use crate::{Context, Event, Reporter};
 
-/// How long a lease lasts. The token request and the Doppler write are each bounded by the
-/// retry budget of [`crate::http`] (about 40 s at worst), so both fit inside with room to spare.
-pub const LEASE_SECONDS: i64 = 120;
 /// Longest wait for this machine's lock.
 pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(90);
-/// How often a waiting process re-reads Doppler.
-const POLL: Duration = Duration::from_millis(500);
 
 /// A valid access token and when it expires.
 pub struct Fresh {
@@ -90,35 +82,35 @@ pub async fn obtain(
     rejected: Option<&SecretString>,
     reporter: &dyn Reporter,
 ) -> Result<Fresh> {
-    let journal = Journal::for_context(ctx)?;
+    let journal = ctx.journal();
     replay(ctx, &journal, reporter).await?;
 
-    let stored = Stored::load(&ctx.doppler, &ctx.provider).await?;
+    let stored = ctx.store.load(&ctx.provider).await?;
     let first_seen = stored.refresh_token().cloned();
     if let Some(fresh) = usable(ctx, &stored, want, rejected, first_seen.as_ref()) {
         return Ok(fresh);
     }
-    require_refresh_token(ctx, &stored)?;
+    stored.require_refresh_token(&ctx.provider.name)?;
 
-    let lock = LocalLock::acquire(ctx, LOCK_WAIT).await?;
+    let lock = ctx.refresh_lock(LOCK_WAIT).await?;
     let mut stored = stored;
     if lock.waited {
-        stored = Stored::load(&ctx.doppler, &ctx.provider).await?;
+        stored = ctx.store.load(&ctx.provider).await?;
         if let Some(fresh) = usable(ctx, &stored, want, rejected, first_seen.as_ref()) {
             return Ok(fresh);
         }
     }
 
     let done = |s: &Stored| usable(ctx, s, want, rejected, first_seen.as_ref());
-    let (stored, lease) = match take_lease(ctx, stored, done).await? {
+    let (stored, lease) = match lease::take(ctx, stored, done).await? {
         Leased::Ours(stored, lease) => (stored, lease),
-        Leased::RefreshedElsewhere(fresh) => return Ok(fresh),
+        Leased::Done(fresh) => return Ok(fresh),
     };
-    let spent = require_refresh_token(ctx, &stored)?;
+    let spent = stored.require_refresh_token(&ctx.provider.name)?;
     let credentials = match stored.credentials(&ctx.provider, &ctx.env_credentials) {
         Ok(c) => c,
         Err(e) => {
-            release_lease(ctx, &stored, &lease).await;
+            lease::release(ctx, &stored, &lease).await;
             return Err(e);
         }
     };
@@ -130,7 +122,7 @@ pub async fn obtain(
         Err(e) => {
             if matches!(e, Error::RefreshRefused { .. }) {
                 // Another machine may have rotated it after all: believe Doppler.
-                let now_stored = Stored::load(&ctx.doppler, &ctx.provider).await?;
+                let now_stored = ctx.store.load(&ctx.provider).await?;
                 let rotated = now_stored
                     .refresh_token()
                     .is_some_and(|rt| rt.expose_secret() != spent.expose_secret());
@@ -144,7 +136,7 @@ pub async fn obtain(
                     }
                 }
             }
-            release_lease(ctx, &stored, &lease).await;
+            lease::release(ctx, &stored, &lease).await;
             return Err(e);
         }
     };
@@ -190,7 +182,7 @@ fn fresh(tokens: TokenSet) -> Fresh {
 /// Pushes a journal left by an earlier run, if there is one (a local check; no request
 /// otherwise). Every command that reads tokens calls this first.
 pub async fn push_pending(ctx: &Context, reporter: &dyn Reporter) -> Result<()> {
-    replay(ctx, &Journal::for_context(ctx)?, reporter).await
+    replay(ctx, &ctx.journal(), reporter).await
 }
 
 /// The stored token, if it satisfies `want` without a refresh.
@@ -228,132 +220,6 @@ fn usable(
     })
 }
 
-fn require_refresh_token(ctx: &Context, stored: &Stored) -> Result<SecretString> {
-    stored.refresh_token().cloned().ok_or_else(|| {
-        let missing = if stored.access_token().is_none() {
-            ACCESS_TOKEN
-        } else {
-            REFRESH_TOKEN
-        };
-        Error::NotAuthorized {
-            provider: ctx.provider.name.clone(),
-            secret: stored.name(missing),
-        }
-    })
-}
-
-/// The lease value: who holds it and until when.
-#[derive(Serialize, Deserialize)]
-struct Lease {
-    owner: String,
-    until: i64,
-}
-
-impl Lease {
-    fn parse(value: &str) -> Option<Lease> {
-        serde_json::from_str(value).ok()
-    }
-}
-
-/// The outcome of [`take_lease`].
-pub(crate) enum Leased {
-    /// The lease is ours (its value), taken against the refresh token in this `Stored`.
-    Ours(Stored, String),
-    /// `done` found what the caller wanted while waiting.
-    RefreshedElsewhere(Fresh),
-}
-
-/// Takes the lease with a compare-and-swap on the lease and on the refresh token; waits while
-/// another machine holds it; returns early when `done` finds what the caller wanted in a
-/// fresh read (another machine's refresh). A read-only Doppler token fails here.
-pub(crate) async fn take_lease(
-    ctx: &Context,
-    mut stored: Stored,
-    done: impl Fn(&Stored) -> Option<Fresh>,
-) -> Result<Leased> {
-    let started = Instant::now();
-    let max_wait = Duration::from_secs(LEASE_SECONDS as u64 + 15);
-    loop {
-        if let Some(fresh) = done(&stored) {
-            return Ok(Leased::RefreshedElsewhere(fresh));
-        }
-        let rt = require_refresh_token(ctx, &stored)?;
-        let current = stored
-            .get(REFRESH_LEASE)
-            .map(|v| v.expose_secret().to_string());
-        let held = current
-            .as_deref()
-            .and_then(Lease::parse)
-            .is_some_and(|l| l.until > now());
-        if !stored.exists(REFRESH_LEASE) {
-            // Tokens stored by something other than `authorize`: create the lease secret
-            // (empty) so the compare-and-swap below has something to compare against.
-            if let Err(e) = ctx.doppler.write(&[stored.lease_created()]).await {
-                return Err(match e {
-                    Error::Doppler {
-                        kind: DopplerFailure::ReadOnly | DopplerFailure::Forbidden,
-                        ..
-                    } => Error::ReadOnlyCannotRefresh {
-                        provider: ctx.provider.name.clone(),
-                    },
-                    e => e,
-                });
-            }
-        } else if !held {
-            let value = serde_json::to_string(&Lease {
-                owner: owner_id(),
-                until: now() + LEASE_SECONDS,
-            })
-            .expect("a lease serializes");
-            let changes = stored.lease_taken(current.as_deref().unwrap_or_default(), &value, &rt);
-            match ctx.doppler.write(&changes).await {
-                Ok(_) => return Ok(Leased::Ours(stored, value)),
-                Err(Error::Doppler {
-                    kind: DopplerFailure::ReadOnly | DopplerFailure::Forbidden,
-                    ..
-                }) => {
-                    return Err(Error::ReadOnlyCannotRefresh {
-                        provider: ctx.provider.name.clone(),
-                    })
-                }
-                // A conflict (or any other refusal of a compare-and-swap): someone moved first.
-                Err(Error::Doppler { status, .. })
-                    if (400..500).contains(&status) && status != 401 =>
-                {
-                    tracing::debug!(status, "lease compare-and-swap lost; re-reading");
-                }
-                Err(e) => return Err(e),
-            }
-        } else {
-            tracing::debug!("refresh lease held by another process; waiting");
-            let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..200));
-            tokio::time::sleep(POLL + jitter).await;
-        }
-        if started.elapsed() > max_wait {
-            return Err(Error::RefreshBusy {
-                provider: ctx.provider.name.clone(),
-                seconds: max_wait.as_secs(),
-                holder: Holder::AnotherMachine,
-            });
-        }
-        stored = Stored::load(&ctx.doppler, &ctx.provider).await?;
-    }
-}
-
-/// This process, for the lease: host, pid and a random part.
-fn owner_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
-    format!(
-        "{host}:{}:{:08x}",
-        std::process::id(),
-        rand::thread_rng().gen::<u32>()
-    )
-}
-
 fn store_failed(ctx: &Context, journal: &Journal, e: Error) -> Error {
     Error::StoreFailed {
         provider: ctx.provider.name.clone(),
@@ -362,22 +228,11 @@ fn store_failed(ctx: &Context, journal: &Journal, e: Error) -> Error {
     }
 }
 
-/// Best effort: gives the lease back after a failed refresh, so others need not wait it out.
-pub(crate) async fn release_lease(ctx: &Context, stored: &Stored, lease: &str) {
-    if let Err(e) = ctx.doppler.write(&[stored.lease_released(lease)]).await {
-        tracing::debug!("could not release the refresh lease: {e}");
-    }
-}
-
 /// Writes the journal's tokens to Doppler (compare-and-swap on the spent refresh token, lease
 /// released in the same request), then removes the journal. On failure the journal stays.
 async fn store(ctx: &Context, stored: &Stored, journal: &Journal, pending: &Pending) -> Result<()> {
-    let mut changes = stored.token_changes(&pending.tokens, Some(&pending.spent), false);
-    if let Some(lease) = &pending.lease {
-        changes.push(stored.lease_released(lease));
-    }
-    ctx.doppler
-        .write(&changes)
+    ctx.store
+        .write(stored, pending.rotation())
         .await
         .map_err(|e| store_failed(ctx, journal, e))?;
     journal.remove();
@@ -392,20 +247,10 @@ async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Re
     reporter.event(Event::Warning(
         "pushing tokens that an earlier run saved on this machine to Doppler",
     ));
-    let _lock = LocalLock::acquire(ctx, LOCK_WAIT).await?;
+    let _lock = ctx.refresh_lock(LOCK_WAIT).await?;
     // Every secret existed when the journal was written; a read tells nothing more.
-    let assumed = Stored::new(&ctx.provider, Default::default());
-    let mut with_lease = Vec::new();
-    for change in assumed.token_changes(&pending.tokens, Some(&pending.spent), false) {
-        with_lease.push(Change {
-            exists: true,
-            ..change
-        });
-    }
-    if let Some(lease) = &pending.lease {
-        with_lease.push(assumed.lease_released(lease));
-    }
-    let first = ctx.doppler.write(&with_lease).await;
+    let assumed = Stored::unread(&ctx.provider);
+    let first = ctx.store.write(&assumed, pending.rotation()).await;
     match first {
         Ok(_) => {
             journal.remove();
@@ -414,7 +259,7 @@ async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Re
         Err(Error::Doppler { status, .. })
             if (400..500).contains(&status) && status != 401 && status != 403 =>
         {
-            let now_stored = Stored::load(&ctx.doppler, &ctx.provider).await?;
+            let now_stored = ctx.store.load(&ctx.provider).await?;
             let doppler_rt = now_stored
                 .refresh_token()
                 .map(|t| t.expose_secret().to_string());
@@ -431,9 +276,13 @@ async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Re
             }
             if doppler_rt.as_deref() == Some(pending.spent.expose_secret()) {
                 // Only the lease moved on (it expired and was taken): store without it.
-                with_lease.retain(|c| c.name != assumed.name(REFRESH_LEASE));
-                ctx.doppler
-                    .write(&with_lease)
+                let without_lease = Write::Rotation {
+                    tokens: &pending.tokens,
+                    spent: &pending.spent,
+                    lease: None,
+                };
+                ctx.store
+                    .write(&assumed, without_lease)
                     .await
                     .map_err(|e| store_failed(ctx, journal, e))?;
                 journal.remove();
@@ -494,20 +343,5 @@ mod tests {
             refreshed: true,
         };
         assert!(!format!("{f:?}").contains("SENTINEL"));
-    }
-
-    #[test]
-    fn lease_round_trips_and_garbage_is_not_a_lease() {
-        let l = Lease::parse(
-            &serde_json::to_string(&Lease {
-                owner: "h:1:ab".into(),
-                until: 5,
-            })
-            .unwrap(),
-        )
-        .unwrap();
-        assert_eq!((l.owner.as_str(), l.until), ("h:1:ab", 5));
-        assert!(Lease::parse("").is_none());
-        assert!(Lease::parse("someone").is_none());
     }
 }

@@ -24,9 +24,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::refresh::{release_lease, take_lease, Leased, LOCK_WAIT};
-use crate::state::LocalLock;
-use crate::store::Stored;
+use crate::lease::{self, Leased};
+use crate::refresh::LOCK_WAIT;
+use crate::store::{Stored, Write};
 use crate::token::ClientCredentials;
 use crate::{Context, Event, Reporter};
 
@@ -51,8 +51,8 @@ pub struct Revoked {
 /// Revokes at the provider (unless `local_only`), then empties the token secrets in Doppler.
 pub async fn revoke(ctx: &Context, local_only: bool, reporter: &dyn Reporter) -> Result<Revoked> {
     crate::refresh::push_pending(ctx, reporter).await?;
-    let _lock = LocalLock::acquire(ctx, LOCK_WAIT).await?;
-    let stored = Stored::load(&ctx.doppler, &ctx.provider).await?;
+    let _lock = ctx.refresh_lock(LOCK_WAIT).await?;
+    let stored = ctx.store.load(&ctx.provider).await?;
     let mut done = Revoked {
         provider: ctx.provider.name.clone(),
         revoked_at_provider: Vec::new(),
@@ -67,9 +67,9 @@ pub async fn revoke(ctx: &Context, local_only: bool, reporter: &dyn Reporter) ->
 
     // The lease keeps refreshes out while the tokens are revoked and removed.
     let (stored, lease) = if stored.refresh_token().is_some() {
-        match take_lease(ctx, stored, |_| None).await {
+        match lease::take(ctx, stored, |_| None::<()>).await {
             Ok(Leased::Ours(stored, lease)) => (stored, Some(lease)),
-            Ok(Leased::RefreshedElsewhere(_)) => unreachable!("`done` never finds anything"),
+            Ok(Leased::Done(())) => unreachable!("`done` never finds anything"),
             Err(Error::ReadOnlyCannotRefresh { .. }) => return Err(read_only(ctx)),
             Err(e) => return Err(e),
         }
@@ -92,16 +92,15 @@ pub async fn revoke(ctx: &Context, local_only: bool, reporter: &dyn Reporter) ->
     };
     if let Err(e) = asked {
         if let Some(lease) = &lease {
-            release_lease(ctx, &stored, lease).await;
+            lease::release(ctx, &stored, lease).await;
         }
         return Err(e);
     }
 
-    let mut changes = stored.cleared();
-    if let Some(lease) = &lease {
-        changes.push(stored.lease_released(lease));
-    }
-    ctx.doppler.write(&changes).await.map_err(|e| {
+    let cleared = Write::Cleared {
+        lease: lease.as_deref(),
+    };
+    ctx.store.write(&stored, cleared).await.map_err(|e| {
         if done.revoked_at_provider.is_empty() {
             e
         } else {

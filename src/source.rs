@@ -30,6 +30,7 @@ use crate::doppler::{DopplerSettings, SettingsInputs};
 use crate::error::Result;
 use crate::provider::{user_dir, Catalog};
 use crate::refresh::{obtain, refresh_due, Want};
+use crate::state::StateDir;
 use crate::{Context, Quiet, Reporter};
 
 /// A token whose expiry is unknown is re-read from Doppler this often.
@@ -66,11 +67,15 @@ impl TokenSource {
         }
     }
 
-    /// Settings from the environment, exactly as the CLI resolves them (no flags).
+    /// Settings from the environment, exactly as the CLI resolves them (no flags): the
+    /// library's one reader of the process environment.
     pub fn from_env(provider: &str) -> Result<TokenSource> {
         let provider = Catalog::find(user_dir().as_deref(), &[], provider)?;
         let settings = DopplerSettings::resolve(&SettingsInputs::from_process(None, None))?;
-        Ok(TokenSource::new(Context::new(settings, provider)?))
+        let http = crate::http::Http::new()?;
+        let mut ctx = Context::new(http, settings, provider, StateDir::locate()?);
+        ctx.env_credentials = crate::credentials_from_env(std::env::vars());
+        Ok(TokenSource::new(ctx))
     }
 
     /// Sends progress and warnings to `reporter`.

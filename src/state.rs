@@ -1,4 +1,4 @@
-//! The user's own state directory (never a shared one): per-(Doppler target, provider) lock
+//! The user's own state directory (never a shared one): per-(store target, provider) lock
 //! files and refresh journals. Directories are 0700, files 0600, written atomically (temp file,
 //! fsync, rename) and never through a symlink.
 
@@ -10,17 +10,6 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, FileOp, Holder, Result};
-use crate::Context;
-
-/// `$XDG_STATE_HOME/oauth-pkce` (Linux), else the platform's local data dir.
-pub fn state_dir() -> Result<PathBuf> {
-    dirs::state_dir()
-        .or_else(dirs::data_local_dir)
-        .map(|d| d.join("oauth-pkce"))
-        .ok_or_else(|| {
-            Error::Config("cannot find a state directory for locks and journals (set HOME)".into())
-        })
-}
 
 /// Creates `dir` (and parents) and makes sure it is a real directory, ours, mode 0700.
 pub fn private_dir(dir: &Path) -> Result<()> {
@@ -102,83 +91,112 @@ pub fn read_private(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     std::fs::read(path).map(Some)
 }
 
-/// A name for the (Doppler target, provider) pair, safe as a file name: the provider name and
-/// a hash of the API host, project, config and (when the token implies them) the token itself.
-pub fn key(ctx: &Context) -> String {
-    use secrecy::ExposeSecret as _;
-    let s = ctx.doppler.settings();
-    let mut h = Sha256::new();
-    for part in [
-        s.api_host.as_str(),
-        s.project.as_deref().unwrap_or(""),
-        s.config.as_deref().unwrap_or(""),
-        &ctx.provider.name,
-    ] {
-        h.update(part.as_bytes());
-        h.update([0]);
+/// The state directory of this user: it owns the lock files and the refresh journals, and
+/// knows nothing of stores or providers beyond the [`Key`] it is given.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+/// One (store target, provider) pair, named safely for a file: the provider name and a hash of
+/// what identifies the target (for Doppler: API host, project, config) and, when the target is
+/// implied by a credential (a Doppler service token), that credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    provider: String,
+    file: String,
+}
+
+impl Key {
+    pub fn new(provider: &str, target: &[&str], implied_by: Option<&str>) -> Key {
+        let mut h = Sha256::new();
+        for part in target.iter().chain([&provider]) {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        if let Some(credential) = implied_by {
+            h.update(credential.as_bytes());
+        }
+        let digest = h.finalize();
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        Key {
+            provider: provider.to_string(),
+            file: format!("{provider}-{hex}"),
+        }
     }
-    if s.project.is_none() || s.config.is_none() {
-        h.update(s.token.expose_secret().as_bytes());
+
+    /// The file name stem: `<provider>-<16 hex digits>`.
+    pub fn as_str(&self) -> &str {
+        &self.file
     }
-    let digest = h.finalize();
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{hex}", ctx.provider.name)
 }
 
-/// An exclusive per-user lock on one (Doppler target, provider). Released when dropped or
-/// when the process dies (an OS file lock).
-#[derive(Debug)]
-pub struct LocalLock {
-    _file: File,
-    /// Whether another process held it first (so what was read before may be stale).
-    pub waited: bool,
-}
-
-/// Opens (creating, 0600, no symlinks) `locks/<key>.<suffix>` in the state dir.
-fn lock_file(ctx: &Context, suffix: &str) -> Result<(File, PathBuf)> {
-    let dir = ctx.state_dir.join("locks");
-    private_dir(&dir)?;
-    let path = dir.join(format!("{}.{suffix}", key(ctx)));
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+impl StateDir {
+    /// `$XDG_STATE_HOME/oauth-pkce` (Linux), else the platform's local data dir.
+    pub fn locate() -> Result<StateDir> {
+        dirs::state_dir()
+            .or_else(dirs::data_local_dir)
+            .map(|d| StateDir::at(d.join("oauth-pkce")))
+            .ok_or_else(|| {
+                Error::Config(
+                    "cannot find a state directory for locks and journals (set HOME)".into(),
+                )
+            })
     }
-    let file = options.open(&path).map_err(|source| Error::StateFile {
-        op: FileOp::Open,
-        path: path.clone(),
-        source,
-    })?;
-    Ok((file, path))
-}
 
-/// Held by a browser or device sign-in for one (Doppler target, provider), so that a second
-/// `authorize` on this machine does not open another browser and listener (E3).
-#[derive(Debug)]
-pub struct SignInLock {
-    _file: File,
-}
+    pub fn at(root: impl Into<PathBuf>) -> StateDir {
+        StateDir { root: root.into() }
+    }
 
-impl SignInLock {
-    /// Takes the lock without waiting: another sign-in in progress is an error.
-    pub fn take(ctx: &Context) -> Result<SignInLock> {
-        let (file, _) = lock_file(ctx, "authorize.lock")?;
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the refresh journal of `key` lives (see [`crate::journal`]).
+    pub fn journal_path(&self, key: &Key) -> PathBuf {
+        self.journal_dir().join(format!("{}.json", key.as_str()))
+    }
+
+    pub fn journal_dir(&self) -> PathBuf {
+        self.root.join("journal")
+    }
+
+    /// Opens (creating, 0600, no symlinks) `locks/<key>.<suffix>`.
+    fn lock_file(&self, key: &Key, suffix: &str) -> Result<(File, PathBuf)> {
+        let dir = self.root.join("locks");
+        private_dir(&dir)?;
+        let path = dir.join(format!("{}.{suffix}", key.as_str()));
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        }
+        let file = options.open(&path).map_err(|source| Error::StateFile {
+            op: FileOp::Open,
+            path: path.clone(),
+            source,
+        })?;
+        Ok((file, path))
+    }
+
+    /// Takes the sign-in lock of `key` without waiting: another sign-in in progress is an
+    /// error.
+    pub fn sign_in_lock(&self, key: &Key) -> Result<SignInLock> {
+        let (file, _) = self.lock_file(key, "authorize.lock")?;
         match file.try_lock() {
             Ok(()) => Ok(SignInLock { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::SignInInProgress {
-                provider: ctx.provider.name.clone(),
+                provider: key.provider.clone(),
             }),
             Err(std::fs::TryLockError::Error(source)) => Err(Error::CallbackServer(source)),
         }
     }
-}
 
-impl LocalLock {
-    /// Takes the lock, waiting at most `max_wait`.
-    pub async fn acquire(ctx: &Context, max_wait: Duration) -> Result<LocalLock> {
-        let (file, path) = lock_file(ctx, "lock")?;
+    /// Takes the refresh lock of `key`, waiting at most `max_wait`.
+    pub async fn refresh_lock(&self, key: &Key, max_wait: Duration) -> Result<LocalLock> {
+        let (file, path) = self.lock_file(key, "lock")?;
         let started = Instant::now();
         let mut waited = false;
         loop {
@@ -192,7 +210,7 @@ impl LocalLock {
                 Err(std::fs::TryLockError::WouldBlock) => {
                     if started.elapsed() >= max_wait {
                         return Err(Error::RefreshBusy {
-                            provider: ctx.provider.name.clone(),
+                            provider: key.provider.clone(),
                             seconds: max_wait.as_secs(),
                             holder: Holder::ThisMachine { lock: path },
                         });
@@ -210,6 +228,22 @@ impl LocalLock {
             }
         }
     }
+}
+
+/// An exclusive per-user lock on one (store target, provider). Released when dropped or when
+/// the process dies (an OS file lock).
+#[derive(Debug)]
+pub struct LocalLock {
+    _file: File,
+    /// Whether another process held it first (so what was read before may be stale).
+    pub waited: bool,
+}
+
+/// Held by a browser or device sign-in for one (store target, provider), so that a second
+/// `authorize` on this machine does not open another browser and listener (E3).
+#[derive(Debug)]
+pub struct SignInLock {
+    _file: File,
 }
 
 #[cfg(test)]
@@ -241,33 +275,17 @@ mod tests {
         assert!(read_private(&sub.join("absent")).unwrap().is_none());
     }
 
-    fn context(state_dir: &Path) -> Context {
-        let http = crate::http::Http::with_network(&Default::default()).unwrap();
-        let inputs = crate::doppler::SettingsInputs {
-            vars: [("DOPPLER_TOKEN".to_string(), "dp.st.dev.fake".to_string())]
-                .into_iter()
-                .collect(),
-            ..Default::default()
-        };
-        let settings = crate::doppler::DopplerSettings::resolve(&inputs).unwrap();
-        Context {
-            doppler: crate::doppler::Doppler::new(http.clone(), settings),
-            http,
-            provider: crate::provider::Catalog::find(None, &[], "jobber").unwrap(),
-            env_credentials: Default::default(),
-            refresh_buffer: 300,
-            state_dir: state_dir.to_path_buf(),
-        }
-    }
-
     #[tokio::test]
     async fn a_local_lock_held_too_long_is_a_busy_refresh_on_this_machine_not_a_doppler_error() {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = context(dir.path());
-        let _held = LocalLock::acquire(&ctx, Duration::from_secs(1))
+        let state = StateDir::at(dir.path());
+        let key = Key::new("jobber", &["https://api.doppler.com/", "p", "c"], None);
+        let _held = state
+            .refresh_lock(&key, Duration::from_secs(1))
             .await
             .unwrap();
-        let e = LocalLock::acquire(&ctx, Duration::from_millis(50))
+        let e = state
+            .refresh_lock(&key, Duration::from_millis(50))
             .await
             .unwrap_err();
         assert!(
@@ -291,6 +309,19 @@ mod tests {
             "{}",
             e.hint()
         );
+    }
+
+    #[test]
+    fn keys_are_stable_across_versions_so_a_left_journal_is_found_after_an_upgrade() {
+        // Values computed by 0.1's `state::key` for the same targets: a journal written before
+        // an upgrade must keep its name, or its rotated refresh token would be lost.
+        let host = "https://api.doppler.com/";
+        let named = Key::new("jobber", &[host, "p", "c"], None);
+        assert_eq!(named.as_str(), "jobber-8365f99cd2d9505a");
+        let service = Key::new("jobber", &[host, "", ""], Some("dp.st.dev.x"));
+        assert_eq!(service.as_str(), "jobber-e19eaf75aab575a8");
+        assert_ne!(named, Key::new("github", &[host, "p", "c"], None));
+        assert_ne!(named, Key::new("jobber", &[host, "p", "d"], None));
     }
 
     #[test]

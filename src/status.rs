@@ -5,12 +5,11 @@
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
-use crate::doppler::Doppler;
 use crate::error::Result;
 use crate::http::Http;
 use crate::provider::{Catalog, Provider};
 use crate::refresh::refresh_due;
-use crate::store::{secret_names, Stored, CLIENT_ID};
+use crate::store::{Store, Stored, CLIENT_ID};
 use crate::text::mask;
 use crate::token::now;
 
@@ -173,12 +172,12 @@ fn success_field_set(value: &serde_json::Value, path: &str) -> bool {
 
 /// Status of `provider`, in one Doppler read; with `check`, its `[check]` request is sent.
 pub async fn status_of(
-    doppler: &Doppler,
+    store: &Store,
     provider: &Provider,
     buffer: i64,
     check: Option<&Http>,
 ) -> Result<ProviderStatus> {
-    let stored = Stored::load(doppler, provider).await?;
+    let stored = store.load(provider).await?;
     let mut status = ProviderStatus::of(provider, &stored, buffer);
     if let Some(http) = check {
         status.check = Some(check_token(http, provider, &stored).await);
@@ -189,16 +188,15 @@ pub async fn status_of(
 /// Status of every provider in `catalog` that has anything stored, in one Doppler read; with
 /// `check`, each one's `[check]` request is sent.
 pub async fn status_all(
-    doppler: &Doppler,
+    store: &Store,
     catalog: &Catalog,
     buffer: i64,
     check: Option<&Http>,
 ) -> Result<Vec<ProviderStatus>> {
-    let names: Vec<String> = catalog.iter().flat_map(secret_names).collect();
-    let secrets = doppler.read(&names).await?;
+    let providers: Vec<&Provider> = catalog.iter().collect();
+    let each = store.load_each(&providers).await?;
     let mut rows = Vec::new();
-    for p in catalog.iter() {
-        let stored = Stored::subset(p, &secrets);
+    for (p, stored) in providers.into_iter().zip(each) {
         if !stored.has_anything() {
             continue;
         }

@@ -90,7 +90,7 @@ pub(super) async fn run(
         "status: what the store holds now (tokens masked), and the provider's check request sent\n      with the access token (`oauth-pkce status --check`).",
     );
     let row = status::status_of(
-        &ctx.doppler,
+        &ctx.store,
         &ctx.provider,
         ctx.refresh_buffer,
         Some(&ctx.http),

@@ -32,14 +32,15 @@ use secrecy::ExposeSecret as _;
 use serde_json::{json, Value};
 use url::form_urlencoded;
 
-use oauth_pkce::doppler::{Doppler, DopplerSettings, SettingsInputs};
+use oauth_pkce::doppler::{DopplerSettings, SettingsInputs};
 use oauth_pkce::error::{Error, Result};
 use oauth_pkce::http::Http;
 use oauth_pkce::pkce::{is_valid_verifier, random_token, s256_challenge};
 use oauth_pkce::provider::Provider;
+use oauth_pkce::state::StateDir;
 use oauth_pkce::text::html_escape;
 use oauth_pkce::token::now;
-use oauth_pkce::{env, Context, DEFAULT_REFRESH_BUFFER};
+use oauth_pkce::{env, Context};
 
 const CLIENT_ID: &str = "oauth-pkce-demo";
 /// The store's project and config, as `status` and the summaries name them.
@@ -148,25 +149,19 @@ url = "{server_url}/api/me"
         })?;
         // No proxy and no extra CA from the environment: every request stays on loopback.
         let http = Http::with_network(&oauth_pkce::http::NetworkSettings::default())?;
-        let state_dir = std::env::temp_dir().join(format!(
+        let state_path = std::env::temp_dir().join(format!(
             "oauth-pkce-demo-{}-{}",
             std::process::id(),
             &random_token().expose_secret()[..8]
         ));
-        oauth_pkce::state::private_dir(&state_dir)?;
+        oauth_pkce::state::private_dir(&state_path)?;
+        let state_dir = StateDir::at(&state_path);
         Ok(Demo {
-            ctx: Context {
-                doppler: Doppler::new(http.clone(), settings),
-                http,
-                provider,
-                env_credentials: HashMap::new(),
-                refresh_buffer: DEFAULT_REFRESH_BUFFER,
-                state_dir: state_dir.clone(),
-            },
+            ctx: Context::new(http, settings, provider, state_dir),
             server_url,
             store_url,
             servers,
-            state_dir,
+            state_dir: state_path,
         })
     }
 
@@ -672,7 +667,8 @@ mod tests {
         };
         let secret = demo
             .ctx
-            .doppler
+            .store
+            .doppler()
             .read(&["DEMO_CLIENT_SECRET".into()])
             .await
             .unwrap()["DEMO_CLIENT_SECRET"]
@@ -775,18 +771,25 @@ mod tests {
         };
         let e = demo
             .ctx
-            .doppler
+            .store
+            .doppler()
             .write(&changes("not-it"))
             .await
             .unwrap_err();
         assert!(e.to_string().contains("409"), "{e}");
         assert!(demo
             .ctx
-            .doppler
+            .store
+            .doppler()
             .read(&["A".into()])
             .await
             .unwrap()
             .is_empty());
-        demo.ctx.doppler.write(&changes(CLIENT_ID)).await.unwrap();
+        demo.ctx
+            .store
+            .doppler()
+            .write(&changes(CLIENT_ID))
+            .await
+            .unwrap();
     }
 }

@@ -24,7 +24,7 @@ use oauth_pkce::error::{DopplerFailure, Error, Result};
 use oauth_pkce::http::{Http, NetworkSettings};
 use oauth_pkce::provider::{Catalog, Provider};
 use oauth_pkce::refresh::refresh_due;
-use oauth_pkce::store::{secret_names, Stored, CLIENT_ID, REFRESH_LEASE};
+use oauth_pkce::store::{Store, Stored, Write, CLIENT_ID, REFRESH_LEASE};
 use oauth_pkce::token::now;
 
 /// Ports probed at most per provider.
@@ -117,7 +117,7 @@ pub(crate) async fn run(inputs: Inputs<'_>) -> Vec<Check> {
     match (inputs.settings, &inputs.http) {
         (Ok(settings), Ok(http)) => {
             checks.push(token_check(&settings));
-            doppler = Some(Doppler::new(http.clone(), settings));
+            doppler = Some(Store::Doppler(Doppler::new(http.clone(), settings)));
         }
         (Ok(settings), Err(_)) => {
             checks.push(token_check(&settings));
@@ -147,11 +147,11 @@ pub(crate) async fn run(inputs: Inputs<'_>) -> Vec<Check> {
             Some(p) => vec![p],
             None => inputs.catalog.iter().collect(),
         };
-        let names: Vec<String> = wanted.iter().flat_map(|p| secret_names(p)).collect();
-        let target = doppler.settings().describe_target();
-        let host = doppler.settings().api_host.as_str().trim_end_matches('/');
-        match doppler.read(&names).await {
-            Ok(secrets) => {
+        let target = doppler.describe_target();
+        let host = doppler.doppler().settings().api_host.as_str();
+        let host = host.trim_end_matches('/');
+        match doppler.load_each(&wanted).await {
+            Ok(each) => {
                 read_ok = true;
                 checks.push(Check::new(
                     "doppler read",
@@ -159,8 +159,7 @@ pub(crate) async fn run(inputs: Inputs<'_>) -> Vec<Check> {
                     Status::Pass,
                     format!("read {target} at {host}"),
                 ));
-                for p in wanted {
-                    let s = Stored::subset(p, &secrets);
+                for (p, s) in wanted.into_iter().zip(each) {
                     if inputs.provider.is_some() || s.has_anything() {
                         stored.push((p, s));
                     }
@@ -300,11 +299,10 @@ fn token_check(settings: &DopplerSettings) -> Check {
 /// Writes the provider's lease secret to the value it holds, as a compare-and-swap: a token
 /// that can write gets its write accepted (nothing changes) or refused only by the
 /// precondition; a read-only token gets 403.
-async fn write_check(doppler: &Doppler, provider: &Provider, stored: &Stored) -> Check {
+async fn write_check(store: &Store, provider: &Provider, stored: &Stored) -> Check {
     let name = stored.name(REFRESH_LEASE);
-    let probe = stored.probe();
     let how = format!("a compare-and-swap write of {name} to its own value");
-    match doppler.write(&[probe]).await {
+    match store.write(stored, Write::Probe).await {
         Ok(_) => Check::new(
             "doppler write",
             Some(provider),

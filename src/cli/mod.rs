@@ -157,7 +157,7 @@ async fn run_revoke(args: &RevokeArgs, settings: Settings) -> Result<i32> {
     let reporter = settings.reporter();
     let ctx = settings.ready()?.context(provider, DEFAULT_REFRESH_BUFFER);
     let done = oauth_pkce::revoke::revoke(&ctx, args.local_only, &reporter).await?;
-    let target = ctx.doppler.settings().describe_target();
+    let target = ctx.store.describe_target();
     output::print_revoked(&done, &target, args.json.json);
     Ok(0)
 }
@@ -193,7 +193,7 @@ async fn run_status(args: &StatusArgs, settings: Settings) -> Result<i32> {
             let ctx = settings.ready()?.context(provider, buffer);
             refresh::push_pending(&ctx, &reporter).await?;
             let check = args.check.then_some(&ctx.http);
-            vec![status_of(&ctx.doppler, &ctx.provider, buffer, check).await?]
+            vec![status_of(&ctx.store, &ctx.provider, buffer, check).await?]
         }
         None => {
             let catalog = settings.catalog()?;
@@ -209,7 +209,7 @@ async fn run_status(args: &StatusArgs, settings: Settings) -> Result<i32> {
 
 /// Pushes every journal a failed store left on this machine, before `status` reads.
 async fn push_all_pending(ready: &Ready, catalog: &Catalog, reporter: &Stderr) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(ready.state_dir().join("journal")) else {
+    let Ok(entries) = std::fs::read_dir(ready.state_dir().journal_dir()) else {
         return Ok(());
     };
     let names: Vec<String> = entries

@@ -148,7 +148,7 @@ impl Summary {
             access_token: mask(access.expose_secret()),
             refresh_token_present: refresh_present,
             expires_at,
-            doppler: ctx.doppler.settings().describe_target(),
+            doppler: ctx.store.describe_target(),
         }
     }
 

@@ -14,6 +14,8 @@ use secrecy::SecretString;
 use oauth_pkce::doppler::{Doppler, DopplerSettings, SettingsInputs};
 use oauth_pkce::http::{Http, NetworkSettings};
 use oauth_pkce::provider::{Catalog, Provider};
+use oauth_pkce::state::StateDir;
+use oauth_pkce::store::Store;
 use oauth_pkce::{env, Context, Result};
 
 use super::args::Global;
@@ -29,7 +31,7 @@ pub(crate) struct Settings {
     /// The one HTTP client of the run (its CA files read once), or why it cannot be built.
     pub(crate) http: Result<Http>,
     pub(crate) doppler: Result<DopplerSettings>,
-    pub(crate) state_dir: Result<PathBuf>,
+    pub(crate) state_dir: Result<StateDir>,
     /// `*_CLIENT_ID`/`*_CLIENT_SECRET` of the environment: the credentials' fallback.
     pub(crate) env_credentials: HashMap<String, SecretString>,
     pub(crate) browser_var: Option<String>,
@@ -45,7 +47,7 @@ pub(crate) struct Settings {
 pub(crate) struct Ready {
     pub(crate) http: Http,
     pub(crate) doppler: DopplerSettings,
-    state_dir: PathBuf,
+    state_dir: StateDir,
     env_credentials: HashMap<String, SecretString>,
 }
 
@@ -82,7 +84,7 @@ impl Settings {
             network,
             http,
             doppler: DopplerSettings::resolve(&inputs),
-            state_dir: oauth_pkce::state::state_dir(),
+            state_dir: StateDir::locate(),
             env_credentials: oauth_pkce::credentials_from_env(std::env::vars()),
             browser_var: var(env::BROWSER),
             path_var: std::env::var_os(env::PATH),
@@ -128,7 +130,7 @@ impl Ready {
     /// What the library needs for one provider; every context shares the one HTTP client.
     pub(crate) fn context(&self, provider: Provider, refresh_buffer: i64) -> Context {
         Context {
-            doppler: self.store(),
+            store: self.store(),
             http: self.http.clone(),
             provider,
             env_credentials: self.env_credentials.clone(),
@@ -138,11 +140,11 @@ impl Ready {
     }
 
     /// The Doppler client, on the run's HTTP client.
-    pub(crate) fn store(&self) -> Doppler {
-        Doppler::new(self.http.clone(), self.doppler.clone())
+    pub(crate) fn store(&self) -> Store {
+        Store::Doppler(Doppler::new(self.http.clone(), self.doppler.clone()))
     }
 
-    pub(crate) fn state_dir(&self) -> &std::path::Path {
+    pub(crate) fn state_dir(&self) -> &StateDir {
         &self.state_dir
     }
 }

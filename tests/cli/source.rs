@@ -25,12 +25,13 @@ fn source(h: &Harness) -> Arc<TokenSource> {
         ..Default::default()
     };
     let catalog = Catalog::load(Some(&h.providers_dir()), &[]).unwrap();
-    let mut ctx = Context::new(
+    let http = oauth_pkce::http::Http::with_network(&Default::default()).unwrap();
+    let ctx = Context::new(
+        http,
         DopplerSettings::resolve(&inputs).unwrap(),
         catalog.get("acme").unwrap().clone(),
-    )
-    .unwrap();
-    ctx.state_dir = h.state_dir();
+        oauth_pkce::state::StateDir::at(h.state_dir()),
+    );
     Arc::new(TokenSource::new(ctx))
 }
 
