@@ -6,17 +6,28 @@
 //! `slow_down` add 5 s for this and every later request; `authorization_pending` means ask
 //! again; `access_denied` and `expired_token` end the flow (exit 4), as does the code's own
 //! `expires_in` (capped by `--timeout` when given). The tokens are stored exactly as
-//! `authorize` stores them: one Doppler write.
+//! `authorize` stores them: one store write.
+//!
+//! The requests: the device authorization request goes through the `oauth2` crate, and each
+//! poll of the token endpoint is one request of our own (the crate's polling loop cannot
+//! report progress, gives up on GitHub's `HTTP 200` errors and retries a dead endpoint
+//! silently until the code expires), sent through the same provider-quirks adapter as every
+//! token request and read by the one OAuth error reader.
 
 use std::future::Future;
 use std::time::Duration;
 
+use oauth2::{DeviceAuthorizationUrl, StandardDeviceAuthorizationResponse};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::authorize::{store_new_grant, AuthorizeOptions};
 use crate::browser;
 use crate::error::{Error, Result};
-use crate::token::{DevicePoll, TokenEndpoint, TokenSet};
+use crate::oauth::{parse_error, send, Adapter, OAuthError};
+use crate::text::terminal_safe;
+use crate::token::{token_set, ProviderTokenResponse, TokenEndpoint, TokenSet};
 use crate::{Context, Event, Reporter};
 
 /// What RFC 8628 §3.5 adds to the interval on each `slow_down`.
@@ -116,6 +127,217 @@ where
             DevicePoll::Expired => return Err(expired()),
         }
     }
+}
+
+impl TokenEndpoint<'_> {
+    /// The device authorization request (RFC 8628 §3.1): client id, scopes (in the provider's
+    /// parameter and separator), client authentication as for the token endpoint.
+    pub async fn device_authorization(&self, scopes: &[String]) -> Result<DeviceAuthorization> {
+        let Some(url) = self.provider.device_authorization_url.clone() else {
+            return Err(Error::NoDeviceFlow {
+                provider: self.provider.name.clone(),
+            });
+        };
+        let client = self.client(None)?.set_device_authorization_url(
+            DeviceAuthorizationUrl::new(url.clone()).map_err(|_| Error::ProviderFile {
+                path: self.provider.source.clone(),
+                message: "key `device_authorization_url` is not a valid URL".into(),
+            })?,
+        );
+        let mut request = client.exchange_device_code();
+        if !scopes.is_empty() {
+            request = request.add_extra_param(
+                self.provider.scope_parameter.clone(),
+                scopes.join(&self.provider.scope_separator),
+            );
+        }
+        let send = Adapter(self.http.clone(), self.provider.clone());
+        let details: StandardDeviceAuthorizationResponse = request
+            .request_async(&send)
+            .await
+            .map_err(|e| match self.map_error(e, false) {
+                Error::TokenEndpoint { error, description } => {
+                    Error::DeviceAuthorization { error, description }
+                }
+                Error::ProviderUnreachable { source, .. } => Error::ProviderUnreachable {
+                    url: url.clone(),
+                    source,
+                },
+                Error::ProviderResponse(m) => {
+                    Error::ProviderResponse(format!("{m} (in the device authorization response)"))
+                }
+                other => other,
+            })?;
+        DeviceAuthorization::checked(&details)
+    }
+
+    /// One poll of the token endpoint with the device code (RFC 8628 §3.4, §3.5). An error
+    /// is read from the body whatever the HTTP status (GitHub answers `authorization_pending`
+    /// with 200).
+    pub async fn poll_device(&self, device_code: &SecretString) -> Result<DevicePoll> {
+        let mut form = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:device_code".to_string(),
+            ),
+            ("device_code", device_code.expose_secret().to_string()),
+        ];
+        let mut request = oauth2::HttpRequest::new(Vec::new());
+        *request.method_mut() = reqwest::Method::POST;
+        *request.uri_mut() = self
+            .provider
+            .token_url
+            .parse()
+            .map_err(|_| Error::ProviderFile {
+                path: self.provider.source.clone(),
+                message: "key `token_url` is not a valid URL".into(),
+            })?;
+        let headers = request.headers_mut();
+        use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        // Client authentication exactly as the oauth2 crate does it for the other requests.
+        let auth = crate::oauth::client_authentication(self.provider.client_auth, self.credentials);
+        if let Some(basic) = auth.header {
+            let mut value = HeaderValue::from_str(basic.expose_secret())
+                .expect("base64 is a valid header value");
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        for (name, value) in auth.form {
+            form.push((name, value.expose_secret().to_string()));
+        }
+        *request.body_mut() = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&form)
+            .finish()
+            .into_bytes();
+        let response = send(self.http, self.provider, request).await.map_err(|e| {
+            Error::ProviderUnreachable {
+                url: self.provider.token_url.clone(),
+                source: Box::new(e),
+            }
+        })?;
+        let body = response.body();
+        #[derive(Deserialize)]
+        struct Answer {
+            access_token: Option<serde_json::Value>,
+        }
+        let answer: Answer = serde_json::from_slice(body).map_err(|_| {
+            Error::ProviderResponse(format!(
+                "HTTP {} without a JSON body to a device-code poll",
+                response.status().as_u16()
+            ))
+        })?;
+        if answer.access_token.is_some() && response.status().is_success() {
+            let parsed: ProviderTokenResponse = serde_json::from_slice(body).map_err(|e| {
+                Error::ProviderResponse(
+                    format!("not a token response: {e}")
+                        .chars()
+                        .take(200)
+                        .collect(),
+                )
+            })?;
+            return token_set(parsed).map(DevicePoll::Tokens);
+        }
+        let Some(OAuthError { error, description }) = parse_error(body) else {
+            return Err(Error::ProviderResponse(format!(
+                "HTTP {} with neither a token nor an error to a device-code poll",
+                response.status().as_u16()
+            )));
+        };
+        Ok(match error.as_str() {
+            "authorization_pending" => DevicePoll::Pending,
+            "slow_down" => DevicePoll::SlowDown,
+            "access_denied" | "authorization_declined" => DevicePoll::Denied { error, description },
+            "expired_token" => DevicePoll::Expired,
+            _ => return Err(Error::TokenEndpoint { error, description }),
+        })
+    }
+}
+
+/// What the device authorization endpoint answered, checked for display (RFC 8628 §3.2, §5.4).
+pub struct DeviceAuthorization {
+    pub device_code: SecretString,
+    /// Printable ASCII only, at most 64 characters.
+    pub user_code: String,
+    /// https (or http on a loopback host).
+    pub verification_uri: url::Url,
+    /// Only when it is https on the same host as `verification_uri`.
+    pub verification_uri_complete: Option<url::Url>,
+    /// Lifetime of the codes, 1 s to 1 h.
+    pub expires_in: std::time::Duration,
+    /// The polling interval: the provider's, else 5 s; at least 1 s.
+    pub interval: std::time::Duration,
+}
+
+impl std::fmt::Debug for DeviceAuthorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceAuthorization")
+            .field("device_code", &"[redacted]")
+            .field("user_code", &self.user_code)
+            .field("verification_uri", &self.verification_uri.as_str())
+            .field("expires_in", &self.expires_in)
+            .field("interval", &self.interval)
+            .finish()
+    }
+}
+
+impl DeviceAuthorization {
+    fn checked(details: &StandardDeviceAuthorizationResponse) -> Result<DeviceAuthorization> {
+        use std::time::Duration;
+        let safe = |url: &url::Url| {
+            url.scheme() == "https" || (url.scheme() == "http" && crate::http::is_loopback_url(url))
+        };
+        let verification_uri = url::Url::parse(details.verification_uri().as_str())
+            .ok()
+            .filter(|u| safe(u) && u.username().is_empty() && u.password().is_none())
+            .ok_or_else(|| {
+                Error::ProviderResponse(
+                    "the device authorization response's verification_uri is not an https URL; it is neither shown nor opened".into(),
+                )
+            })?;
+        let verification_uri_complete = details
+            .verification_uri_complete()
+            .and_then(|c| url::Url::parse(c.secret()).ok())
+            .filter(|u| safe(u) && u.host_str() == verification_uri.host_str());
+        let user_code = terminal_safe(details.user_code().secret(), 64);
+        let device_code = details.device_code().secret();
+        if user_code.trim().is_empty() || device_code.is_empty() {
+            return Err(Error::ProviderResponse(
+                "the device authorization response has no user_code or device_code".into(),
+            ));
+        }
+        Ok(DeviceAuthorization {
+            device_code: SecretString::from(device_code.to_string()),
+            user_code,
+            verification_uri,
+            verification_uri_complete,
+            expires_in: details
+                .expires_in()
+                .clamp(Duration::from_secs(1), Duration::from_secs(3600)),
+            interval: details.interval().max(Duration::from_secs(1)),
+        })
+    }
+}
+
+/// One answer to a device-code poll.
+#[derive(Debug)]
+pub enum DevicePoll {
+    Tokens(TokenSet),
+    /// `authorization_pending`: ask again after the interval.
+    Pending,
+    /// `slow_down`: ask again, 5 s less often from now on.
+    SlowDown,
+    /// `access_denied` (Microsoft: `authorization_declined`).
+    Denied {
+        error: String,
+        description: Option<String>,
+    },
+    /// `expired_token`.
+    Expired,
 }
 
 #[cfg(test)]

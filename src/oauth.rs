@@ -1,7 +1,8 @@
 //! The OAuth edge's shared pieces: client authentication (RFC 6749 §2.3.1), written once for
 //! every request oauth-pkce builds itself (the token endpoint's quirky bodies, RFC 7009
-//! revocation; the oauth2 crate does the same for the requests it builds, `AuthType`), and
-//! the provider-quirks adapter every token-endpoint request is sent through.
+//! revocation; the oauth2 crate does the same for the requests it builds, `AuthType`), the
+//! one reader of OAuth error answers (RFC 6749 §5.2 and the `message` shapes providers use),
+//! and the provider-quirks adapter every token-endpoint request is sent through.
 
 use base64::Engine as _;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -9,6 +10,64 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::http::{self, Http, TransportError};
 use crate::provider::{ClientAuth, Provider, TokenRequestFormat};
 use crate::token::ClientCredentials;
+
+/// An OAuth error answer, terminal-safe: `error` (at most 64 characters) and
+/// `error_description` (at most 256).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct OAuthError {
+    pub(crate) error: String,
+    pub(crate) description: Option<String>,
+}
+
+/// Codes a provider may send as `message` instead of `error` (Twitch's device flow).
+const MESSAGE_CODES: &[&str] = &[
+    "authorization_pending",
+    "slow_down",
+    "access_denied",
+    "expired_token",
+    "invalid_grant",
+];
+
+/// Reads an OAuth error from a body, whatever its HTTP status (GitHub and Slack answer errors
+/// with 200): RFC 6749's `{"error", "error_description"}`, or `{"message": …}` (Twitch:
+/// `Invalid refresh token`; Jobber: `The provided refresh token is not valid.`), where a known
+/// code is the error and a refused refresh token reads as `invalid_grant`. The body itself is
+/// never shown.
+pub(crate) fn parse_error(body: &[u8]) -> Option<OAuthError> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        error: Option<String>,
+        error_description: Option<String>,
+        message: Option<String>,
+    }
+    let answer: Answer = serde_json::from_slice(body).ok()?;
+    let safe = |t: &str, max| crate::text::terminal_safe(t, max);
+    if let Some(error) = answer.error.filter(|e| !e.is_empty()) {
+        return Some(OAuthError {
+            error: safe(&error, 64),
+            description: answer.error_description.map(|d| safe(&d, 256)),
+        });
+    }
+    let message = answer.message.filter(|m| !m.is_empty())?;
+    if MESSAGE_CODES.contains(&message.as_str()) {
+        return Some(OAuthError {
+            error: message,
+            description: None,
+        });
+    }
+    let lower = message.to_ascii_lowercase();
+    let refused_refresh = lower.contains("refresh token")
+        && (lower.contains("invalid") || lower.contains("not valid"));
+    Some(OAuthError {
+        error: if refused_refresh {
+            "invalid_grant"
+        } else {
+            "error"
+        }
+        .into(),
+        description: Some(safe(&message, 256)),
+    })
+}
 
 /// Largest token-endpoint response accepted.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -173,6 +232,37 @@ mod tests {
             client_id: "id:1".into(),
             client_secret: secret.map(SecretString::from),
         }
+    }
+
+    #[test]
+    fn one_reader_for_every_shape_of_oauth_error() {
+        let e = |error: &str, d: Option<&str>| {
+            Some(OAuthError {
+                error: error.into(),
+                description: d.map(Into::into),
+            })
+        };
+        let rfc = br#"{"error":"invalid_grant","error_description":"spent\u001b[2J"}"#;
+        assert_eq!(parse_error(rfc), e("invalid_grant", Some("spent?[2J")));
+        let twitch = br#"{"status":400,"message":"Invalid refresh token"}"#;
+        assert_eq!(
+            parse_error(twitch),
+            e("invalid_grant", Some("Invalid refresh token"))
+        );
+        let jobber = br#"{"message":"The provided refresh token is not valid."}"#;
+        assert_eq!(
+            parse_error(jobber),
+            e(
+                "invalid_grant",
+                Some("The provided refresh token is not valid.")
+            )
+        );
+        let pending = br#"{"status":400,"message":"authorization_pending"}"#;
+        assert_eq!(parse_error(pending), e("authorization_pending", None));
+        let other = br#"{"message":"rate limited"}"#;
+        assert_eq!(parse_error(other), e("error", Some("rate limited")));
+        assert_eq!(parse_error(br#"{"access_token":"x"}"#), None);
+        assert_eq!(parse_error(b"<html>"), None);
     }
 
     fn names(a: &ClientAuthentication) -> Vec<&str> {

@@ -205,21 +205,12 @@ async fn send(
     let body = crate::http::read_capped(response, BODY_LIMIT)
         .await
         .unwrap_or_default();
-    #[derive(serde::Deserialize)]
-    struct OAuthError {
-        error: String,
-        error_description: Option<String>,
-    }
-    let detail = match serde_json::from_slice::<OAuthError>(&body) {
-        Ok(e) => match e.error_description {
-            Some(d) => format!(
-                "{} ({})",
-                crate::text::terminal_safe(&e.error, 64),
-                crate::text::terminal_safe(&d, 256)
-            ),
-            None => crate::text::terminal_safe(&e.error, 64),
+    let detail = match crate::oauth::parse_error(&body) {
+        Some(e) => match e.description {
+            Some(d) => format!("{} ({d})", e.error),
+            None => e.error,
         },
-        Err(_) => format!("HTTP {}", status.as_u16()),
+        None => format!("HTTP {}", status.as_u16()),
     };
     Err(Error::RevocationFailed {
         provider: provider.name.clone(),

@@ -3,16 +3,13 @@
 //! a 64 KiB body cap), and the [`TokenSet`] they produce with its expiry derived as SPEC.md says:
 //! `expires_in`, else the access token's JWT `exp`, else unknown.
 //!
-//! The device authorization grant (RFC 8628) goes the same way: the device authorization
-//! request through the `oauth2` crate, and each poll of the token endpoint as one request of
-//! our own (the crate's polling loop cannot report progress, gives up on GitHub's `HTTP 200`
-//! errors and retries a dead endpoint silently until the code expires) through the same
-//! `send`; [`crate::device`] runs the loop.
+//! The device authorization grant (RFC 8628) is [`crate::device`]'s, on this endpoint.
 //!
 //! Provider quirks live at the edges of that path, in `send`: a JSON request body instead of
 //! a form (`token_request_format`), a form-encoded answer read as JSON (GitHub without
 //! `Accept: application/json`), tokens nested in the answer (`token_response_path`, Slack's
-//! `authed_user`). Errors answered with HTTP 200 (GitHub, Slack) are read in `map_error`.
+//! `authed_user`). Errors answered with HTTP 200 (GitHub, Slack) are read in `map_error`, by the
+//! one OAuth error reader.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,16 +21,15 @@ use oauth2::basic::{
 };
 use oauth2::{
     AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    DeviceAuthorizationUrl, EndpointNotSet, EndpointSet, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardDeviceAuthorizationResponse,
-    StandardRevocableToken, TokenUrl,
+    EndpointNotSet, EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, StandardRevocableToken, TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 use crate::http::{Http, TransportError};
-use crate::oauth::{send, Adapter};
+use crate::oauth::Adapter;
 use crate::provider::{ClientAuth, Provider};
 use crate::text::terminal_safe;
 
@@ -163,9 +159,9 @@ impl std::fmt::Debug for ClientCredentials {
 
 /// The provider's endpoints plus the client credentials.
 pub struct TokenEndpoint<'a> {
-    provider: &'a Provider,
-    credentials: &'a ClientCredentials,
-    http: &'a Http,
+    pub(crate) provider: &'a Provider,
+    pub(crate) credentials: &'a ClientCredentials,
+    pub(crate) http: &'a Http,
 }
 
 impl<'a> TokenEndpoint<'a> {
@@ -177,7 +173,7 @@ impl<'a> TokenEndpoint<'a> {
         }
     }
 
-    fn client(&self, redirect_uri: Option<&str>) -> Result<OAuthClient> {
+    pub(crate) fn client(&self, redirect_uri: Option<&str>) -> Result<OAuthClient> {
         let bad = |key: &str| Error::ProviderFile {
             path: self.provider.source.clone(),
             message: format!("key `{key}` is not a valid URL"),
@@ -271,142 +267,6 @@ impl<'a> TokenEndpoint<'a> {
         self.finish(result, true)
     }
 
-    /// The device authorization request (RFC 8628 §3.1): client id, scopes (in the provider's
-    /// parameter and separator), client authentication as for the token endpoint.
-    pub async fn device_authorization(&self, scopes: &[String]) -> Result<DeviceAuthorization> {
-        let Some(url) = self.provider.device_authorization_url.clone() else {
-            return Err(Error::NoDeviceFlow {
-                provider: self.provider.name.clone(),
-            });
-        };
-        let client = self.client(None)?.set_device_authorization_url(
-            DeviceAuthorizationUrl::new(url.clone()).map_err(|_| Error::ProviderFile {
-                path: self.provider.source.clone(),
-                message: "key `device_authorization_url` is not a valid URL".into(),
-            })?,
-        );
-        let mut request = client.exchange_device_code();
-        if !scopes.is_empty() {
-            request = request.add_extra_param(
-                self.provider.scope_parameter.clone(),
-                scopes.join(&self.provider.scope_separator),
-            );
-        }
-        let send = Adapter(self.http.clone(), self.provider.clone());
-        let details: StandardDeviceAuthorizationResponse = request
-            .request_async(&send)
-            .await
-            .map_err(|e| match self.map_error(e, false) {
-                Error::TokenEndpoint { error, description } => {
-                    Error::DeviceAuthorization { error, description }
-                }
-                Error::ProviderUnreachable { source, .. } => Error::ProviderUnreachable {
-                    url: url.clone(),
-                    source,
-                },
-                Error::ProviderResponse(m) => {
-                    Error::ProviderResponse(format!("{m} (in the device authorization response)"))
-                }
-                other => other,
-            })?;
-        DeviceAuthorization::checked(&details)
-    }
-
-    /// One poll of the token endpoint with the device code (RFC 8628 §3.4, §3.5). An error
-    /// is read from the body whatever the HTTP status (GitHub answers `authorization_pending`
-    /// with 200).
-    pub async fn poll_device(&self, device_code: &SecretString) -> Result<DevicePoll> {
-        let mut form = vec![
-            (
-                "grant_type",
-                "urn:ietf:params:oauth:grant-type:device_code".to_string(),
-            ),
-            ("device_code", device_code.expose_secret().to_string()),
-        ];
-        let mut request = oauth2::HttpRequest::new(Vec::new());
-        *request.method_mut() = reqwest::Method::POST;
-        *request.uri_mut() = self
-            .provider
-            .token_url
-            .parse()
-            .map_err(|_| Error::ProviderFile {
-                path: self.provider.source.clone(),
-                message: "key `token_url` is not a valid URL".into(),
-            })?;
-        let headers = request.headers_mut();
-        use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        // Client authentication exactly as the oauth2 crate does it for the other requests.
-        let auth = crate::oauth::client_authentication(self.provider.client_auth, self.credentials);
-        if let Some(basic) = auth.header {
-            let mut value = HeaderValue::from_str(basic.expose_secret())
-                .expect("base64 is a valid header value");
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
-        for (name, value) in auth.form {
-            form.push((name, value.expose_secret().to_string()));
-        }
-        *request.body_mut() = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(&form)
-            .finish()
-            .into_bytes();
-        let response = send(self.http, self.provider, request).await.map_err(|e| {
-            Error::ProviderUnreachable {
-                url: self.provider.token_url.clone(),
-                source: Box::new(e),
-            }
-        })?;
-        let body = response.body();
-        #[derive(Deserialize)]
-        struct Answer {
-            access_token: Option<serde_json::Value>,
-            error: Option<String>,
-            error_description: Option<String>,
-            // Twitch's shape: {"status":400,"message":"authorization_pending"}.
-            message: Option<String>,
-        }
-        let answer: Answer = serde_json::from_slice(body).map_err(|_| {
-            Error::ProviderResponse(format!(
-                "HTTP {} without a JSON body to a device-code poll",
-                response.status().as_u16()
-            ))
-        })?;
-        if answer.access_token.is_some() && response.status().is_success() {
-            let parsed: ProviderTokenResponse = serde_json::from_slice(body).map_err(|e| {
-                Error::ProviderResponse(
-                    format!("not a token response: {e}")
-                        .chars()
-                        .take(200)
-                        .collect(),
-                )
-            })?;
-            return token_set(parsed).map(DevicePoll::Tokens);
-        }
-        let error = answer.error.or(answer
-            .message
-            .filter(|m| DEVICE_ERRORS.contains(&m.as_str())));
-        let Some(error) = error else {
-            return Err(Error::ProviderResponse(format!(
-                "HTTP {} with neither a token nor an error to a device-code poll",
-                response.status().as_u16()
-            )));
-        };
-        let error = terminal_safe(&error, 64);
-        let description = answer.error_description.map(|d| terminal_safe(&d, 256));
-        Ok(match error.as_str() {
-            "authorization_pending" => DevicePoll::Pending,
-            "slow_down" => DevicePoll::SlowDown,
-            "access_denied" | "authorization_declined" => DevicePoll::Denied { error, description },
-            "expired_token" => DevicePoll::Expired,
-            _ => return Err(Error::TokenEndpoint { error, description }),
-        })
-    }
-
     fn finish(
         &self,
         result: std::result::Result<
@@ -419,7 +279,7 @@ impl<'a> TokenEndpoint<'a> {
         token_set(response)
     }
 
-    fn map_error(
+    pub(crate) fn map_error(
         &self,
         e: RequestTokenError<TransportError, BasicErrorResponse>,
         refreshing: bool,
@@ -447,33 +307,9 @@ impl<'a> TokenEndpoint<'a> {
                 source: Box::new(source),
             },
             RequestTokenError::Parse(path_error, body) => {
-                // GitHub and others answer 200 with an `error` field; read it without ever
-                // showing the body.
-                #[derive(Deserialize)]
-                struct Oauth2Error {
-                    error: String,
-                    error_description: Option<String>,
-                }
-                if let Ok(err) = serde_json::from_slice::<Oauth2Error>(&body) {
-                    return refused(
-                        terminal_safe(&err.error, 64),
-                        err.error_description.map(|d| terminal_safe(&d, 256)),
-                    );
-                }
-                // Twitch answers `{"status":400,"message":"Invalid refresh token"}`.
-                #[derive(Deserialize)]
-                struct MessageError {
-                    message: String,
-                }
-                if let Ok(err) = serde_json::from_slice::<MessageError>(&body) {
-                    let message = terminal_safe(&err.message, 256);
-                    if message
-                        .to_ascii_lowercase()
-                        .contains("invalid refresh token")
-                    {
-                        return refused("invalid_grant".into(), Some(message));
-                    }
-                    return refused("error".into(), Some(message));
+                // GitHub and others answer 200 with an `error` field.
+                if let Some(e) = crate::oauth::parse_error(&body) {
+                    return refused(e.error, e.description);
                 }
                 Error::ProviderResponse(format!(
                     "not a token response: field `{}` is missing or has the wrong type",
@@ -497,96 +333,6 @@ fn challenge_of(challenge: &str) -> PkceCodeChallenge {
     .expect("PkceCodeChallenge deserializes from its documented fields")
 }
 
-/// What the device authorization endpoint answered, checked for display (RFC 8628 §3.2, §5.4).
-pub struct DeviceAuthorization {
-    pub device_code: SecretString,
-    /// Printable ASCII only, at most 64 characters.
-    pub user_code: String,
-    /// https (or http on a loopback host).
-    pub verification_uri: url::Url,
-    /// Only when it is https on the same host as `verification_uri`.
-    pub verification_uri_complete: Option<url::Url>,
-    /// Lifetime of the codes, 1 s to 1 h.
-    pub expires_in: std::time::Duration,
-    /// The polling interval: the provider's, else 5 s; at least 1 s.
-    pub interval: std::time::Duration,
-}
-
-impl std::fmt::Debug for DeviceAuthorization {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceAuthorization")
-            .field("device_code", &"[redacted]")
-            .field("user_code", &self.user_code)
-            .field("verification_uri", &self.verification_uri.as_str())
-            .field("expires_in", &self.expires_in)
-            .field("interval", &self.interval)
-            .finish()
-    }
-}
-
-impl DeviceAuthorization {
-    fn checked(details: &StandardDeviceAuthorizationResponse) -> Result<DeviceAuthorization> {
-        use std::time::Duration;
-        let safe = |url: &url::Url| {
-            url.scheme() == "https" || (url.scheme() == "http" && crate::http::is_loopback_url(url))
-        };
-        let verification_uri = url::Url::parse(details.verification_uri().as_str())
-            .ok()
-            .filter(|u| safe(u) && u.username().is_empty() && u.password().is_none())
-            .ok_or_else(|| {
-                Error::ProviderResponse(
-                    "the device authorization response's verification_uri is not an https URL; it is neither shown nor opened".into(),
-                )
-            })?;
-        let verification_uri_complete = details
-            .verification_uri_complete()
-            .and_then(|c| url::Url::parse(c.secret()).ok())
-            .filter(|u| safe(u) && u.host_str() == verification_uri.host_str());
-        let user_code = terminal_safe(details.user_code().secret(), 64);
-        let device_code = details.device_code().secret();
-        if user_code.trim().is_empty() || device_code.is_empty() {
-            return Err(Error::ProviderResponse(
-                "the device authorization response has no user_code or device_code".into(),
-            ));
-        }
-        Ok(DeviceAuthorization {
-            device_code: SecretString::from(device_code.to_string()),
-            user_code,
-            verification_uri,
-            verification_uri_complete,
-            expires_in: details
-                .expires_in()
-                .clamp(Duration::from_secs(1), Duration::from_secs(3600)),
-            interval: details.interval().max(Duration::from_secs(1)),
-        })
-    }
-}
-
-/// One answer to a device-code poll.
-#[derive(Debug)]
-pub enum DevicePoll {
-    Tokens(TokenSet),
-    /// `authorization_pending`: ask again after the interval.
-    Pending,
-    /// `slow_down`: ask again, 5 s less often from now on.
-    SlowDown,
-    /// `access_denied` (Microsoft: `authorization_declined`).
-    Denied {
-        error: String,
-        description: Option<String>,
-    },
-    /// `expired_token`.
-    Expired,
-}
-
-/// The RFC 8628 §3.5 answers a poll may carry (as `error`, or Twitch's `message`).
-const DEVICE_ERRORS: &[&str] = &[
-    "authorization_pending",
-    "slow_down",
-    "access_denied",
-    "expired_token",
-];
-
 /// Error codes that mean "this refresh token is no good": RFC 6749's `invalid_grant`, Slack's
 /// `invalid_refresh_token`, GitHub's `bad_refresh_token`.
 const REFRESH_REFUSED: &[&str] = &[
@@ -595,7 +341,7 @@ const REFRESH_REFUSED: &[&str] = &[
     "bad_refresh_token",
 ];
 
-fn token_set(response: ProviderTokenResponse) -> Result<TokenSet> {
+pub(crate) fn token_set(response: ProviderTokenResponse) -> Result<TokenSet> {
     let access = response.access_token.secret();
     if access.is_empty() || !access.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
         return Err(Error::ProviderResponse(
