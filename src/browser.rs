@@ -11,7 +11,7 @@ use crate::env;
 
 /// How the URL was handed to a browser.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Opened {
+pub(crate) enum Opened {
     /// `$BROWSER` was started.
     BrowserVar,
     /// The system opener (xdg-open, open, start…) was started.
@@ -20,7 +20,7 @@ pub enum Opened {
 
 /// Why the URL could not be opened.
 #[derive(Debug, thiserror::Error)]
-pub enum OpenError {
+pub(crate) enum OpenError {
     #[error("refusing to open a URL that is neither https nor loopback http")]
     UnsafeUrl,
     #[error("$BROWSER is empty")]
@@ -36,7 +36,7 @@ pub enum OpenError {
 }
 
 /// Opens `url` with `browser_var` (the value of `$BROWSER`) or the system opener.
-pub fn open(url: &url::Url, browser_var: Option<&str>) -> Result<Opened, OpenError> {
+pub(crate) fn open(url: &url::Url, browser_var: Option<&str>) -> Result<Opened, OpenError> {
     let safe =
         url.scheme() == "https" || (url.scheme() == "http" && crate::http::is_loopback_url(url));
     if !safe {
@@ -98,7 +98,7 @@ pub fn find_opener(browser_var: Option<&str>, path: Option<&OsStr>) -> Opener {
 
 /// Where `program` is: itself when it names a path, else the first executable file of that
 /// name in `path`'s directories.
-pub fn which(program: &OsStr, path: Option<&OsStr>) -> Option<PathBuf> {
+pub(crate) fn which(program: &OsStr, path: Option<&OsStr>) -> Option<PathBuf> {
     let executable = |p: &Path| {
         #[cfg(unix)]
         {
@@ -122,7 +122,7 @@ pub fn which(program: &OsStr, path: Option<&OsStr>) -> Option<PathBuf> {
 
 /// `$BROWSER` split on white space; `%s` in an argument is replaced by the URL, else the URL
 /// is appended as the last argument. The URL is always one argument.
-pub fn browser_command(browser_var: &str, url: &str) -> Option<Command> {
+pub(crate) fn browser_command(browser_var: &str, url: &str) -> Option<Command> {
     let mut words = browser_var.split_whitespace();
     let mut cmd = Command::new(words.next()?);
     let mut placed = false;

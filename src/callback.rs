@@ -45,7 +45,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A bound, not yet serving, callback listener.
-pub struct Callback {
+pub(crate) struct Callback {
     listeners: Vec<TcpListener>,
     /// The port that was bound.
     pub port: u16,
@@ -70,7 +70,7 @@ enum Outcome {
 
 /// What an authorization response must carry to belong to this flow.
 #[derive(Debug)]
-pub struct Expected {
+pub(crate) struct Expected {
     pub state: SecretString,
     pub issuer: Issuer,
 }
@@ -123,7 +123,7 @@ pub async fn probe_ports(host: &str, ports: &PortRange, limit: usize) -> Vec<(u1
 impl Callback {
     /// Binds the first port of `ports` that is free on every loopback address the redirect
     /// host needs. Nothing else listens: not `0.0.0.0`, not `::`.
-    pub async fn bind(host: &str, path: &str, ports: &PortRange) -> Result<Callback> {
+    pub(crate) async fn bind(host: &str, path: &str, ports: &PortRange) -> Result<Callback> {
         let addrs = loopback_addrs(host);
         for port in ports.iter() {
             match bind_all(addrs, port).await {
@@ -153,7 +153,7 @@ impl Callback {
     /// Serves until a callback (or, with `paste`, a pasted redirect URL) with the right `state`
     /// arrives or `timeout` passes, then closes the port and returns the authorization code.
     /// Dropping the returned future (Ctrl-C) closes the port too.
-    pub async fn wait_for_code(
+    pub(crate) async fn wait_for_code(
         self,
         expected: &Expected,
         timeout: Duration,
@@ -362,7 +362,7 @@ fn allowed_hosts(host: &str, port: u16) -> HashSet<String> {
 
 /// What the callback's `iss` parameter (RFC 9207) must be.
 #[derive(Clone, Debug, Default)]
-pub struct Issuer {
+pub(crate) struct Issuer {
     /// The provider's issuer identifier; `None`: an `iss` is ignored.
     pub expected: Option<String>,
     /// A callback without `iss` is refused.

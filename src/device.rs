@@ -132,7 +132,10 @@ where
 impl TokenEndpoint<'_> {
     /// The device authorization request (RFC 8628 §3.1): client id, scopes (in the provider's
     /// parameter and separator), client authentication as for the token endpoint.
-    pub async fn device_authorization(&self, scopes: &[String]) -> Result<DeviceAuthorization> {
+    pub(crate) async fn device_authorization(
+        &self,
+        scopes: &[String],
+    ) -> Result<DeviceAuthorization> {
         let Some(url) = self.provider.device_authorization_url.clone() else {
             return Err(Error::NoDeviceFlow {
                 provider: self.provider.name.clone(),
@@ -174,7 +177,7 @@ impl TokenEndpoint<'_> {
     /// One poll of the token endpoint with the device code (RFC 8628 §3.4, §3.5). An error
     /// is read from the body whatever the HTTP status (GitHub answers `authorization_pending`
     /// with 200).
-    pub async fn poll_device(&self, device_code: &SecretString) -> Result<DevicePoll> {
+    pub(crate) async fn poll_device(&self, device_code: &SecretString) -> Result<DevicePoll> {
         let mut form = vec![
             (
                 "grant_type",
@@ -259,7 +262,7 @@ impl TokenEndpoint<'_> {
 }
 
 /// What the device authorization endpoint answered, checked for display (RFC 8628 §3.2, §5.4).
-pub struct DeviceAuthorization {
+pub(crate) struct DeviceAuthorization {
     pub device_code: SecretString,
     /// Printable ASCII only, at most 64 characters.
     pub user_code: String,
@@ -325,7 +328,7 @@ impl DeviceAuthorization {
 
 /// One answer to a device-code poll.
 #[derive(Debug)]
-pub enum DevicePoll {
+pub(crate) enum DevicePoll {
     Tokens(TokenSet),
     /// `authorization_pending`: ask again after the interval.
     Pending,

@@ -23,7 +23,7 @@ use crate::error::{DopplerFailure, Error, Result};
 use crate::http::{self, Http};
 
 /// Doppler's public API.
-pub const DEFAULT_API_HOST: &str = "https://api.doppler.com";
+pub(crate) const DEFAULT_API_HOST: &str = "https://api.doppler.com";
 /// Largest Doppler response body we accept.
 const BODY_LIMIT: usize = 1 << 20;
 
@@ -291,7 +291,7 @@ pub struct Change {
 }
 
 /// Secrets as read: name → raw value. Absent names are absent.
-pub type Secrets = BTreeMap<String, SecretString>;
+pub(crate) type Secrets = BTreeMap<String, SecretString>;
 
 /// The Doppler API client.
 #[derive(Clone, Debug)]

@@ -15,13 +15,13 @@ use rand::Rng as _;
 use reqwest::{RequestBuilder, Response, StatusCode};
 
 /// Connect timeout for every request.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Total timeout of one attempt.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// All attempts of one logical request end within this budget.
-pub const RETRY_BUDGET: Duration = Duration::from_secs(30);
+pub(crate) const RETRY_BUDGET: Duration = Duration::from_secs(30);
 /// Attempts per logical request.
-pub const MAX_ATTEMPTS: u32 = 4;
+pub(crate) const MAX_ATTEMPTS: u32 = 4;
 
 /// Hosts that are never reached through a proxy, whatever `NO_PROXY` says.
 const LOOPBACK_NO_PROXY: &str = "localhost,127.0.0.0/8,::1";
@@ -104,7 +104,7 @@ impl NetworkSettings {
 }
 
 /// A proxy URL without its user name and password (they are credentials).
-pub fn without_credentials(proxy: &str) -> String {
+pub(crate) fn without_credentials(proxy: &str) -> String {
     let with_scheme = if proxy.contains("://") {
         proxy.to_string()
     } else {
@@ -275,7 +275,7 @@ fn parse_retry_after(resp: &Response) -> Option<Duration> {
 }
 
 /// Reads at most `limit` bytes of a body; a longer body is an error (never a silent truncation).
-pub async fn read_capped(mut resp: Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+pub(crate) async fn read_capped(mut resp: Response, limit: usize) -> Result<Vec<u8>, BodyError> {
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(BodyError::Read)? {
         if body.len() + chunk.len() > limit {
@@ -288,7 +288,7 @@ pub async fn read_capped(mut resp: Response, limit: usize) -> Result<Vec<u8>, Bo
 
 /// Failure to read a response body.
 #[derive(Debug, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     #[error("the response body was larger than {0} bytes")]
     TooLarge(usize),
     #[error("the response body could not be read")]
@@ -306,7 +306,7 @@ pub fn is_loopback_url(url: &url::Url) -> bool {
 }
 
 /// A transport error described without its URL (a query could carry a secret).
-pub fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -332,7 +332,7 @@ pub fn describe(e: &reqwest::Error) -> String {
 /// A `reqwest::Error` stripped of its URL, usable as an error source.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct TransportError(pub String);
+pub(crate) struct TransportError(pub String);
 
 impl From<reqwest::Error> for TransportError {
     fn from(e: reqwest::Error) -> Self {

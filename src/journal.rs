@@ -13,7 +13,7 @@ use crate::state;
 use crate::token::{ExpirySource, TokenSet};
 
 /// One pending write.
-pub struct Pending {
+pub(crate) struct Pending {
     pub tokens: TokenSet,
     /// The refresh token that was spent to get `tokens`.
     pub spent: SecretString,
@@ -23,7 +23,7 @@ pub struct Pending {
 
 impl Pending {
     /// The store write that lands these tokens and releases the lease.
-    pub fn rotation(&self) -> crate::store::Write<'_> {
+    pub(crate) fn rotation(&self) -> crate::store::Write<'_> {
         crate::store::Write::Rotation {
             tokens: &self.tokens,
             spent: &self.spent,
@@ -45,20 +45,20 @@ struct Record {
 
 /// The journal file of one (Doppler target, provider).
 #[derive(Debug, Clone)]
-pub struct Journal {
+pub(crate) struct Journal {
     pub path: PathBuf,
 }
 
 impl Journal {
     /// The journal of `key` in `state`.
-    pub fn new(state: &state::StateDir, key: &state::Key) -> Journal {
+    pub(crate) fn new(state: &state::StateDir, key: &state::Key) -> Journal {
         Journal {
             path: state.journal_path(key),
         }
     }
 
     /// Writes the pending tokens durably.
-    pub fn save(&self, provider: &str, pending: &Pending) -> Result<()> {
+    pub(crate) fn save(&self, provider: &str, pending: &Pending) -> Result<()> {
         let record = Record {
             version: 1,
             provider: provider.to_string(),
@@ -93,7 +93,7 @@ impl Journal {
     }
 
     /// The pending tokens, if a journal is there.
-    pub fn load(&self) -> Result<Option<Pending>> {
+    pub(crate) fn load(&self) -> Result<Option<Pending>> {
         let Some(bytes) = state::read_private(&self.path).map_err(|source| Error::StateFile {
             op: FileOp::Read,
             path: self.path.clone(),
@@ -125,7 +125,7 @@ impl Journal {
         }))
     }
 
-    pub fn remove(&self) {
+    pub(crate) fn remove(&self) {
         if let Err(e) = std::fs::remove_file(&self.path) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!("could not remove the journal {}: {e}", self.path.display());

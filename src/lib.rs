@@ -4,25 +4,21 @@
 //! [Doppler](https://doppler.com) so that every machine, CI job and agent reading the same
 //! Doppler config shares them. The `oauth-pkce` binary is a thin layer over this library.
 //!
-//! The flow, as the modules implement it:
+//! For a Rust program the API is [`TokenSource`]: a valid access token for one provider,
+//! refreshed when it expires within a buffer (one refresh at a time across tasks, processes
+//! and machines, safe under refresh-token rotation), and one forced refresh after an API
+//! answered 401. [`TokenSource::from_env`] resolves everything as the CLI does; a [`Context`]
+//! built by hand ([`Http`], [`DopplerSettings`], a [`Provider`] from the [`Catalog`], a
+//! [`StateDir`]) reads nothing from the process environment. Failures are one typed
+//! [`Error`], whose [`Error::exit_code`] and [`Error::hint`] the CLI prints.
 //!
-//! 1. [`provider`] loads a provider definition (built-in TOML presets or the user's files);
-//! 2. [`doppler`] resolves the Doppler settings and reads the client credentials ([`store`]);
-//! 3. [`pkce`] makes the verifier, challenge and `state`;
-//! 4. [`callback`] binds a loopback port and waits for the redirect, while [`browser`] opens
-//!    the authorization URL that [`token`] builds;
-//! 5. [`token`] exchanges the code, and [`store`] writes the tokens back in one request.
-//!
-//! When the browser cannot reach this machine, the user pastes the final redirect URL instead
-//! (checked by the same [`callback`] validator), or [`device`] runs the device authorization
-//! grant (RFC 8628) with no callback at all.
-//!
-//! Later, [`refresh`] hands out a valid access token, refreshing it when it expires within a
-//! buffer, and [`status`] reports what is stored. [`exec`] gathers the tokens a command gets in
-//! its environment, and [`revoke`] revokes the tokens (RFC 7009) and removes them from Doppler.
-//! Every request goes through [`http`] (proxies from the environment except for loopback,
-//! extra CA files). The binary adds what only a command line needs: `doctor`'s checks, the
-//! demo's local authorization server, `exec`'s child process and signals.
+//! The modules behind it (private): `provider` (catalog and definitions), `doppler` (settings
+//! and client) behind the `store` seam, `pkce`, `callback` (the loopback listener and the
+//! redirect validator), `browser`, `token` and `oauth` (the OAuth edge), `device` (RFC 8628),
+//! `revoke` (RFC 7009), `refresh` with `lease`, `state` and `journal` (this machine's locks
+//! and refresh journals), `status`, `exec` and `http`. The binary adds what only a command
+//! line needs: `doctor`'s checks, the demo's local authorization server, `exec`'s child
+//! process and signals.
 //!
 //! ```no_run
 //! # async fn demo() -> oauth_pkce::Result<()> {
@@ -33,41 +29,73 @@
 //! ```
 //!
 //! Invariants: the library never prints (progress goes through [`Reporter`]); only
-//! [`callback`] listens on a socket, on loopback only; every
+//! `callback` listens on a socket, on loopback only; every
 //! secret is a [`secrecy::SecretString`] whose `Debug` is redacted, and no secret-bearing type
 //! implements `Display`.
 
 #![forbid(unsafe_code)]
 
-pub mod authorize;
-pub mod browser;
-pub mod callback;
-pub mod device;
-pub mod doppler;
+mod authorize;
+mod browser;
+mod callback;
+mod device;
+mod doppler;
 pub mod env;
-pub mod error;
-pub mod exec;
-pub mod http;
-pub mod journal;
+mod error;
+mod exec;
+mod http;
+mod journal;
 mod lease;
 mod oauth;
-pub mod pkce;
-pub mod provider;
-pub mod refresh;
-pub mod revoke;
-pub mod source;
-pub mod state;
-pub mod status;
-pub mod store;
-pub mod text;
-pub mod token;
+mod pkce;
+mod provider;
+mod refresh;
+mod revoke;
+mod source;
+mod state;
+mod status;
+mod store;
+mod text;
+mod token;
 
 use std::collections::HashMap;
 
 use secrecy::SecretString;
 
-pub use error::{Error, ExitClass, Result};
+pub use doppler::{DopplerSettings, SettingsInputs};
+pub use error::{DopplerFailure, Error, ExitClass, FileOp, Holder, Result};
+pub use http::{Http, NetworkSettings};
+pub use provider::{Catalog, Provider};
+pub use refresh::Fresh;
 pub use source::TokenSource;
+pub use state::StateDir;
+pub use store::Store;
+
+/// What the `oauth-pkce` binary uses beyond the API above: not part of the library's API, and
+/// free to change in any release.
+#[doc(hidden)]
+pub mod bin {
+    pub use crate::authorize::{authorize, AuthorizeOptions, Authorized};
+    pub use crate::browser::{find_opener, Opener};
+    pub use crate::callback::{probe_ports, PastedLines};
+    pub use crate::device::authorize_device;
+    pub use crate::doppler::{Change, Doppler, TokenKind, TokenSource as DopplerTokenSource};
+    pub use crate::exec::{token_env, TokenEnv};
+    pub use crate::http::is_loopback_url;
+    pub use crate::pkce::{is_valid_verifier, random_token, s256_challenge};
+    pub use crate::provider::{default_user_dir, PortRange};
+    pub use crate::refresh::refresh_due;
+    /// The refresh protocol's entry points, as `refresh` and `token` run them.
+    pub mod refresh {
+        pub use crate::refresh::{push_pending, refresh, token};
+    }
+    pub use crate::revoke::{revoke, Revoked};
+    pub use crate::state::private_dir;
+    pub use crate::status::{status_all, status_of, CheckOutcome, CheckResult, ProviderStatus};
+    pub use crate::store::{secret_names, Stored, Write, CLIENT_ID, CLIENT_SECRET, REFRESH_LEASE};
+    pub use crate::text::{html_escape, mask, terminal_safe};
+    pub use crate::token::now;
+}
 
 /// Default refresh buffer: a token expiring within this many seconds is refreshed first.
 pub const DEFAULT_REFRESH_BUFFER: i64 = 300;

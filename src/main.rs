@@ -36,7 +36,7 @@ fn main() {
 fn report(e: &oauth_pkce::Error) -> i32 {
     eprintln!(
         "error: {}",
-        oauth_pkce::text::terminal_safe(&e.with_causes(), 1000)
+        oauth_pkce::bin::terminal_safe(&e.with_causes(), 1000)
     );
     eprintln!("hint: {}", e.hint());
     e.exit_code()

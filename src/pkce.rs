@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 /// One authorization attempt's PKCE verifier, its S256 challenge and the CSRF `state`.
-pub struct PkcePair {
+pub(crate) struct PkcePair {
     /// The `code_verifier` (secret until it is sent to the token endpoint).
     pub verifier: SecretString,
     /// The `code_challenge`, safe to put in the authorization URL.
@@ -34,7 +34,7 @@ impl std::fmt::Debug for PkcePair {
 
 impl PkcePair {
     /// A fresh verifier, challenge and state from the OS CSPRNG.
-    pub fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         let verifier = random_token();
         let challenge = s256_challenge(verifier.expose_secret());
         PkcePair {

@@ -500,7 +500,7 @@ impl Provider {
 }
 
 /// Doppler secret names: `^[A-Z_][A-Z0-9_]*$`.
-pub fn is_secret_name(name: &str) -> bool {
+pub(crate) fn is_secret_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_uppercase() || b == b'_')
         && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
@@ -604,7 +604,7 @@ fn nearest_key(rest: &str) -> Option<String> {
 
 /// The user's provider directory: `$OAUTH_PKCE_PROVIDERS_DIR`, else `oauth-pkce/providers` in
 /// the user's config dir.
-pub fn user_dir() -> Option<PathBuf> {
+pub(crate) fn user_dir() -> Option<PathBuf> {
     std::env::var_os(crate::env::OAUTH_PKCE_PROVIDERS_DIR)
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)

@@ -57,7 +57,7 @@ pub fn refresh_due(expires_at: Option<i64>, buffer: i64) -> bool {
 
 /// What the caller wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Want {
+pub(crate) enum Want {
     /// A token valid beyond the buffer: refresh only if due.
     Valid,
     /// A new token from the provider, unless another process refreshed meanwhile.
@@ -76,7 +76,7 @@ pub async fn token(ctx: &Context, reporter: &dyn Reporter) -> Result<Fresh> {
 
 /// The core: returns a token per `want`. `rejected` is an access token the caller saw refused
 /// (HTTP 401): a stored token equal to it is never returned as valid.
-pub async fn obtain(
+pub(crate) async fn obtain(
     ctx: &Context,
     want: Want,
     rejected: Option<&SecretString>,

@@ -38,7 +38,7 @@ pub fn private_dir(dir: &Path) -> Result<()> {
 
 /// Writes `bytes` to `path` atomically with mode 0600: a temp file beside it, fsync, rename,
 /// fsync of the directory.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("a file path has a parent");
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
@@ -65,7 +65,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Reads a private file, refusing symlinks and files others can read.
-pub fn read_private(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_private(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -92,7 +92,7 @@ pub fn read_private(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
 }
 
 /// The state directory of this user: it owns the lock files and the refresh journals, and
-/// knows nothing of stores or providers beyond the [`Key`] it is given.
+/// knows nothing of stores or providers beyond the `Key` it is given.
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
@@ -152,7 +152,7 @@ impl StateDir {
         &self.root
     }
 
-    /// Where the refresh journal of `key` lives (see [`crate::journal`]).
+    /// Where the refresh journal of `key` lives (see `journal`).
     pub fn journal_path(&self, key: &Key) -> PathBuf {
         self.journal_dir().join(format!("{}.json", key.as_str()))
     }

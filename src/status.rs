@@ -68,7 +68,7 @@ impl CheckOutcome {
 
 /// Sends the provider's `[check]` request with the stored access token, if there is one that
 /// has not expired.
-pub async fn check_token(http: &Http, provider: &Provider, stored: &Stored) -> CheckOutcome {
+pub(crate) async fn check_token(http: &Http, provider: &Provider, stored: &Stored) -> CheckOutcome {
     let Some(check) = &provider.check else {
         return CheckOutcome::skipped("the provider definition has no [check]");
     };

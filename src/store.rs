@@ -21,13 +21,13 @@ use crate::token::{ClientCredentials, TokenSet};
 
 pub const CLIENT_ID: &str = "CLIENT_ID";
 pub const CLIENT_SECRET: &str = "CLIENT_SECRET";
-pub const ACCESS_TOKEN: &str = "ACCESS_TOKEN";
-pub const REFRESH_TOKEN: &str = "REFRESH_TOKEN";
-pub const TOKEN_EXPIRES_AT: &str = "TOKEN_EXPIRES_AT";
+pub(crate) const ACCESS_TOKEN: &str = "ACCESS_TOKEN";
+pub(crate) const REFRESH_TOKEN: &str = "REFRESH_TOKEN";
+pub(crate) const TOKEN_EXPIRES_AT: &str = "TOKEN_EXPIRES_AT";
 pub const REFRESH_LEASE: &str = "REFRESH_LEASE";
 
 /// Every suffix, in the order they are read.
-pub const SUFFIXES: &[&str] = &[
+pub(crate) const SUFFIXES: &[&str] = &[
     CLIENT_ID,
     CLIENT_SECRET,
     ACCESS_TOKEN,

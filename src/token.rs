@@ -82,7 +82,7 @@ pub enum ExpirySource {
 /// assumed), `expires_in` may be a number or a numeric string, unknown fields are ignored.
 /// camelCase names are accepted too (HubSpot's newer reference shows `accessToken`, …).
 #[derive(Debug, Deserialize, Serialize)]
-pub struct ProviderTokenResponse {
+pub(crate) struct ProviderTokenResponse {
     #[serde(alias = "accessToken")]
     access_token: AccessToken,
     #[serde(default = "bearer", alias = "tokenType")]
@@ -158,14 +158,18 @@ impl std::fmt::Debug for ClientCredentials {
 }
 
 /// The provider's endpoints plus the client credentials.
-pub struct TokenEndpoint<'a> {
+pub(crate) struct TokenEndpoint<'a> {
     pub(crate) provider: &'a Provider,
     pub(crate) credentials: &'a ClientCredentials,
     pub(crate) http: &'a Http,
 }
 
 impl<'a> TokenEndpoint<'a> {
-    pub fn new(provider: &'a Provider, credentials: &'a ClientCredentials, http: &'a Http) -> Self {
+    pub(crate) fn new(
+        provider: &'a Provider,
+        credentials: &'a ClientCredentials,
+        http: &'a Http,
+    ) -> Self {
         TokenEndpoint {
             provider,
             credentials,
@@ -207,7 +211,7 @@ impl<'a> TokenEndpoint<'a> {
 
     /// The authorization URL: `response_type=code`, client id, redirect URI, scopes, `state`,
     /// the S256 challenge, and the provider's extra parameters.
-    pub fn authorization_url(
+    pub(crate) fn authorization_url(
         &self,
         redirect_uri: &str,
         scopes: &[String],
@@ -233,7 +237,7 @@ impl<'a> TokenEndpoint<'a> {
     }
 
     /// Exchanges an authorization code (RFC 6749 §4.1.3 with the PKCE verifier).
-    pub async fn exchange_code(
+    pub(crate) async fn exchange_code(
         &self,
         code: SecretString,
         verifier: &SecretString,
@@ -250,7 +254,7 @@ impl<'a> TokenEndpoint<'a> {
     }
 
     /// Exchanges a refresh token (RFC 6749 §6).
-    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet> {
+    pub(crate) async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet> {
         let client = self.client(None)?;
         let send = Adapter(self.http.clone(), self.provider.clone());
         let rt = RefreshToken::new(refresh_token.expose_secret().to_string());
@@ -373,7 +377,7 @@ pub(crate) fn token_set(response: ProviderTokenResponse) -> Result<TokenSet> {
 
 /// The `exp` claim of a JWT, read without verifying the signature (only the expiry is used,
 /// to know when to refresh; the token is never trusted for anything else).
-pub fn jwt_exp(token: &str) -> Option<i64> {
+pub(crate) fn jwt_exp(token: &str) -> Option<i64> {
     let mut parts = token.split('.');
     let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use oauth_pkce::provider::PortRange;
+use oauth_pkce::bin::PortRange;
 
 /// OAuth 2.0 Authorization Code + PKCE from the terminal, with tokens kept in Doppler.
 #[derive(Debug, Parser)]

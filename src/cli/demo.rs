@@ -10,8 +10,8 @@ use std::time::Duration;
 use secrecy::ExposeSecret as _;
 
 use super::demo_server::Demo;
-use oauth_pkce::authorize::{authorize, AuthorizeOptions};
-use oauth_pkce::{refresh, status, Event, Reporter, Result};
+use oauth_pkce::bin::{authorize, refresh, status_of, AuthorizeOptions};
+use oauth_pkce::{Event, Reporter, Result};
 
 use super::args::DemoArgs;
 use super::output::{print_status, Stderr, Summary};
@@ -89,7 +89,7 @@ pub(super) async fn run(
         3,
         "status: what the store holds now (tokens masked), and the provider's check request sent\n      with the access token (`oauth-pkce status --check`).",
     );
-    let row = status::status_of(
+    let row = status_of(
         &ctx.store,
         &ctx.provider,
         ctx.refresh_buffer,

@@ -32,15 +32,15 @@ use secrecy::ExposeSecret as _;
 use serde_json::{json, Value};
 use url::form_urlencoded;
 
-use oauth_pkce::doppler::{DopplerSettings, SettingsInputs};
-use oauth_pkce::error::{Error, Result};
-use oauth_pkce::http::Http;
-use oauth_pkce::pkce::{is_valid_verifier, random_token, s256_challenge};
-use oauth_pkce::provider::Provider;
-use oauth_pkce::state::StateDir;
-use oauth_pkce::text::html_escape;
-use oauth_pkce::token::now;
+use oauth_pkce::bin::html_escape;
+use oauth_pkce::bin::now;
+use oauth_pkce::bin::{is_valid_verifier, random_token, s256_challenge};
+use oauth_pkce::Http;
+use oauth_pkce::Provider;
+use oauth_pkce::StateDir;
 use oauth_pkce::{env, Context};
+use oauth_pkce::{DopplerSettings, SettingsInputs};
+use oauth_pkce::{Error, Result};
 
 const CLIENT_ID: &str = "oauth-pkce-demo";
 /// The store's project and config, as `status` and the summaries name them.
@@ -148,13 +148,13 @@ url = "{server_url}/api/me"
             ..SettingsInputs::default()
         })?;
         // No proxy and no extra CA from the environment: every request stays on loopback.
-        let http = Http::with_network(&oauth_pkce::http::NetworkSettings::default())?;
+        let http = Http::with_network(&oauth_pkce::NetworkSettings::default())?;
         let state_path = std::env::temp_dir().join(format!(
             "oauth-pkce-demo-{}-{}",
             std::process::id(),
             &random_token().expose_secret()[..8]
         ));
-        oauth_pkce::state::private_dir(&state_path)?;
+        oauth_pkce::bin::private_dir(&state_path)?;
         let state_dir = StateDir::at(&state_path);
         Ok(Demo {
             ctx: Context::new(http, settings, provider, state_dir),
@@ -314,7 +314,7 @@ async fn consent(State(auth): State<Arc<AuthServer>>, RawQuery(query): RawQuery)
         let redirect_uri = get("redirect_uri")
             .and_then(|r| url::Url::parse(r).ok())
             .filter(|u| {
-                u.scheme() == "http" && oauth_pkce::http::is_loopback_url(u) && u.port().is_some()
+                u.scheme() == "http" && oauth_pkce::bin::is_loopback_url(u) && u.port().is_some()
             })
             .ok_or("redirect_uri must be http on a loopback host with a port")?;
         let state = get("state").ok_or("state is required")?;
@@ -755,13 +755,13 @@ mod tests {
         // The store: a compare-and-swap that does not match changes nothing.
         let changes = |original: &str| {
             vec![
-                oauth_pkce::doppler::Change {
+                oauth_pkce::bin::Change {
                     name: "A".into(),
                     value: "1".to_string().into(),
                     original: None,
                     exists: false,
                 },
-                oauth_pkce::doppler::Change {
+                oauth_pkce::bin::Change {
                     name: "DEMO_CLIENT_ID".into(),
                     value: "x".to_string().into(),
                     original: Some(original.to_string().into()),

@@ -18,14 +18,13 @@ use std::ffi::OsString;
 use secrecy::SecretString;
 use serde::Serialize;
 
-use oauth_pkce::browser::{find_opener, Opener};
-use oauth_pkce::doppler::{Doppler, DopplerSettings, TokenKind, TokenSource};
-use oauth_pkce::error::{DopplerFailure, Error, Result};
-use oauth_pkce::http::{Http, NetworkSettings};
-use oauth_pkce::provider::{Catalog, Provider};
-use oauth_pkce::refresh::refresh_due;
-use oauth_pkce::store::{Store, Stored, Write, CLIENT_ID, REFRESH_LEASE};
-use oauth_pkce::token::now;
+use oauth_pkce::bin::{
+    find_opener, now, refresh_due, Doppler, DopplerTokenSource as TokenSource, Opener, Stored,
+    TokenKind, Write, CLIENT_ID, REFRESH_LEASE,
+};
+use oauth_pkce::{
+    Catalog, DopplerFailure, DopplerSettings, Error, Http, NetworkSettings, Provider, Result, Store,
+};
 
 /// Ports probed at most per provider.
 const MAX_PORTS: usize = 32;
@@ -88,7 +87,7 @@ fn describe(e: &Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    oauth_pkce::text::terminal_safe(&text, 500)
+    oauth_pkce::bin::terminal_safe(&text, 500)
 }
 
 /// What the checks look at, gathered by the caller.
@@ -407,7 +406,7 @@ fn credentials_check(
         Ok(c) => {
             let mut detail = place(CLIENT_ID);
             if c.client_secret.is_some() {
-                detail.push_str(&format!(", {}", place(oauth_pkce::store::CLIENT_SECRET)));
+                detail.push_str(&format!(", {}", place(oauth_pkce::bin::CLIENT_SECRET)));
             }
             Check::new("client credentials", Some(provider), Status::Pass, detail)
         }
@@ -426,7 +425,7 @@ async fn callback_checks(provider: &Provider) -> Vec<Check> {
         .next(u.alternative.clone())];
     }
     let ports = &provider.ports;
-    let probed = oauth_pkce::callback::probe_ports(&provider.redirect_host, ports, MAX_PORTS).await;
+    let probed = oauth_pkce::bin::probe_ports(&provider.redirect_host, ports, MAX_PORTS).await;
     let free: Vec<u16> = probed.iter().filter(|(_, f)| *f).map(|(p, _)| *p).collect();
     let busy: Vec<String> = probed
         .iter()

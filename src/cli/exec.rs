@@ -12,7 +12,7 @@ use std::ffi::OsString;
 
 use secrecy::ExposeSecret as _;
 
-use oauth_pkce::exec::TokenEnv;
+use oauth_pkce::bin::TokenEnv;
 use oauth_pkce::{env, Error, Result};
 
 /// What to run.

@@ -16,10 +16,8 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret as _;
 
-use oauth_pkce::authorize::{authorize, AuthorizeOptions};
-use oauth_pkce::provider::Catalog;
-use oauth_pkce::status::{status_all, status_of};
-use oauth_pkce::{refresh, Error, Reporter, Result, DEFAULT_REFRESH_BUFFER};
+use oauth_pkce::bin::{authorize, refresh, status_all, status_of, AuthorizeOptions};
+use oauth_pkce::{Catalog, Error, Reporter, Result, DEFAULT_REFRESH_BUFFER};
 
 pub(crate) use args::Cli;
 use args::{
@@ -89,7 +87,7 @@ async fn run_authorize(args: &AuthorizeArgs, settings: Settings) -> Result<i32> 
     let ctx = settings.ready()?.context(provider, DEFAULT_REFRESH_BUFFER);
     let tokens = if args.device {
         opts.timeout = Duration::from_secs(args.timeout.unwrap_or(3600));
-        oauth_pkce::device::authorize_device(&ctx, &opts, &reporter).await?
+        oauth_pkce::bin::authorize_device(&ctx, &opts, &reporter).await?
     } else {
         opts.paste = pasted_lines(args.paste);
         authorize(&ctx, &opts, &reporter).await?.tokens
@@ -139,7 +137,7 @@ async fn run_exec(args: &ExecArgs, settings: Settings) -> Result<i32> {
         .map(|p| ready.context(p, args.buffer.refresh_buffer))
         .collect();
     let reporter = || Box::new(reporters()) as Box<dyn Reporter>;
-    let tokens = oauth_pkce::exec::token_env(contexts, &reporter).await?;
+    let tokens = oauth_pkce::bin::token_env(contexts, &reporter).await?;
     let (program, rest) = args
         .command
         .split_first()
@@ -156,7 +154,7 @@ async fn run_revoke(args: &RevokeArgs, settings: Settings) -> Result<i32> {
     let provider = settings.provider(&args.provider)?;
     let reporter = settings.reporter();
     let ctx = settings.ready()?.context(provider, DEFAULT_REFRESH_BUFFER);
-    let done = oauth_pkce::revoke::revoke(&ctx, args.local_only, &reporter).await?;
+    let done = oauth_pkce::bin::revoke(&ctx, args.local_only, &reporter).await?;
     let target = ctx.store.describe_target();
     output::print_revoked(&done, &target, args.json.json);
     Ok(0)
@@ -228,12 +226,12 @@ async fn push_all_pending(ready: &Ready, catalog: &Catalog, reporter: &Stderr) -
 /// Lines typed or pasted on stdin, when it is a terminal or `--paste` says so (a script's
 /// closed or unrelated stdin is never read). A thread reads them; each line is a secret (it
 /// may hold an authorization code).
-fn pasted_lines(flag: bool) -> Option<oauth_pkce::callback::PastedLines> {
+fn pasted_lines(flag: bool) -> Option<oauth_pkce::bin::PastedLines> {
     let stdin = std::io::stdin();
     if !(flag || (stdin.is_terminal() && in_foreground())) {
         return None;
     }
-    let (tx, lines) = oauth_pkce::callback::PastedLines::channel();
+    let (tx, lines) = oauth_pkce::bin::PastedLines::channel();
     std::thread::spawn(move || {
         use std::io::BufRead as _;
         let mut input = stdin.lock();

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
 
-use oauth_pkce::provider::{Catalog, Provider};
-use oauth_pkce::status::{CheckResult, ProviderStatus};
-use oauth_pkce::text::{mask, terminal_safe};
+use oauth_pkce::bin::{mask, terminal_safe};
+use oauth_pkce::bin::{CheckResult, ProviderStatus};
+use oauth_pkce::{Catalog, Provider};
 use oauth_pkce::{Context, Error, Event, Reporter, Result};
 
 use super::args::Cli;
@@ -187,7 +187,7 @@ pub(crate) fn describe_expiry(expires_at: Option<i64>) -> String {
         Some(e) => format!(
             "{} ({})",
             local_time(e),
-            time_left(e - oauth_pkce::token::now())
+            time_left(e - oauth_pkce::bin::now())
         ),
     }
 }
@@ -279,7 +279,7 @@ pub(crate) fn print_checks(checks: &[super::doctor::Check], json: bool) {
     }
 }
 
-pub(crate) fn print_revoked(done: &oauth_pkce::revoke::Revoked, target: &str, json: bool) {
+pub(crate) fn print_revoked(done: &oauth_pkce::bin::Revoked, target: &str, json: bool) {
     let mut out = std::io::stdout().lock();
     if json {
         let _ = writeln!(
@@ -368,7 +368,7 @@ pub(crate) fn print_status(rows: &[ProviderStatus], json: bool) {
     }
 }
 
-fn describe_check(check: &oauth_pkce::status::CheckOutcome) -> String {
+fn describe_check(check: &oauth_pkce::bin::CheckOutcome) -> String {
     match (check.result, check.http_status) {
         (CheckResult::Ok, Some(s)) => format!("ok ({s})"),
         (CheckResult::Ok, None) => "ok".into(),

@@ -11,12 +11,13 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-use oauth_pkce::doppler::{Doppler, DopplerSettings, SettingsInputs};
-use oauth_pkce::http::{Http, NetworkSettings};
-use oauth_pkce::provider::{Catalog, Provider};
-use oauth_pkce::state::StateDir;
-use oauth_pkce::store::Store;
+use oauth_pkce::bin::Doppler;
+use oauth_pkce::StateDir;
+use oauth_pkce::Store;
 use oauth_pkce::{env, Context, Result};
+use oauth_pkce::{Catalog, Provider};
+use oauth_pkce::{DopplerSettings, SettingsInputs};
+use oauth_pkce::{Http, NetworkSettings};
 
 use super::args::Global;
 use super::output::Stderr;
@@ -79,7 +80,7 @@ impl Settings {
             providers_dir: var(env::OAUTH_PKCE_PROVIDERS_DIR)
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from)
-                .or_else(oauth_pkce::provider::default_user_dir),
+                .or_else(oauth_pkce::bin::default_user_dir),
             provider_files: global.provider_files.clone(),
             network,
             http,

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use oauth_pkce::doppler::{DopplerSettings, SettingsInputs};
-use oauth_pkce::provider::Catalog;
+use oauth_pkce::Catalog;
 use oauth_pkce::{Context, TokenSource};
+use oauth_pkce::{DopplerSettings, SettingsInputs};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::support::fake_as::AsConfig;
@@ -25,12 +25,12 @@ fn source(h: &Harness) -> Arc<TokenSource> {
         ..Default::default()
     };
     let catalog = Catalog::load(Some(&h.providers_dir()), &[]).unwrap();
-    let http = oauth_pkce::http::Http::with_network(&Default::default()).unwrap();
+    let http = oauth_pkce::Http::with_network(&Default::default()).unwrap();
     let ctx = Context::new(
         http,
         DopplerSettings::resolve(&inputs).unwrap(),
         catalog.get("acme").unwrap().clone(),
-        oauth_pkce::state::StateDir::at(h.state_dir()),
+        oauth_pkce::StateDir::at(h.state_dir()),
     );
     Arc::new(TokenSource::new(ctx))
 }
