@@ -1,16 +1,10 @@
-//! The Doppler secrets API client, and where its settings come from.
-//!
-//! Settings (SPEC.md, first match wins): the token from `DOPPLER_TOKEN`, else the file named by
-//! `DOPPLER_TOKEN_FILE`, else the token the Doppler CLI's own configuration
-//! (`~/.doppler/.doppler.yaml`, moved by `DOPPLER_CONFIG_DIR`) scopes to the current directory;
-//! project and config from flags, else `DOPPLER_PROJECT`/`DOPPLER_CONFIG`, else the CLI's
-//! scoped setup (a service token implies its own); the API host from `DOPPLER_API_HOST`, else
-//! the CLI's scoped `api-host`, else `https://api.doppler.com`.
-//!
-//! The wire format follows `reference/doppler-api.md`: one `GET /v3/configs/config/secrets`
-//! with a `secrets=` filter reads everything a command needs; one `POST` with
-//! `change_requests` writes every token secret (visibility `masked`), with `originalValue`
-//! as the per-secret compare-and-swap.
+//! Where the Doppler settings come from (SPEC.md, first match wins): the token from
+//! `DOPPLER_TOKEN`, else the file named by `DOPPLER_TOKEN_FILE`, else the token the Doppler
+//! CLI's own configuration (`~/.doppler/.doppler.yaml`, moved by `DOPPLER_CONFIG_DIR`)
+//! scopes to the current directory; project and config from flags, else
+//! `DOPPLER_PROJECT`/`DOPPLER_CONFIG`, else the CLI's scoped setup (a service token implies
+//! its own); the API host from `DOPPLER_API_HOST`, else the CLI's scoped `api-host`, else
+//! `https://api.doppler.com`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -19,14 +13,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::env;
-use crate::error::{DopplerFailure, Error, Result};
-use crate::http::{self, Http};
+use crate::error::{Error, Result};
+use crate::http;
 
 /// Doppler's public API.
 pub(crate) const DEFAULT_API_HOST: &str = "https://api.doppler.com";
-/// Largest Doppler response body we accept.
-const BODY_LIMIT: usize = 1 << 20;
 
+/// Where the Doppler token was found.
 /// Where the Doppler token was found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "from", rename_all = "snake_case")]
@@ -279,222 +272,6 @@ fn scope_contains(scope: &str, cwd: &str) -> bool {
     scope.is_empty() || cwd == scope || cwd.starts_with(&format!("{scope}/"))
 }
 
-/// One secret write. `original` is the compare-and-swap precondition (`originalValue`).
-#[derive(Debug)]
-pub struct Change {
-    pub name: String,
-    pub value: SecretString,
-    /// `Some(v)`: apply only if Doppler holds exactly `v` now.
-    pub original: Option<SecretString>,
-    /// Whether the secret already exists (sets `originalName`).
-    pub exists: bool,
-}
-
-/// Secrets as read: name → raw value. Absent names are absent.
-pub(crate) type Secrets = BTreeMap<String, SecretString>;
-
-/// The Doppler API client.
-#[derive(Clone, Debug)]
-pub struct Doppler {
-    http: Http,
-    settings: DopplerSettings,
-}
-
-#[derive(Deserialize)]
-struct SecretsResponse {
-    secrets: BTreeMap<String, SecretObject>,
-}
-
-#[derive(Deserialize)]
-struct SecretObject {
-    raw: Option<String>,
-    computed: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    messages: Vec<String>,
-}
-
-impl Doppler {
-    pub fn new(http: Http, settings: DopplerSettings) -> Doppler {
-        Doppler { http, settings }
-    }
-
-    pub fn settings(&self) -> &DopplerSettings {
-        &self.settings
-    }
-
-    fn endpoint(&self, path: &str) -> String {
-        format!(
-            "{}{path}",
-            self.settings.api_host.as_str().trim_end_matches('/')
-        )
-    }
-
-    fn scope_query(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("project", self.settings.project.clone().unwrap_or_default()),
-            ("config", self.settings.config.clone().unwrap_or_default()),
-        ]
-    }
-
-    /// Reads the named secrets (all secrets when `names` is empty) in one request.
-    pub async fn read(&self, names: &[String]) -> Result<Secrets> {
-        let mut query = self.scope_query();
-        query.push(("include_dynamic_secrets", "false".into()));
-        query.push(("include_managed_secrets", "false".into()));
-        if !names.is_empty() {
-            query.push(("secrets", names.join(",")));
-        }
-        let url = self.endpoint("/v3/configs/config/secrets");
-        tracing::debug!(names = ?names, "doppler: read secrets");
-        let resp = self
-            .http
-            .send(|| {
-                self.http
-                    .client()
-                    .get(&url)
-                    .query(&query)
-                    .bearer_auth(self.settings.token.expose_secret())
-                    .header("Accept", "application/json")
-            })
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let body = self.body(resp, false).await?;
-        parse_secrets(&body)
-    }
-
-    /// Writes every change in one request (visibility `masked`) and returns what Doppler
-    /// echoes for them.
-    pub async fn write(&self, changes: &[Change]) -> Result<Secrets> {
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct ChangeRequest<'a> {
-            name: &'a str,
-            original_name: Option<&'a str>,
-            value: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            original_value: Option<&'a str>,
-            visibility: &'static str,
-        }
-        #[derive(Serialize)]
-        struct Body<'a> {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            project: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            config: Option<&'a str>,
-            change_requests: Vec<ChangeRequest<'a>>,
-        }
-        let body = Body {
-            project: self.settings.project.as_deref(),
-            config: self.settings.config.as_deref(),
-            change_requests: changes
-                .iter()
-                .map(|c| ChangeRequest {
-                    name: &c.name,
-                    original_name: c.exists.then_some(c.name.as_str()),
-                    value: c.value.expose_secret(),
-                    original_value: c.original.as_ref().map(|v| v.expose_secret()),
-                    visibility: "masked",
-                })
-                .collect(),
-        };
-        let json =
-            SecretString::from(serde_json::to_string(&body).expect("a change request serializes"));
-        let url = self.endpoint("/v3/configs/config/secrets");
-        let query = self.scope_query();
-        tracing::debug!(
-            names = ?changes.iter().map(|c| &c.name).collect::<Vec<_>>(),
-            "doppler: write secrets"
-        );
-        let resp = self
-            .http
-            .send(|| {
-                self.http
-                    .client()
-                    .post(&url)
-                    .query(&query)
-                    .bearer_auth(self.settings.token.expose_secret())
-                    .header("Accept", "application/json")
-                    .header("Content-Type", "application/json")
-                    .body(json.expose_secret().to_string())
-            })
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let body = self.body(resp, true).await?;
-        let echoed = parse_secrets(&body)?;
-        for change in changes {
-            let same = echoed
-                .get(&change.name)
-                .is_some_and(|v| v.expose_secret() == change.value.expose_secret());
-            if !same {
-                return Err(Error::DopplerResponse(format!(
-                    "the write was accepted but {} does not hold the value written",
-                    change.name
-                )));
-            }
-        }
-        Ok(echoed)
-    }
-
-    fn unreachable(&self, e: reqwest::Error) -> Error {
-        Error::DopplerUnreachable {
-            host: self.settings.api_host.to_string(),
-            source: Box::new(http::TransportError::from(e)),
-        }
-    }
-
-    async fn body(&self, resp: reqwest::Response, write: bool) -> Result<Vec<u8>> {
-        let status = resp.status();
-        let body = http::read_capped(resp, BODY_LIMIT)
-            .await
-            .map_err(|e| Error::DopplerResponse(e.to_string()))?;
-        if status.is_success() {
-            return Ok(body);
-        }
-        let messages = serde_json::from_slice::<ErrorBody>(&body)
-            .map(|b| b.messages)
-            .unwrap_or_default();
-        let message = if messages.is_empty() {
-            format!("HTTP {}", status.as_u16())
-        } else {
-            crate::text::terminal_safe(&messages.join("; "), 300)
-        };
-        let kind = match status.as_u16() {
-            401 => DopplerFailure::Unauthorized,
-            403 if write => DopplerFailure::ReadOnly,
-            403 => DopplerFailure::Forbidden,
-            404 => DopplerFailure::NotFound,
-            409 => DopplerFailure::Conflict,
-            429 => DopplerFailure::RateLimited,
-            s if s >= 500 => DopplerFailure::Server,
-            _ => DopplerFailure::Other,
-        };
-        Err(Error::Doppler {
-            status: status.as_u16(),
-            message,
-            kind,
-        })
-    }
-}
-
-fn parse_secrets(body: &[u8]) -> Result<Secrets> {
-    let parsed: SecretsResponse = serde_json::from_slice(body).map_err(|e| {
-        Error::DopplerResponse(format!(
-            "not a Doppler secrets response (at line {}, column {})",
-            e.line(),
-            e.column()
-        ))
-    })?;
-    Ok(parsed
-        .secrets
-        .into_iter()
-        .filter_map(|(name, s)| s.raw.or(s.computed).map(|v| (name, SecretString::from(v))))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -656,14 +433,6 @@ mod tests {
         ))
         .unwrap();
         assert!(!format!("{s:?}").contains("SENTINELVALUE"));
-        let c = Change {
-            name: "A".into(),
-            value: SecretString::from("SENTINELVALUE"),
-            original: Some(SecretString::from("SENTINELOLD")),
-            exists: true,
-        };
-        let dbg = format!("{c:?}");
-        assert!(!dbg.contains("SENTINELVALUE") && !dbg.contains("SENTINELOLD"));
     }
 
     #[test]
