@@ -1,0 +1,171 @@
+//! The catalog: the built-in presets compiled into the binary, then the user's files, later
+//! ones overriding earlier ones with the same `name`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::Provider;
+use crate::error::{Error, Result};
+
+/// The presets shipped in `providers/`, as (file name, contents).
+pub(super) const BUILTIN: &[(&str, &str)] = &[
+    (
+        "atlassian.toml",
+        include_str!("../../providers/atlassian.toml"),
+    ),
+    ("box.toml", include_str!("../../providers/box.toml")),
+    ("discord.toml", include_str!("../../providers/discord.toml")),
+    ("dropbox.toml", include_str!("../../providers/dropbox.toml")),
+    ("github.toml", include_str!("../../providers/github.toml")),
+    ("gitlab.toml", include_str!("../../providers/gitlab.toml")),
+    ("google.toml", include_str!("../../providers/google.toml")),
+    ("hubspot.toml", include_str!("../../providers/hubspot.toml")),
+    ("jobber.toml", include_str!("../../providers/jobber.toml")),
+    ("linear.toml", include_str!("../../providers/linear.toml")),
+    (
+        "microsoft.toml",
+        include_str!("../../providers/microsoft.toml"),
+    ),
+    ("notion.toml", include_str!("../../providers/notion.toml")),
+    (
+        "quickbooks-sandbox.toml",
+        include_str!("../../providers/quickbooks-sandbox.toml"),
+    ),
+    (
+        "quickbooks.toml",
+        include_str!("../../providers/quickbooks.toml"),
+    ),
+    (
+        "salesforce.toml",
+        include_str!("../../providers/salesforce.toml"),
+    ),
+    ("slack.toml", include_str!("../../providers/slack.toml")),
+    ("spotify.toml", include_str!("../../providers/spotify.toml")),
+    ("stripe.toml", include_str!("../../providers/stripe.toml")),
+    ("twitch.toml", include_str!("../../providers/twitch.toml")),
+    ("xero.toml", include_str!("../../providers/xero.toml")),
+    ("zoom.toml", include_str!("../../providers/zoom.toml")),
+];
+
+/// The user's provider directory: `$OAUTH_PKCE_PROVIDERS_DIR`, else `oauth-pkce/providers` in
+/// the user's config dir.
+pub(crate) fn user_dir() -> Option<PathBuf> {
+    std::env::var_os(crate::env::OAUTH_PKCE_PROVIDERS_DIR)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(default_user_dir)
+}
+
+/// The user's providers directory when `OAUTH_PKCE_PROVIDERS_DIR` is not set.
+pub fn default_user_dir() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("oauth-pkce").join("providers"))
+}
+
+/// Every provider known to this run: the built-ins, overridden by the user's files.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    providers: BTreeMap<String, Provider>,
+}
+
+impl Catalog {
+    /// Loads the built-ins, then `*.toml` in `dir` (if it exists), then `files`, later ones
+    /// overriding earlier ones with the same `name`.
+    pub fn load(dir: Option<&Path>, files: &[PathBuf]) -> Result<Catalog> {
+        let mut catalog = Catalog::default();
+        for (file, text) in BUILTIN {
+            catalog.insert(parse_builtin(file, text)?);
+        }
+        catalog.add_user_files(dir, files)?;
+        Ok(catalog)
+    }
+
+    fn add_user_files(&mut self, dir: Option<&Path>, files: &[PathBuf]) -> Result<()> {
+        if let Some(dir) = dir {
+            for path in toml_files_in(dir)? {
+                self.insert(load_file(&path)?);
+            }
+        }
+        for path in files {
+            self.insert(load_file(path)?);
+        }
+        Ok(())
+    }
+
+    /// Only the provider called `name`: the user's files are read (they may override it), but
+    /// of the built-ins only `{name}.toml` is parsed. What a command with `--provider` needs.
+    pub fn find(dir: Option<&Path>, files: &[PathBuf], name: &str) -> Result<Provider> {
+        let mut user = Catalog::default();
+        user.add_user_files(dir, files)?;
+        if let Some(p) = user.providers.remove(name) {
+            return Ok(p);
+        }
+        match BUILTIN
+            .iter()
+            .find(|(file, _)| file.strip_suffix(".toml") == Some(name))
+        {
+            Some((file, text)) => parse_builtin(file, text),
+            None => {
+                let mut known: Vec<String> = BUILTIN
+                    .iter()
+                    .map(|(f, _)| f.trim_end_matches(".toml").to_string())
+                    .chain(user.providers.into_keys())
+                    .collect();
+                known.sort();
+                known.dedup();
+                Err(Error::UnknownProvider {
+                    name: name.to_string(),
+                    known,
+                })
+            }
+        }
+    }
+
+    fn insert(&mut self, provider: Provider) {
+        self.providers.insert(provider.name.clone(), provider);
+    }
+
+    /// The provider called `name`, or an error listing the known ones.
+    pub fn get(&self, name: &str) -> Result<&Provider> {
+        self.providers
+            .get(name)
+            .ok_or_else(|| Error::UnknownProvider {
+                name: name.to_string(),
+                known: self.providers.keys().cloned().collect(),
+            })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Provider> {
+        self.providers.values()
+    }
+}
+
+fn parse_builtin(file: &str, text: &str) -> Result<Provider> {
+    Provider::parse(text, &format!("built-in providers/{file}"))
+}
+
+fn load_file(path: &Path) -> Result<Provider> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Provider::parse(&text, &path.display().to_string())
+}
+
+pub(super) fn toml_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(Error::ReadFile {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,364 @@
+//! Provider files: parsing, validation and the catalog.
+
+use std::path::Path;
+
+use super::catalog::{toml_files_in, BUILTIN};
+use super::*;
+
+const MINIMAL: &str = r#"
+name = "acme"
+display_name = "Acme"
+authorization_url = "https://acme.example/authorize"
+token_url = "https://acme.example/token"
+client_auth = "client_secret_basic"
+secret_prefix = "ACME"
+"#;
+
+#[test]
+fn every_builtin_validates() {
+    let catalog = Catalog::load(None, &[]).unwrap();
+    for (file, _) in BUILTIN {
+        let name = file.trim_end_matches(".toml");
+        let p = catalog.get(name).unwrap();
+        assert_eq!(p.name, name, "{file}: name must match the file name");
+    }
+}
+
+#[test]
+fn jobber_is_a_confidential_post_client_without_scopes() {
+    let catalog = Catalog::load(None, &[]).unwrap();
+    let jobber = catalog.get("jobber").unwrap();
+    assert_eq!(jobber.client_auth, ClientAuth::ClientSecretPost);
+    assert!(jobber.scopes.is_empty());
+    assert_eq!(jobber.secret_prefix, "JOBBER");
+    assert_eq!(
+        jobber.token_url,
+        "https://api.getjobber.com/api/oauth/token"
+    );
+}
+
+#[test]
+fn defaults_apply() {
+    let p = Provider::parse(MINIMAL, "acme.toml").unwrap();
+    assert_eq!(p.redirect_host, "localhost");
+    assert_eq!(p.redirect_path, "/callback");
+    assert_eq!(
+        p.ports,
+        PortRange {
+            first: 3000,
+            last: 3010
+        }
+    );
+}
+
+#[test]
+fn ports_forms() {
+    for (text, first, last) in [
+        ("ports = \"4000-4002\"", 4000, 4002),
+        ("ports = \"4000\"", 4000, 4000),
+        ("ports = 4001", 4001, 4001),
+    ] {
+        let p = Provider::parse(&format!("{MINIMAL}{text}\n"), "x.toml").unwrap();
+        assert_eq!((p.ports.first, p.ports.last), (first, last), "{text}");
+    }
+    for bad in [
+        "ports = \"4002-4000\"",
+        "ports = \"0\"",
+        "ports = \"x\"",
+        "ports = 70000",
+    ] {
+        assert!(
+            Provider::parse(&format!("{MINIMAL}{bad}\n"), "x.toml").is_err(),
+            "{bad}"
+        );
+    }
+}
+
+fn error_of(text: &str) -> String {
+    Provider::parse(text, "bad.toml").unwrap_err().to_string()
+}
+
+#[test]
+fn missing_key_is_named() {
+    let text = MINIMAL.replace("token_url = \"https://acme.example/token\"\n", "");
+    let e = error_of(&text);
+    assert!(e.starts_with("bad.toml: "), "{e}");
+    assert!(e.contains("missing required key `token_url`"), "{e}");
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let e = error_of(&format!("{MINIMAL}tokne_url = \"x\"\n"));
+    assert!(e.contains("unknown key `tokne_url`"), "{e}");
+    assert!(e.contains("(did you mean `token_url`?)"), "{e}");
+    assert!(e.contains("line 8"), "{e}");
+}
+
+#[test]
+fn a_key_far_from_every_known_one_gets_no_suggestion() {
+    let e = error_of(&format!("{MINIMAL}colour = \"x\"\n"));
+    assert!(e.contains("unknown key `colour`"), "{e}");
+    assert!(!e.contains("did you mean"), "{e}");
+}
+
+#[test]
+fn http_endpoint_rejected_unless_loopback() {
+    let e = error_of(&MINIMAL.replace("https://acme.example/token", "http://acme.example/token"));
+    assert!(e.contains("key `token_url`") && e.contains("https"), "{e}");
+    for ok in [
+        "http://127.0.0.1:9/token",
+        "http://localhost:9/token",
+        "http://[::1]:9/token",
+    ] {
+        Provider::parse(&MINIMAL.replace("https://acme.example/token", ok), "x").unwrap();
+    }
+}
+
+#[test]
+fn bad_values_are_named() {
+    assert!(error_of(&MINIMAL.replace("\"ACME\"", "\"acme\"")).contains("key `secret_prefix`"));
+    assert!(
+        error_of(&MINIMAL.replace("client_secret_basic", "magic")).contains("client_auth")
+            || error_of(&MINIMAL.replace("client_secret_basic", "magic"))
+                .contains("unknown variant")
+    );
+    assert!(error_of(&format!("{MINIMAL}redirect_host = \"0.0.0.0\"\n"))
+        .contains("key `redirect_host`"));
+    assert!(
+        error_of(&format!("{MINIMAL}[authorization_params]\nstate = \"x\"\n"))
+            .contains("authorization_params.state")
+    );
+}
+
+#[test]
+fn every_file_in_providers_is_built_in() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("providers");
+    let mut on_disk: Vec<String> = toml_files_in(&dir)
+        .unwrap()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let mut compiled: Vec<String> = BUILTIN.iter().map(|(f, _)| f.to_string()).collect();
+    compiled.sort();
+    assert_eq!(on_disk, compiled, "add every providers/*.toml to BUILTIN");
+}
+
+#[test]
+fn the_issue_providers_are_all_built_in_with_their_quirks() {
+    let catalog = Catalog::load(None, &[]).unwrap();
+    for name in [
+        "jobber",
+        "github",
+        "google",
+        "microsoft",
+        "gitlab",
+        "slack",
+        "atlassian",
+        "xero",
+        "dropbox",
+        "spotify",
+        "linear",
+        "zoom",
+        "box",
+        "discord",
+        "hubspot",
+        "notion",
+        "salesforce",
+        "quickbooks",
+        "twitch",
+        "stripe",
+    ] {
+        let p = catalog.get(name).unwrap();
+        assert_eq!(p.source, format!("built-in providers/{name}.toml"));
+    }
+    let get = |n| catalog.get(n).unwrap();
+    assert_eq!(get("jobber").ports, PortRange::parse("3000").unwrap());
+    assert_eq!(get("jobber").refresh_token_rotation, Rotation::Yes);
+    assert_eq!(get("slack").scope_parameter, "user_scope");
+    assert_eq!(get("slack").scope_separator, ",");
+    assert_eq!(
+        get("slack").token_response_path.as_deref(),
+        Some("authed_user")
+    );
+    assert_eq!(get("linear").scope_separator, ",");
+    assert_eq!(get("spotify").redirect_host, "127.0.0.1");
+    assert_eq!(
+        get("atlassian").token_request_format,
+        TokenRequestFormat::Json
+    );
+    assert_eq!(get("notion").token_request_format, TokenRequestFormat::Json);
+    assert_eq!(get("notion").client_auth, ClientAuth::ClientSecretBasic);
+    assert!(get("gitlab").refresh_sends_redirect_uri);
+    assert_eq!(get("google").authorization_params["access_type"], "offline");
+    assert_eq!(
+        get("dropbox").authorization_params["token_access_type"],
+        "offline"
+    );
+    assert_eq!(
+        get("atlassian").authorization_params["audience"],
+        "api.atlassian.com"
+    );
+    for refused in ["stripe", "quickbooks"] {
+        let e = get(refused).ensure_loopback_flow().unwrap_err();
+        assert_eq!(e.class(), crate::ExitClass::Configuration, "{refused}");
+        assert!(!e.hint().is_empty());
+    }
+    for p in catalog.iter().filter(|p| p.loopback_unsupported.is_none()) {
+        p.ensure_loopback_flow().unwrap();
+        assert!(
+            p.limitations.is_some(),
+            "{}: say what limits a CLI flow",
+            p.name
+        );
+    }
+}
+
+#[test]
+fn device_endpoints_are_built_in_where_documented_and_must_be_https() {
+    let catalog = Catalog::load(None, &[]).unwrap();
+    for name in ["github", "google", "microsoft"] {
+        let url = catalog
+            .get(name)
+            .unwrap()
+            .device_authorization_url
+            .as_deref();
+        assert!(url.is_some_and(|u| u.starts_with("https://")), "{name}");
+    }
+    assert!(catalog
+        .get("jobber")
+        .unwrap()
+        .device_authorization_url
+        .is_none());
+    let e = error_of(&format!(
+        "{MINIMAL}device_authorization_url = \"http://acme.example/device\"\n"
+    ));
+    assert!(e.contains("key `device_authorization_url`"), "{e}");
+}
+
+#[test]
+fn quirk_keys_parse() {
+    let p = Provider::parse(
+        &format!(
+            "{MINIMAL}scope_parameter = \"user_scope\"\nscope_separator = \",\"\n\
+             token_request_format = \"json\"\ntoken_response_path = \"authed_user\"\n\
+             refresh_sends_redirect_uri = true\nrefresh_token_rotation = \"optional\"\n\
+             limitations = \"one port\"\n\
+             [loopback_unsupported]\nreason = \"r\"\nalternative = \"a\"\n\
+             [check]\nurl = \"https://acme.example/me\"\nsuccess_field = \"data.me.id\"\nauth_scheme = \"OAuth\"\n"
+        ),
+        "acme.toml",
+    )
+    .unwrap();
+    assert_eq!(p.scope_parameter, "user_scope");
+    assert_eq!(p.token_request_format, TokenRequestFormat::Json);
+    assert_eq!(p.refresh_token_rotation, Rotation::Optional);
+    assert!(p.refresh_sends_redirect_uri);
+    assert_eq!(p.check.as_ref().unwrap().auth_scheme, "OAuth");
+    match p.ensure_loopback_flow() {
+        Err(Error::NoLoopbackFlow {
+            reason,
+            alternative,
+            ..
+        }) => assert_eq!((reason.as_str(), alternative.as_str()), ("r", "a")),
+        other => panic!("{other:?}"),
+    }
+    let defaults = Provider::parse(MINIMAL, "acme.toml").unwrap();
+    assert_eq!(defaults.scope_parameter, "scope");
+    assert_eq!(defaults.scope_separator, " ");
+    assert_eq!(defaults.token_request_format, TokenRequestFormat::Form);
+    assert_eq!(defaults.refresh_token_rotation, Rotation::Unknown);
+    assert!(!defaults.refresh_sends_redirect_uri);
+}
+
+#[test]
+fn bad_quirk_values_are_named() {
+    for (extra, key) in [
+        ("scope_separator = \";\"", "scope_separator"),
+        ("scope_parameter = \"state\"", "scope_parameter"),
+        ("scope_parameter = \"a b\"", "scope_parameter"),
+        (
+            "scope_parameter = \"user_scope\"\n[authorization_params]\nuser_scope = \"x\"",
+            "authorization_params.user_scope",
+        ),
+        ("scopes = [\"a,b\"]", "scopes"),
+        ("token_response_path = \"a..b\"", "token_response_path"),
+        ("token_request_format = \"xml\"", "token_request_format"),
+        (
+            "refresh_token_rotation = \"maybe\"",
+            "refresh_token_rotation",
+        ),
+        ("limitations = \" \"", "limitations"),
+        (
+            "[loopback_unsupported]\nreason = \"\"\nalternative = \"a\"",
+            "loopback_unsupported",
+        ),
+        (
+            "[check]\nurl = \"https://a.example/\"\n[check.headers]\nAuthorization = \"x\"",
+            "check.headers.Authorization",
+        ),
+        (
+            "[check]\nurl = \"https://a.example/\"\nsuccess_field = \"a b\"",
+            "check.success_field",
+        ),
+    ] {
+        let e = error_of(&format!("{MINIMAL}{extra}\n"));
+        assert!(e.contains(key), "{extra}: {e}");
+    }
+}
+
+#[test]
+fn user_file_overrides_builtin() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobber.toml");
+    std::fs::write(
+        &path,
+        MINIMAL
+            .replace("\"acme\"", "\"jobber\"")
+            .replace("\"Acme\"", "\"My Jobber\""),
+    )
+    .unwrap();
+    let catalog = Catalog::load(Some(dir.path()), &[]).unwrap();
+    let p = catalog.get("jobber").unwrap();
+    assert_eq!(p.display_name, "My Jobber");
+    assert_eq!(p.source, path.display().to_string());
+}
+
+#[test]
+fn find_parses_one_builtin_and_agrees_with_load() {
+    let all = Catalog::load(None, &[]).unwrap();
+    for (file, _) in BUILTIN {
+        let name = file.trim_end_matches(".toml");
+        let one = Catalog::find(None, &[], name).unwrap();
+        assert_eq!(one.token_url, all.get(name).unwrap().token_url);
+    }
+    match Catalog::find(None, &[], "nope") {
+        Err(Error::UnknownProvider { known, .. }) => {
+            assert!(known.contains(&"jobber".to_string()))
+        }
+        other => panic!("{other:?}"),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("x.toml"),
+        MINIMAL.replace("\"acme\"", "\"jobber\""),
+    )
+    .unwrap();
+    assert_eq!(
+        Catalog::find(Some(dir.path()), &[], "jobber")
+            .unwrap()
+            .token_url,
+        "https://acme.example/token"
+    );
+}
+
+#[test]
+fn unknown_provider_lists_known_ones() {
+    let catalog = Catalog::load(None, &[]).unwrap();
+    match catalog.get("nope") {
+        Err(Error::UnknownProvider { known, .. }) => {
+            assert!(known.contains(&"jobber".to_string()))
+        }
+        other => panic!("{other:?}"),
+    }
+}
