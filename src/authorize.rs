@@ -118,6 +118,7 @@ pub async fn authorize(
     // 5. The callback, or the redirect URL pasted.
     let redirect_uri = callback.redirect_uri.clone();
     let expected = Expected {
+        provider: provider.name.clone(),
         state: pkce.state.clone(),
         issuer: Issuer {
             expected: provider.issuer.clone(),

@@ -83,6 +83,7 @@ pub async fn authorize_device(
         || endpoint.poll_device(&device.device_code),
         device.interval,
         Instant::now() + wait,
+        &provider.name,
         reporter,
     )
     .await?;
@@ -96,6 +97,7 @@ async fn poll_until_done<F, Fut>(
     mut poll: F,
     mut interval: Duration,
     deadline: Instant,
+    provider: &str,
     reporter: &dyn Reporter,
 ) -> Result<TokenSet>
 where
@@ -104,6 +106,7 @@ where
 {
     let started = Instant::now();
     let expired = || Error::DeviceCodeExpired {
+        provider: provider.to_string(),
         seconds: started.elapsed().as_secs(),
     };
     loop {
@@ -122,7 +125,11 @@ where
                 });
             }
             DevicePoll::Denied { error, description } => {
-                return Err(Error::AuthorizationDenied { error, description })
+                return Err(Error::AuthorizationDenied {
+                    provider: provider.to_string(),
+                    error,
+                    description,
+                })
             }
             DevicePoll::Expired => return Err(expired()),
         }
@@ -159,9 +166,9 @@ impl TokenEndpoint<'_> {
             .request_async(&send)
             .await
             .map_err(|e| match self.map_error(e, false) {
-                Error::TokenEndpoint { error, description } => {
-                    Error::DeviceAuthorization { error, description }
-                }
+                Error::TokenEndpoint {
+                    error, description, ..
+                } => Error::DeviceAuthorization { error, description },
                 Error::ProviderUnreachable { source, .. } => Error::ProviderUnreachable {
                     url: url.clone(),
                     source,
@@ -256,7 +263,13 @@ impl TokenEndpoint<'_> {
             "slow_down" => DevicePoll::SlowDown,
             "access_denied" | "authorization_declined" => DevicePoll::Denied { error, description },
             "expired_token" => DevicePoll::Expired,
-            _ => return Err(Error::TokenEndpoint { error, description }),
+            _ => {
+                return Err(Error::TokenEndpoint {
+                    provider: self.provider.name.clone(),
+                    error,
+                    description,
+                })
+            }
         })
     }
 }
@@ -377,6 +390,7 @@ mod tests {
             },
             Duration::from_secs(interval),
             start + Duration::from_secs(lifetime),
+            "acme",
             &crate::Quiet,
         )
         .await;

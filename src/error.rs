@@ -80,22 +80,24 @@ pub enum Error {
     #[error("cannot start the callback server")]
     CallbackServer(#[source] std::io::Error),
     #[error("no authorization arrived within {seconds} s")]
-    CallbackTimeout { seconds: u64 },
+    CallbackTimeout { provider: String, seconds: u64 },
     #[error("the authorization was refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     AuthorizationDenied {
+        provider: String,
         error: String,
         description: Option<String>,
     },
-    #[error("{0}")]
-    Authorization(String),
+    #[error("{message}")]
+    Authorization { provider: String, message: String },
     #[error("another `oauth-pkce authorize` for {provider} is already waiting for its sign-in on this machine")]
     SignInInProgress { provider: String },
     #[error("the device code expired before the sign-in was approved (after {seconds} s)")]
-    DeviceCodeExpired { seconds: u64 },
+    DeviceCodeExpired { provider: String, seconds: u64 },
 
     // ---- provider (5) ------------------------------------------------------------------
     #[error("the token endpoint refused the request: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     TokenEndpoint {
+        provider: String,
         error: String,
         description: Option<String>,
     },
@@ -249,7 +251,7 @@ impl Error {
             | CallbackTimeout { .. }
             | AuthorizationDenied { .. }
             | SignInInProgress { .. }
-            | Authorization(_)
+            | Authorization { .. }
             | DeviceCodeExpired { .. } => ExitClass::Authorization,
             TokenEndpoint { .. }
             | ProviderUnreachable { .. }
@@ -310,7 +312,7 @@ impl Error {
             NoDeviceFlow { provider } => format!(
                 "run `oauth-pkce authorize --provider {provider}` without --device; on a remote machine add --no-browser and paste the redirect URL, or forward the port with ssh -L. If the provider supports RFC 8628, add `device_authorization_url` to a provider file (--provider-file)"
             ),
-            DeviceCodeExpired { .. } => "run `oauth-pkce authorize --device` again and enter the code sooner".into(),
+            DeviceCodeExpired { provider, .. } => format!("run `oauth-pkce authorize --provider {provider} --device` again and enter the code sooner"),
             DeviceAuthorization { error, .. } => match error.as_str() {
                 "device_flow_disabled" | "unauthorized_client" | "invalid_grant" => "enable the device flow (\"device authorization\", \"public client flows\") in the app's settings at the provider, or authorize without --device".into(),
                 "invalid_client" => "check the provider's *_CLIENT_ID (and *_CLIENT_SECRET) secrets, and that the app is of a type that may use the device flow".into(),
@@ -329,18 +331,18 @@ impl Error {
             },
             NoFreePort { .. } => "free one of these ports, or choose others with --ports (each redirect URI must be registered with the provider)".into(),
             CallbackServer(_) => "check that the loopback interface is up, or choose other ports with --ports".into(),
-            CallbackTimeout { .. } => "run `oauth-pkce authorize` again and finish the sign-in in the browser, or raise --timeout".into(),
-            AuthorizationDenied { error, .. } => match error.as_str() {
-                "access_denied" => "the sign-in was cancelled or consent was refused; run `oauth-pkce authorize` again and approve the request".into(),
+            CallbackTimeout { provider, .. } => format!("run `oauth-pkce authorize --provider {provider}` again and finish the sign-in in the browser, or raise --timeout"),
+            AuthorizationDenied { provider, error, .. } => match error.as_str() {
+                "access_denied" => format!("the sign-in was cancelled or consent was refused; run `oauth-pkce authorize --provider {provider}` again and approve the request"),
                 "invalid_scope" => "check the scopes in the provider file and --scope".into(),
                 "unauthorized_client" | "invalid_request" => "check the client id and that the redirect URI is registered with the provider".into(),
-                _ => "run `oauth-pkce authorize` again; if it keeps failing, check the app's settings at the provider".into(),
+                _ => format!("run `oauth-pkce authorize --provider {provider}` again; if it keeps failing, check the app's settings at the provider"),
             },
-            Authorization(_) => "run `oauth-pkce authorize` again".into(),
+            Authorization { provider, .. } => format!("run `oauth-pkce authorize --provider {provider}` again"),
             SignInInProgress { .. } => "finish the sign-in that is already open in your browser, or stop that `oauth-pkce authorize` (Ctrl-C) and run it again".into(),
-            TokenEndpoint { error, .. } => match error.as_str() {
+            TokenEndpoint { provider, error, .. } => match error.as_str() {
                 "invalid_client" => "check the provider's *_CLIENT_ID and *_CLIENT_SECRET secrets in Doppler, and its client_auth method (`oauth-pkce providers --json`)".into(),
-                "invalid_grant" => "the code or refresh token was refused; run `oauth-pkce authorize` again".into(),
+                "invalid_grant" => format!("the code or refresh token was refused; run `oauth-pkce authorize --provider {provider}` again"),
                 "redirect_uri_mismatch" => "register the redirect URI shown above with the provider, or pick a registered port with --ports".into(),
                 _ => "check the provider app's settings; run with -v for details".into(),
             },

@@ -201,10 +201,12 @@ impl<'a> TokenEndpoint<'a> {
             }
         }
         if let Some(uri) = redirect_uri {
-            client = client.set_redirect_uri(
-                RedirectUrl::new(uri.to_string())
-                    .map_err(|_| Error::Authorization(format!("bad redirect URI {uri}")))?,
-            );
+            client = client.set_redirect_uri(RedirectUrl::new(uri.to_string()).map_err(|_| {
+                Error::Authorization {
+                    provider: self.provider.name.clone(),
+                    message: format!("bad redirect URI {uri}"),
+                }
+            })?);
         }
         Ok(client)
     }
@@ -298,7 +300,11 @@ impl<'a> TokenEndpoint<'a> {
                     },
                 }
             } else {
-                Error::TokenEndpoint { error, description }
+                Error::TokenEndpoint {
+                    provider: self.provider.name.clone(),
+                    error,
+                    description,
+                }
             }
         };
         match e {

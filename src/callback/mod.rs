@@ -148,6 +148,7 @@ impl Callback {
             expected: Expected {
                 state: expected.state.clone(),
                 issuer: expected.issuer.clone(),
+                provider: expected.provider.clone(),
             },
             path: self.path.clone(),
             hosts: allowed_hosts(&self.host, self.port),
@@ -218,22 +219,33 @@ impl Callback {
         set.abort_all();
         drop(serving);
 
+        let provider = expected.provider.clone();
         match outcome {
             None if deadline.is_elapsed() => Err(Error::CallbackTimeout {
+                provider,
                 seconds: timeout.as_secs(),
             }),
-            None => Err(Error::Authorization("the callback server stopped".into())),
+            None => Err(Error::Authorization {
+                provider,
+                message: "the callback server stopped".into(),
+            }),
             Some(Outcome::Code(code)) => Ok(code),
-            Some(Outcome::Refused { error, description }) => {
-                Err(Error::AuthorizationDenied { error, description })
-            }
+            Some(Outcome::Refused { error, description }) => Err(Error::AuthorizationDenied {
+                provider,
+                error,
+                description,
+            }),
             Some(Outcome::Unusable) => Err(Error::AuthorizationDenied {
+                provider,
                 error: "invalid_request".into(),
                 description: Some("the callback had no usable authorization code".into()),
             }),
-            Some(Outcome::TooManyRefused) => Err(Error::Authorization(format!(
-                "{MAX_REFUSED} callbacks with a wrong state or bad parameters arrived; something other than your browser is calling the callback port"
-            ))),
+            Some(Outcome::TooManyRefused) => Err(Error::Authorization {
+                provider,
+                message: format!(
+                    "{MAX_REFUSED} callbacks with a wrong state or bad parameters arrived; something other than your browser is calling the callback port"
+                ),
+            }),
         }
     }
 }

@@ -29,6 +29,8 @@ pub(super) enum Outcome {
 pub(crate) struct Expected {
     pub state: SecretString,
     pub issuer: Issuer,
+    /// The provider signed in to, for the errors' next steps.
+    pub provider: String,
 }
 
 /// What the callback's `iss` parameter (RFC 9207) must be.
@@ -237,6 +239,7 @@ mod tests {
         Expected {
             state: SecretString::from("S".repeat(43)),
             issuer: Issuer::default(),
+            provider: "acme".into(),
         }
     }
 

@@ -64,10 +64,19 @@ fn every_error() -> Vec<Error> {
             host: "127.0.0.1".into(),
         },
         Error::CallbackServer(io(std::io::ErrorKind::AddrNotAvailable)),
-        Error::CallbackTimeout { seconds: 300 },
-        Error::Authorization("state mismatch".into()),
+        Error::CallbackTimeout {
+            provider: "jobber".into(),
+            seconds: 300,
+        },
+        Error::Authorization {
+            provider: "jobber".into(),
+            message: "state mismatch".into(),
+        },
         Error::SignInInProgress { provider: p() },
-        Error::DeviceCodeExpired { seconds: 900 },
+        Error::DeviceCodeExpired {
+            provider: "github".into(),
+            seconds: 900,
+        },
         Error::ProviderUnreachable {
             url: "https://x/token".into(),
             source: "timed out".into(),
@@ -131,7 +140,11 @@ fn every_error() -> Vec<Error> {
         "server_error",
     ] {
         let (error, description) = oauth(e);
-        all.push(Error::AuthorizationDenied { error, description });
+        all.push(Error::AuthorizationDenied {
+            provider: "jobber".into(),
+            error,
+            description,
+        });
     }
     for e in [
         "invalid_client",
@@ -140,7 +153,11 @@ fn every_error() -> Vec<Error> {
         "temporarily_unavailable",
     ] {
         let (error, description) = oauth(e);
-        all.push(Error::TokenEndpoint { error, description });
+        all.push(Error::TokenEndpoint {
+            provider: "jobber".into(),
+            error,
+            description,
+        });
     }
     for e in [
         "device_flow_disabled",
@@ -187,7 +204,7 @@ fn every_error() -> Vec<Error> {
             | Error::CallbackServer(_)
             | Error::CallbackTimeout { .. }
             | Error::AuthorizationDenied { .. }
-            | Error::Authorization(_)
+            | Error::Authorization { .. }
             | Error::SignInInProgress { .. }
             | Error::DeviceCodeExpired { .. }
             | Error::TokenEndpoint { .. }
@@ -236,6 +253,17 @@ fn every_error_and_hint_text_matches_the_reviewed_snapshot() {
                 .all(|w| w.contains("docs/") || w.contains("README")),
             "a hint names a file users lack: {hint}"
         );
+        // A command to run again names the provider it is for.
+        for run in hint.split("run `oauth-pkce ").skip(1) {
+            let command = run.split('`').next().unwrap_or_default();
+            let per_provider = ["authorize", "refresh", "token", "revoke"]
+                .iter()
+                .any(|c| command == *c || command.starts_with(&format!("{c} ")));
+            assert!(
+                !per_provider || command.contains("--provider "),
+                "a hint's command lacks --provider: {hint}"
+            );
+        }
         let message = rendered(e);
         let mut source = std::error::Error::source(e);
         while let Some(cause) = source {

@@ -247,6 +247,16 @@ pub struct Provider {
     pub source: String,
 }
 
+/// The keys without a default (the fields of [`Provider`] serde requires).
+const REQUIRED_KEYS: &[&str] = &[
+    "name",
+    "display_name",
+    "authorization_url",
+    "token_url",
+    "client_auth",
+    "secret_prefix",
+];
+
 fn default_redirect_host() -> String {
     "localhost".into()
 }
@@ -526,9 +536,24 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
         })
         .unwrap_or_default();
     let mut message = e.message().trim().to_string();
-    // serde's "missing field `x`" names the key; say it in the words docs/providers.md uses.
+    // serde's "missing field `x`" names only the first missing key: name them all, in the
+    // words docs/providers.md uses.
     if let Some(rest) = message.strip_prefix("missing field ") {
-        message = format!("missing required key {rest}");
+        let missing: Vec<String> = text
+            .parse::<toml::Table>()
+            .map(|table| {
+                REQUIRED_KEYS
+                    .iter()
+                    .filter(|k| !table.contains_key(**k))
+                    .map(|k| format!("`{k}`"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        message = match missing.len() {
+            0 => format!("missing required key {rest}"),
+            1 => format!("missing required key {}", missing[0]),
+            _ => format!("missing required keys {}", missing.join(", ")),
+        };
     } else if let Some(rest) = message.strip_prefix("unknown field ") {
         let near = nearest_key(rest).map(|k| format!(" (did you mean `{k}`?)"));
         message = format!("unknown key {rest}{}", near.unwrap_or_default());

@@ -84,6 +84,38 @@ fn missing_key_is_named() {
     let e = error_of(&text);
     assert!(e.starts_with("bad.toml: "), "{e}");
     assert!(e.contains("missing required key `token_url`"), "{e}");
+    // Every missing key at once, so one edit fixes the file.
+    let text = text
+        .replace("secret_prefix = \"ACME\"\n", "")
+        .replace("name = \"acme\"\n", "");
+    let e = error_of(&text);
+    assert!(
+        e.contains("missing required keys `name`, `token_url`, `secret_prefix`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn required_keys_are_exactly_the_fields_without_a_default() {
+    // A file holding only the required keys parses; without any one of them it does not.
+    let only: String = MINIMAL
+        .lines()
+        .filter(|l| {
+            REQUIRED_KEYS
+                .iter()
+                .any(|k| l.starts_with(&format!("{k} =")))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(Provider::parse(&only, "min.toml").is_ok());
+    for key in REQUIRED_KEYS {
+        let without: String = only
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{key} =")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(Provider::parse(&without, "min.toml").is_err(), "{key}");
+    }
 }
 
 #[test]

@@ -162,7 +162,10 @@ url = "{server_url}/api/me"
     /// Plays the browser (for `demo --no-browser`): opens the authorization URL, approves on
     /// the consent page, and follows the redirect to the callback, as top-level navigations.
     pub(crate) async fn play_browser(&self, authorization_url: &url::Url) -> Result<()> {
-        let fail = |what: &str| Error::Authorization(format!("the demo's browser: {what}"));
+        let fail = |what: &str| Error::Authorization {
+            provider: "demo".into(),
+            message: format!("the demo's browser: {what}"),
+        };
         let client = self.ctx.http.client();
         let navigate = |r: reqwest::RequestBuilder| {
             r.header("Sec-Fetch-Dest", "document")
