@@ -148,12 +148,9 @@ impl TokenEndpoint<'_> {
                 provider: self.provider.name.clone(),
             });
         };
-        let client = self.client(None)?.set_device_authorization_url(
-            DeviceAuthorizationUrl::new(url.clone()).map_err(|_| Error::ProviderFile {
-                path: self.provider.source.clone(),
-                message: "key `device_authorization_url` is not a valid URL".into(),
-            })?,
-        );
+        let client = self
+            .client(None)?
+            .set_device_authorization_url(DeviceAuthorizationUrl::from_url(url.clone()));
         let mut request = client.exchange_device_code();
         if !scopes.is_empty() {
             request = request.add_extra_param(
@@ -170,7 +167,7 @@ impl TokenEndpoint<'_> {
                     error, description, ..
                 } => Error::DeviceAuthorization { error, description },
                 Error::ProviderUnreachable { source, .. } => Error::ProviderUnreachable {
-                    url: url.clone(),
+                    url: url.to_string(),
                     source,
                 },
                 Error::ProviderResponse(m) => {
@@ -197,11 +194,9 @@ impl TokenEndpoint<'_> {
         *request.uri_mut() = self
             .provider
             .token_url
+            .as_str()
             .parse()
-            .map_err(|_| Error::ProviderFile {
-                path: self.provider.source.clone(),
-                message: "key `token_url` is not a valid URL".into(),
-            })?;
+            .expect("a parsed URL is a valid URI");
         let headers = request.headers_mut();
         use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -226,7 +221,7 @@ impl TokenEndpoint<'_> {
             .into_bytes();
         let response = send(self.http, self.provider, request).await.map_err(|e| {
             Error::ProviderUnreachable {
-                url: self.provider.token_url.clone(),
+                url: self.provider.token_url.to_string(),
                 source: Box::new(e),
             }
         })?;

@@ -81,7 +81,7 @@ pub async fn revoke(ctx: &Context, local_only: bool, reporter: &dyn Reporter) ->
         done.provider_skipped = Some("--local-only".into());
         Ok(())
     } else if let Some(url) = ctx.provider.revocation_url.clone() {
-        at_provider(ctx, &stored, &url, &mut done, reporter).await
+        at_provider(ctx, &stored, url.as_str(), &mut done, reporter).await
     } else {
         done.provider_skipped = Some("the provider definition has no revocation_url".into());
         reporter.event(Event::Warning(&format!(

@@ -87,7 +87,7 @@ pub(crate) async fn check_token(http: &Http, provider: &Provider, stored: &Store
         .send(|| {
             let mut request = http
                 .client()
-                .request(method.clone(), &check.url)
+                .request(method.clone(), check.url.clone())
                 .header(reqwest::header::AUTHORIZATION, &authorization);
             for (name, value) in &check.headers {
                 request = request.header(name, value);

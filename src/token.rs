@@ -178,18 +178,9 @@ impl<'a> TokenEndpoint<'a> {
     }
 
     pub(crate) fn client(&self, redirect_uri: Option<&str>) -> Result<OAuthClient> {
-        let bad = |key: &str| Error::ProviderFile {
-            path: self.provider.source.clone(),
-            message: format!("key `{key}` is not a valid URL"),
-        };
         let mut client = oauth2::Client::new(ClientId::new(self.credentials.client_id.clone()))
-            .set_auth_uri(
-                AuthUrl::new(self.provider.authorization_url.clone())
-                    .map_err(|_| bad("authorization_url"))?,
-            )
-            .set_token_uri(
-                TokenUrl::new(self.provider.token_url.clone()).map_err(|_| bad("token_url"))?,
-            )
+            .set_auth_uri(AuthUrl::from_url(self.provider.authorization_url.clone()))
+            .set_token_uri(TokenUrl::from_url(self.provider.token_url.clone()))
             .set_auth_type(match self.provider.client_auth {
                 ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
                 ClientAuth::ClientSecretPost | ClientAuth::None => AuthType::RequestBody,
@@ -313,7 +304,7 @@ impl<'a> TokenEndpoint<'a> {
                 r.error_description().map(|d| terminal_safe(d, 256)),
             ),
             RequestTokenError::Request(source) => Error::ProviderUnreachable {
-                url: self.provider.token_url.clone(),
+                url: self.provider.token_url.to_string(),
                 source: Box::new(source),
             },
             RequestTokenError::Parse(path_error, body) => {

@@ -38,7 +38,7 @@ pub enum ClientAuth {
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
-    pub url: String,
+    pub url: url::Url,
     #[serde(default = "default_method")]
     pub method: String,
     #[serde(default)]
@@ -190,13 +190,13 @@ impl serde::Serialize for PortRange {
 pub struct Provider {
     pub name: String,
     pub display_name: String,
-    pub authorization_url: String,
-    pub token_url: String,
+    pub authorization_url: url::Url,
+    pub token_url: url::Url,
     #[serde(default)]
-    pub revocation_url: Option<String>,
+    pub revocation_url: Option<url::Url>,
     /// The device authorization endpoint (RFC 8628), for `authorize --device`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_authorization_url: Option<String>,
+    pub device_authorization_url: Option<url::Url>,
     #[serde(default)]
     pub scopes: Vec<String>,
     pub client_auth: ClientAuth,
@@ -322,7 +322,10 @@ impl Provider {
         check_endpoint("authorization_url", &self.authorization_url)?;
         check_endpoint("token_url", &self.token_url)?;
         if let Some(issuer) = &self.issuer {
-            check_endpoint("issuer", issuer)?;
+            // Compared as the exact string (RFC 9207), so kept as one; still a URL.
+            let url = url::Url::parse(issuer)
+                .map_err(|e| format!("key `issuer`: `{issuer}` is not a URL ({e})"))?;
+            check_endpoint("issuer", &url)?;
         }
         if self.require_iss && self.issuer.is_none() {
             return Err("key `require_iss`: needs `issuer`".into());
@@ -496,12 +499,12 @@ fn is_token_word(word: &str) -> bool {
 }
 
 /// https, or http on a loopback host (for local servers and tests).
-fn check_endpoint(key: &str, value: &str) -> std::result::Result<(), String> {
-    let url =
-        url::Url::parse(value).map_err(|e| format!("key `{key}`: `{value}` is not a URL ({e})"))?;
+/// Endpoints are parsed once, as the file is read (`url::Url`), and used as they are.
+fn check_endpoint(key: &str, url: &url::Url) -> std::result::Result<(), String> {
+    let value = url.as_str();
     match url.scheme() {
         "https" => Ok(()),
-        "http" if crate::http::is_loopback_url(&url) => Ok(()),
+        "http" if crate::http::is_loopback_url(url) => Ok(()),
         _ => Err(format!(
             "key `{key}`: `{value}` must use https (plain http is allowed only for loopback hosts)"
         )),

@@ -178,7 +178,8 @@ fn consent_denied_exits_4_and_writes_nothing() {
     let run = running.finish();
     run.assert_error(4, "access_denied");
     assert!(
-        run.stderr.contains("run `oauth-pkce authorize --provider acme` again"),
+        run.stderr
+            .contains("run `oauth-pkce authorize --provider acme` again"),
         "{}",
         run.stderr
     );

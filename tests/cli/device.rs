@@ -144,7 +144,8 @@ fn an_expired_code_exits_4_whether_the_provider_or_the_clock_says_so() {
     let run = device_run(&h, &[]);
     run.assert_error(4, "the device code expired");
     assert!(
-        run.stderr.contains("authorize --provider acme --device` again"),
+        run.stderr
+            .contains("authorize --provider acme --device` again"),
         "{}",
         run.stderr
     );
