@@ -17,6 +17,8 @@
 mod fake_as;
 #[path = "../tests/cli/support/fake_doppler.rs"]
 mod fake_doppler;
+#[path = "../tests/cli/support/server.rs"]
+mod server;
 
 use std::io::Read as _;
 

@@ -44,7 +44,6 @@
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
-use std::future::IntoFuture;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -61,6 +60,8 @@ use rand::RngCore;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use url::{form_urlencoded, Host, Url};
+
+use super::server::Background;
 
 /// Client id of every preset.
 pub const CLIENT_ID: &str = "fake-client-id";
@@ -448,8 +449,7 @@ impl CheckRequest {
 pub struct FakeAuthServer {
     url: String,
     shared: Shared,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Background,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -461,10 +461,7 @@ impl FakeAuthServer {
             cfg.auth == ClientAuth::None || cfg.client_secret.is_some(),
             "a confidential client needs a client_secret"
         );
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("fake AS: bind");
-        listener
-            .set_nonblocking(true)
-            .expect("fake AS: nonblocking");
+        let listener = Background::bind();
         let url = format!(
             "http://{}",
             listener.local_addr().expect("fake AS: local addr")
@@ -484,28 +481,10 @@ impl FakeAuthServer {
             .route("/api/auth.test", get(slack_auth_test).post(slack_auth_test))
             .route("/validate", get(twitch_validate))
             .with_state(shared.clone());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("fake-as".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("fake AS: runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).expect("fake AS: listener");
-                    tokio::select! {
-                        res = axum::serve(listener, app).into_future() => res.expect("fake AS: serve"),
-                        _ = rx => {}
-                    }
-                });
-            })
-            .expect("fake AS: thread");
         FakeAuthServer {
             url,
             shared,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            _server: Background::router("fake-as", listener, app),
         }
     }
 
@@ -649,17 +628,6 @@ impl FakeAuthServer {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         lock(&self.shared)
-    }
-}
-
-impl Drop for FakeAuthServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

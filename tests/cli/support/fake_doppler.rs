@@ -14,10 +14,8 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::future::IntoFuture;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -27,7 +25,8 @@ use axum::response::Response;
 use axum::Router;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
-use tokio::sync::oneshot;
+
+use super::server::Background;
 
 /// What a service token may do with its one config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,44 +94,21 @@ impl Fault {
 pub struct FakeDoppler {
     url: String,
     inner: Arc<Mutex<Inner>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: Background,
 }
 
 impl FakeDoppler {
     /// Binds 127.0.0.1:0 and serves from a tokio runtime on a background thread. The socket
     /// is listening when this returns.
     pub fn start() -> FakeDoppler {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
+        let listener = Background::bind();
         let url = format!("http://{}", listener.local_addr().expect("local address"));
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new().fallback(handle).with_state(inner.clone());
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let serve = move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            runtime.expect("tokio runtime").block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                tokio::select! {
-                    served = axum::serve(listener, app).into_future() => served.expect("serve"),
-                    _ = stopped => {}
-                }
-            });
-            // Dropping the runtime cancels any connection still in flight: no hang on drop.
-        };
-        let thread = std::thread::Builder::new()
-            .name("fake-doppler".into())
-            .spawn(serve);
-        let thread = Some(thread.expect("spawn the fake doppler thread"));
         FakeDoppler {
             url,
             inner,
-            shutdown: Some(shutdown),
-            thread,
+            _server: Background::router("fake-doppler", listener, app),
         }
     }
 
@@ -274,17 +250,6 @@ impl FakeDoppler {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         lock(&self.inner)
-    }
-}
-
-impl Drop for FakeDoppler {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

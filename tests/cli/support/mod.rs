@@ -6,6 +6,7 @@ pub mod browser;
 pub mod fake_as;
 pub mod fake_doppler;
 pub mod http;
+pub mod server;
 pub mod tls;
 
 use std::io::{BufRead as _, BufReader};

@@ -9,10 +9,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::server::Background;
 
 /// `tests/data/tls/NAME`.
 pub fn tls_file(name: &str) -> PathBuf {
@@ -24,52 +26,6 @@ pub fn tls_file(name: &str) -> PathBuf {
 /// The CA that signed the fakes' certificate.
 pub fn ca_file() -> PathBuf {
     tls_file("ca.pem")
-}
-
-/// Serves on a runtime of its own thread until dropped.
-struct Background {
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Background {
-    fn start<F>(listener: std::net::TcpListener, serve: F) -> Background
-    where
-        F: FnOnce(TcpListener) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-            + Send
-            + 'static,
-    {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                listener.set_nonblocking(true).unwrap();
-                let listener = TcpListener::from_std(listener).unwrap();
-                tokio::select! {
-                    _ = serve(listener) => {}
-                    _ = rx => {}
-                }
-            });
-        });
-        Background {
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// TLS on `127.0.0.1:0`, forwarding the plain bytes to `backend`.
@@ -95,25 +51,29 @@ impl TlsFront {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let bg = Background::start(listener, move |listener| {
-            Box::pin(async move {
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let acceptor = acceptor.clone();
-                    tokio::spawn(async move {
-                        // A client that refuses the certificate ends the handshake: nothing more.
-                        let Ok(mut tls) = acceptor.accept(stream).await else {
-                            return;
+        let bg = Background::start(
+            "tls-front",
+            listener,
+            Box::new(move |listener| {
+                Box::pin(async move {
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            continue;
                         };
-                        if let Ok(mut plain) = TcpStream::connect(backend).await {
-                            let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-                        }
-                    });
-                }
-            })
-        });
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            // A client that refuses the certificate ends the handshake: nothing more.
+                            let Ok(mut tls) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            if let Ok(mut plain) = TcpStream::connect(backend).await {
+                                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                            }
+                        });
+                    }
+                })
+            }),
+        );
         TlsFront { addr, _bg: bg }
     }
 
@@ -140,46 +100,51 @@ impl Proxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let recorded = Arc::clone(&seen);
-        let bg = Background::start(listener, move |listener| {
-            Box::pin(async move {
-                loop {
-                    let Ok((mut client, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let routes = Arc::clone(&routes);
-                    let recorded = Arc::clone(&recorded);
-                    tokio::spawn(async move {
-                        let Some(head) = read_head(&mut client).await else {
-                            return;
+        let bg = Background::start(
+            "proxy",
+            listener,
+            Box::new(move |listener| {
+                Box::pin(async move {
+                    loop {
+                        let Ok((mut client, _)) = listener.accept().await else {
+                            continue;
                         };
-                        let first = head.lines().next().unwrap_or_default().to_string();
-                        recorded.lock().unwrap().push(first.clone());
-                        let mut words = first.split_whitespace();
-                        let (method, target) = (words.next(), words.next());
-                        let backend = match (method, target) {
-                            (Some("CONNECT"), Some(t)) => routes.get(t).copied(),
-                            _ => None,
-                        };
-                        let Some(backend) = backend else {
-                            let _ = client
+                        let routes = Arc::clone(&routes);
+                        let recorded = Arc::clone(&recorded);
+                        tokio::spawn(async move {
+                            let Some(head) = read_head(&mut client).await else {
+                                return;
+                            };
+                            let first = head.lines().next().unwrap_or_default().to_string();
+                            recorded.lock().unwrap().push(first.clone());
+                            let mut words = first.split_whitespace();
+                            let (method, target) = (words.next(), words.next());
+                            let backend = match (method, target) {
+                                (Some("CONNECT"), Some(t)) => routes.get(t).copied(),
+                                _ => None,
+                            };
+                            let Some(backend) = backend else {
+                                let _ = client
                                 .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                                 .await;
-                            return;
-                        };
-                        let Ok(mut upstream) = TcpStream::connect(backend).await else {
-                            return;
-                        };
-                        if client
-                            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                            .await
-                            .is_ok()
-                        {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                        }
-                    });
-                }
-            })
-        });
+                                return;
+                            };
+                            let Ok(mut upstream) = TcpStream::connect(backend).await else {
+                                return;
+                            };
+                            if client
+                                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                                .await
+                                .is_ok()
+                            {
+                                let _ =
+                                    tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                            }
+                        });
+                    }
+                })
+            }),
+        );
         Proxy {
             addr,
             seen,
