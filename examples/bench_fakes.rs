@@ -13,7 +13,7 @@
     clippy::print_stderr
 )]
 
-#[path = "../tests/cli/support/fake_as.rs"]
+#[path = "../tests/cli/support/fake_as/mod.rs"]
 mod fake_as;
 #[path = "../tests/cli/support/fake_doppler.rs"]
 mod fake_doppler;

@@ -1,0 +1,65 @@
+//! `POST /revoke` (RFC 7009).
+
+use super::*;
+
+/// RFC 7009 §2.1: revoke `token` (refresh token: its grant; access token: itself); 200 for
+/// any token, even an unknown one (§2.2).
+pub(super) async fn revoke(
+    State(shared): State<Shared>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut inner = lock(&shared);
+    let req = TokenRequest {
+        form: parse_pairs(&body),
+        authorization: header_str(&headers, header::AUTHORIZATION),
+        content_type: header_str(&headers, header::CONTENT_TYPE),
+        accept: header_str(&headers, header::ACCEPT),
+        query,
+    };
+    inner.revoke_requests.push(req.clone());
+    if let Some(fault) = inner.revoke_faults.pop_front() {
+        return fault_response(&fault);
+    }
+    let form_body = req.content_type.as_deref().is_some_and(|c| {
+        c.split(';').next().is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    });
+    let error = |e: OAuthError| {
+        json_response(
+            e.status,
+            &json!({ "error": e.error, "error_description": e.description }),
+            &[],
+        )
+    };
+    if !form_body {
+        return error(invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let params: HashMap<&str, &str> = req
+        .form
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    if let Err(e) = inner.authenticate_client(&req, &params) {
+        return error(e);
+    }
+    let Some(token) = params.get("token").copied() else {
+        return error(invalid_request("token is missing"));
+    };
+    if let Some(entry) = inner.refresh_tokens.get(token) {
+        let grant = entry.grant;
+        if !inner.grants[grant].revoked {
+            inner.grants[grant].revoked = true;
+            inner.revoked_by_request += 1;
+        }
+    } else {
+        inner.access_tokens.remove(token);
+    }
+    (StatusCode::OK, "").into_response()
+}
