@@ -35,6 +35,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(test)]
+mod architecture;
 mod authorize;
 mod browser;
 mod callback;
