@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
+use secrecy::ExposeSecret as _;
+
 use crate::browser;
 use crate::callback::{Callback, Expected, Issuer, PastedLines};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pkce::PkcePair;
 use crate::provider::PortRange;
-use crate::store::{Stored, Write};
+use crate::store::{Stored, Write, ACCESS_TOKEN};
 use crate::token::{TokenEndpoint, TokenSet};
 use crate::{Context, Event, Reporter};
 
@@ -141,8 +143,9 @@ pub async fn authorize(
     })
 }
 
-/// Step 7, shared with the device flow: one Doppler write of the new grant's tokens, its
-/// expiry, and the lease as empty so it always exists.
+/// Step 7, shared with the device flow: one store write of the new grant's tokens, its
+/// expiry (on the store's clock) and a free lease, so it always exists. A write whose answer
+/// was lost, or that did not take, is judged by a re-read.
 pub(crate) async fn store_new_grant(
     ctx: &Context,
     stored: &Stored,
@@ -157,5 +160,18 @@ pub(crate) async fn store_new_grant(
     if tokens.refresh_token.is_none() {
         reporter.event(Event::Warning("the provider returned no refresh token: run `authorize` again when the access token expires"));
     }
-    ctx.store.write(stored, Write::NewGrant(tokens)).await
+    let tokens = tokens.clone().on_store_clock(stored.clock().skew());
+    let at = tokens.access_token.expose_secret();
+    match ctx.store.write(stored, Write::NewGrant(&tokens)).await {
+        Ok(echo) if echo.holds(ACCESS_TOKEN, at) => return Ok(()),
+        Ok(_) | Err(Error::StoreAnswerLost { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let now = ctx.store.load(&ctx.provider).await?;
+    if now.access_token().map(|t| t.expose_secret()) == Some(at) {
+        return Ok(());
+    }
+    Err(Error::DopplerResponse(
+        "the new tokens were sent but Doppler does not hold them".into(),
+    ))
 }

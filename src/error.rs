@@ -160,6 +160,9 @@ pub enum Error {
     },
     #[error("Doppler answered badly: {0}")]
     DopplerResponse(String),
+    /// A write whose answer never came (5xx, timeout, reset): it may have landed.
+    #[error("Doppler at {host} did not answer a write ({detail}); it may or may not have landed")]
+    StoreAnswerLost { host: String, detail: String },
     #[error("the new tokens for {provider} could not be written to Doppler")]
     StoreFailed {
         provider: String,
@@ -263,6 +266,7 @@ impl Error {
             Doppler { .. }
             | DopplerUnreachable { .. }
             | DopplerResponse(_)
+            | StoreAnswerLost { .. }
             | RefreshBusy { .. }
             | StoreFailed { .. }
             | TokensLost { .. }
@@ -369,6 +373,7 @@ impl Error {
             },
             DopplerUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and DOPPLER_API_HOST, then retry; for a certificate error, trust your CA with --ca-file, OAUTH_PKCE_CA_FILE or SSL_CERT_FILE".into(),
             DopplerResponse(_) => "check DOPPLER_API_HOST points at the Doppler API".into(),
+            StoreAnswerLost { .. } => "Doppler may be having trouble (status.doppler.com); run `oauth-pkce status` to see what it holds, then run the command again".into(),
             StoreFailed { journal, .. } => format!(
                 "the new tokens are safe on this machine ({}) and will be pushed to Doppler on the next run of oauth-pkce; fix the Doppler problem above, then run `oauth-pkce status`",
                 journal.display()

@@ -1,7 +1,10 @@
 //! The one HTTP client: redirects off, connect and total timeouts, a user agent, capped bodies,
 //! and the retry policy of SPEC.md (429, any 5xx and connection failures; a few attempts with
-//! backoff inside about 30 s, honouring `Retry-After` within that bound). Doppler, the token
-//! endpoint, revocation and `[check]` requests all go through [`Http::send`].
+//! backoff inside about 30 s, honouring `Retry-After` and `X-RateLimit-Reset` within that
+//! bound). Reads, the token endpoint, revocation and `[check]` requests go through
+//! [`Http::send`]; a store write goes through [`Http::send_write`], which resends only what
+//! provably did not arrive (a refused connection, a 429) — a write whose answer was lost may
+//! have landed, and only a re-read can tell.
 //!
 //! Networks ([`NetworkSettings`]): proxies from `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` with
 //! `NO_PROXY` (curl's rules), never for loopback hosts; extra CA certificates from
@@ -213,15 +216,39 @@ impl Http {
         &self,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, reqwest::Error> {
+        self.send_with(build, Resend::Idempotent).await
+    }
+
+    /// Sends a write, resending it only when it provably did not arrive: a connection that
+    /// was never made, or a 429 (refused before it was applied). A 5xx, a timeout or a reset
+    /// comes back to the caller, who must re-read to learn whether it landed.
+    pub async fn send_write(
+        &self,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, reqwest::Error> {
+        self.send_with(build, Resend::OnlyUnsent).await
+    }
+
+    async fn send_with(
+        &self,
+        build: impl Fn() -> RequestBuilder,
+        resend: Resend,
+    ) -> Result<Response, reqwest::Error> {
         let started = Instant::now();
         let mut attempt = 1;
         loop {
             let outcome = build().send().await;
-            let retry_after = match &outcome {
-                Ok(resp) if is_retryable_status(resp.status()) => Some(parse_retry_after(resp)),
-                Ok(_) => None,
-                Err(e) if e.is_connect() || e.is_timeout() => Some(None),
-                Err(_) => None,
+            let retry_after = match (&outcome, resend) {
+                (Ok(resp), _) if resp.status() == StatusCode::TOO_MANY_REQUESTS => {
+                    Some(parse_retry_after(resp))
+                }
+                (Ok(resp), Resend::Idempotent) if resp.status().is_server_error() => {
+                    Some(parse_retry_after(resp))
+                }
+                (Ok(_), _) => None,
+                (Err(e), _) if e.is_connect() => Some(None),
+                (Err(e), Resend::Idempotent) if e.is_timeout() => Some(None),
+                (Err(_), _) => None,
             };
             let Some(retry_after) = retry_after else {
                 return outcome;
@@ -258,20 +285,43 @@ impl Http {
     }
 }
 
-fn is_retryable_status(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+/// What may be sent again.
+#[derive(Clone, Copy)]
+enum Resend {
+    /// Reads and other requests that may be repeated: 429, 5xx, connection failures, timeouts.
+    Idempotent,
+    /// Writes: only what did not arrive (a connection never made, a 429).
+    OnlyUnsent,
 }
 
-/// `Retry-After` as delta-seconds (Doppler and most OAuth servers send seconds).
+fn header<'r>(resp: &'r Response, name: &str) -> Option<&'r str> {
+    resp.headers().get(name)?.to_str().ok().map(str::trim)
+}
+
+/// How long the server asked to wait: `Retry-After` as delta-seconds (Doppler and most OAuth
+/// servers send seconds), else, with no request left (`X-RateLimit-Remaining: 0`), until
+/// `X-RateLimit-Reset` (Unix seconds) — measured on the server's own clock (`Date`), never
+/// this machine's.
 fn parse_retry_after(resp: &Response) -> Option<Duration> {
-    resp.headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
+    if let Some(seconds) = header(resp, "retry-after").and_then(|v| v.parse::<u64>().ok()) {
+        return Some(Duration::from_secs(seconds));
+    }
+    if header(resp, "x-ratelimit-remaining") != Some("0") {
+        return None;
+    }
+    let reset = header(resp, "x-ratelimit-reset")?.parse::<i64>().ok()?;
+    let now = server_time(resp)?;
+    Some(Duration::from_secs(
+        reset.saturating_sub(now).clamp(0, 60) as u64
+    ))
+}
+
+/// The server's clock: its `Date` header as Unix seconds.
+pub(crate) fn server_time(resp: &Response) -> Option<i64> {
+    let date = header(resp, "date")?;
+    chrono::DateTime::parse_from_rfc2822(date)
         .ok()
-        .map(Duration::from_secs)
+        .map(|d| d.timestamp())
 }
 
 /// Reads at most `limit` bytes of a body; a longer body is an error (never a silent truncation).

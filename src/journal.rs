@@ -21,17 +21,6 @@ pub(crate) struct Pending {
     pub lease: Option<String>,
 }
 
-impl Pending {
-    /// The store write that lands these tokens and releases the lease.
-    pub(crate) fn rotation(&self) -> crate::store::Write<'_> {
-        crate::store::Write::Rotation {
-            tokens: &self.tokens,
-            spent: &self.spent,
-            lease: self.lease.as_deref(),
-        }
-    }
-}
-
 #[derive(Serialize, Deserialize)]
 struct Record {
     version: u32,

@@ -1,9 +1,28 @@
 //! The refresh lease (`{PREFIX}_REFRESH_LEASE`): how machines sharing one store take turns to
-//! spend the refresh token. Its value says who holds it and until when; it is taken with one
-//! write that compares both the lease and the refresh token against the snapshot
-//! ([`Write::LeaseTaken`]), so a stale read cannot win. A held, unexpired lease means another
-//! machine is refreshing: wait and re-read until what the caller wants appears or the lease
-//! expires. A read-only store token fails here, before anything is sent to a provider.
+//! spend the refresh token.
+//!
+//! Its value is JSON: `{"owner":"host:pid:nonce","until":T}` while someone refreshes, with `T`
+//! in the store's time (Doppler's `Date`), and `{"free":"nonce"}` otherwise — never empty once
+//! oauth-pkce has written it, and a fresh nonce at every release, so a compare-and-swap against
+//! a value read earlier fails if anything happened since. Safety rests on that one secret's
+//! precondition on a non-empty value; nothing depends on how Doppler treats
+//! `originalValue: ""` or whether it applies a batch all-or-nothing.
+//!
+//! Taking it: one write, lease as read → ours (and the refresh token compared with itself, as
+//! a second guard where batches are atomic). What the write echoes decides, not its status: a
+//! change that did not take (a 409, or a 200 with the change skipped) is a lost race — re-read
+//! and carry on. After a lost answer the re-read decides: our own owner id means we hold it.
+//! A refusal that leaves the lease unchanged is not a race: three of them end the wait with
+//! that error instead of a read–write loop.
+//!
+//! Waiting: another machine's lease has run out when the store's clock says so (never this
+//! machine's clock), or when this process has watched the same value unchanged for longer than
+//! a lease lasts. Re-reads back off from 1 s to 5 s (a waiter makes about 30 reads per lease;
+//! Doppler's Developer plan allows 120 secret reads a minute per token), and a 429 is waited out.
+//!
+//! Bounds: every request ends within [`crate::http`]'s 30 s retry budget, so taking the lease,
+//! the token request and the store write end within 90 s of the lease's start, well inside its
+//! 120 s. A waiter gives up after the lease plus 15 s ([`Error::RefreshBusy`]).
 
 use std::time::{Duration, Instant};
 
@@ -12,27 +31,67 @@ use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DopplerFailure, Error, Holder, Result};
-use crate::store::{Stored, Write, REFRESH_LEASE};
-use crate::token::now;
+use crate::store::{Stored, Write, REFRESH_LEASE, REFRESH_TOKEN};
 use crate::Context;
 
-/// How long a lease lasts. The token request and the store write are each bounded by the
-/// retry budget of [`crate::http`] (about 40 s at worst), so both fit inside with room to spare.
+/// How long a lease lasts, in the store's seconds.
 pub(crate) const LEASE_SECONDS: i64 = 120;
-/// How often a waiting process re-reads the store.
-const POLL: Duration = Duration::from_millis(500);
+/// A waiter gives up after this.
+const MAX_WAIT: Duration = Duration::from_secs(LEASE_SECONDS as u64 + 15);
+/// First and longest pause between re-reads of a held lease.
+const POLL_FIRST: Duration = Duration::from_millis(1000);
+const POLL_MAX: Duration = Duration::from_millis(5000);
+/// Refusals of a lease write that leave the lease unchanged before the error is believed.
+const MAX_REFUSALS: u32 = 3;
 
-/// The lease value: who holds it and until when.
+/// The lease value, as this module writes it.
 #[derive(Serialize, Deserialize)]
-struct Lease {
-    owner: String,
-    until: i64,
+#[serde(untagged)]
+enum Value {
+    Held { owner: String, until: i64 },
+    Free { free: String },
 }
 
-impl Lease {
-    fn parse(value: &str) -> Option<Lease> {
-        serde_json::from_str(value).ok()
+/// What the lease secret says.
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    /// Absent, empty, or not a value of ours: to be made free first.
+    Unset,
+    Free,
+    Held {
+        owner: String,
+        until: i64,
+    },
+}
+
+fn state(stored: &Stored) -> State {
+    if !stored.exists(REFRESH_LEASE) {
+        return State::Unset;
     }
+    match stored
+        .get(REFRESH_LEASE)
+        .and_then(|v| serde_json::from_str::<Value>(v.expose_secret()).ok())
+    {
+        Some(Value::Free { .. }) => State::Free,
+        Some(Value::Held { owner, until }) => State::Held { owner, until },
+        None => State::Unset,
+    }
+}
+
+fn raw(stored: &Stored) -> String {
+    stored
+        .get(REFRESH_LEASE)
+        .map(|v| v.expose_secret().to_string())
+        .unwrap_or_default()
+}
+
+/// A free lease value, with a fresh nonce.
+pub(crate) fn free() -> String {
+    let nonce: u64 = rand::thread_rng().gen();
+    serde_json::to_string(&Value::Free {
+        free: format!("{nonce:016x}"),
+    })
+    .expect("a lease serializes")
 }
 
 /// The outcome of [`take`].
@@ -51,77 +110,162 @@ pub(crate) async fn take<T>(
     done: impl Fn(&Stored) -> Option<T>,
 ) -> Result<Leased<T>> {
     let provider = &ctx.provider.name;
+    let owner = owner_id();
     let started = Instant::now();
-    let max_wait = Duration::from_secs(LEASE_SECONDS as u64 + 15);
+    let mut pause = POLL_FIRST;
+    let mut refusals = 0;
+    // The held value being watched and since when (monotonic).
+    let mut watched: Option<(String, Instant)> = None;
     loop {
+        let lease = state(&stored);
+        if matches!(&lease, State::Held { owner: o, .. } if *o == owner) {
+            // Ours: a write whose answer was lost, or one that took the lease but found the
+            // refresh token moved. The fresh read decides what to do with it.
+            let value = raw(&stored);
+            if let Some(found) = done(&stored) {
+                release(ctx, &stored, &value).await;
+                return Ok(Leased::Done(found));
+            }
+            return Ok(Leased::Ours(stored, value));
+        }
         if let Some(found) = done(&stored) {
             return Ok(Leased::Done(found));
         }
         let refresh_token = stored.require_refresh_token(provider)?;
-        let held = stored
-            .get(REFRESH_LEASE)
-            .and_then(|v| Lease::parse(v.expose_secret()))
-            .is_some_and(|l| l.until > now());
-        if !stored.exists(REFRESH_LEASE) {
-            // Something other than `authorize` stored the tokens: create the lease (empty)
-            // so that taking it has a value to compare against.
-            ctx.store
-                .write(&stored, Write::LeaseCreated)
-                .await
-                .map_err(|e| read_only(e, provider))?;
-        } else if !held {
-            let lease = serde_json::to_string(&Lease {
-                owner: owner_id(),
-                until: now() + LEASE_SECONDS,
-            })
-            .expect("a lease serializes");
-            let write = Write::LeaseTaken {
-                lease: &lease,
-                refresh_token: &refresh_token,
-            };
-            match ctx.store.write(&stored, write).await {
-                Ok(()) => return Ok(Leased::Ours(stored, lease)),
-                // A conflict (or any other refusal of a compare-and-swap): someone moved first.
-                Err(Error::Doppler { status, kind, .. })
-                    if (400..500).contains(&status)
-                        && !matches!(
-                            kind,
-                            DopplerFailure::Unauthorized
-                                | DopplerFailure::ReadOnly
-                                | DopplerFailure::Forbidden
-                        ) =>
-                {
-                    tracing::debug!(status, "lease compare-and-swap lost; re-reading");
-                }
-                Err(e) => return Err(read_only(e, provider)),
+        let before = raw(&stored);
+        let mut wait = Duration::ZERO;
+        let expired = match &lease {
+            State::Held { until, .. } => {
+                let since = match &watched {
+                    Some((value, since)) if *value == before => *since,
+                    _ => {
+                        watched = Some((before.clone(), Instant::now()));
+                        Instant::now()
+                    }
+                };
+                let by_store = stored.clock().is_shared() && *until <= stored.clock().now();
+                by_store || since.elapsed() >= Duration::from_secs(LEASE_SECONDS as u64)
             }
-        } else {
-            tracing::debug!("refresh lease held by another process; waiting");
-            let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..200));
-            tokio::time::sleep(POLL + jitter).await;
+            _ => true,
+        };
+        let written = match lease {
+            State::Unset => {
+                // Converting an empty lease compares with "", which Doppler may not enforce:
+                // let any concurrent conversion land before reading what to take.
+                wait = POLL_FIRST;
+                Some(
+                    ctx.store
+                        .write(&stored, Write::LeaseFreed)
+                        .await
+                        .map(|_| true),
+                )
+            }
+            State::Held { .. } if !expired => {
+                tracing::debug!("refresh lease held by another process; waiting");
+                wait = pause;
+                pause = (pause * 3 / 2).min(POLL_MAX);
+                None
+            }
+            State::Free | State::Held { .. } => {
+                let value = serde_json::to_string(&Value::Held {
+                    owner: owner.clone(),
+                    until: stored.clock().now() + LEASE_SECONDS,
+                })
+                .expect("a lease serializes");
+                let write = Write::LeaseTaken {
+                    lease: &value,
+                    refresh_token: &refresh_token,
+                };
+                match ctx.store.write(&stored, write).await {
+                    Ok(echo) if echo.holds(REFRESH_LEASE, &value) => {
+                        if echo.holds(REFRESH_TOKEN, refresh_token.expose_secret()) {
+                            return Ok(Leased::Ours(stored, value));
+                        }
+                        // Ours, but the refresh token moved meanwhile: the re-read decides.
+                        Some(Ok(true))
+                    }
+                    Ok(_) => {
+                        tracing::debug!("lease compare-and-swap lost (the change did not take)");
+                        Some(Ok(true))
+                    }
+                    Err(e) => Some(Err(e)),
+                }
+            }
+        };
+        match written {
+            None | Some(Ok(_)) => {}
+            Some(Err(e)) if is_read_only(&e) => {
+                return Err(Error::ReadOnlyCannotRefresh {
+                    provider: provider.clone(),
+                })
+            }
+            Some(Err(Error::StoreAnswerLost { .. })) => {
+                tracing::debug!("the answer to a lease write was lost; re-reading");
+            }
+            Some(Err(e)) if is_refusal(&e) => {
+                // A lost race, or a refusal the re-read will show for what it is.
+                let now = reload(ctx).await?;
+                if raw(&now) == before {
+                    refusals += 1;
+                    if refusals >= MAX_REFUSALS {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                stored = now;
+                continue;
+            }
+            Some(Err(e)) => return Err(e),
         }
-        if started.elapsed() > max_wait {
+        if started.elapsed() > MAX_WAIT {
             return Err(Error::RefreshBusy {
                 provider: provider.clone(),
-                seconds: max_wait.as_secs(),
+                seconds: MAX_WAIT.as_secs(),
                 holder: Holder::AnotherMachine,
             });
         }
-        stored = ctx.store.load(&ctx.provider).await?;
+        if !wait.is_zero() {
+            let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..250));
+            tokio::time::sleep(wait + jitter).await;
+        }
+        stored = reload(ctx).await?;
     }
 }
 
-/// A store that refuses the write because the token cannot write: the refresh cannot happen.
-fn read_only(e: Error, provider: &str) -> Error {
-    match e {
+/// A re-read while waiting: a rate limit is waited out (the HTTP layer already honoured
+/// `Retry-After` within its budget) rather than ending the wait.
+async fn reload(ctx: &Context) -> Result<Stored> {
+    let mut limited = 0;
+    loop {
+        match ctx.store.load(&ctx.provider).await {
+            Err(Error::Doppler {
+                kind: DopplerFailure::RateLimited,
+                ..
+            }) if limited < 3 => {
+                limited += 1;
+                tokio::time::sleep(POLL_MAX).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_read_only(e: &Error) -> bool {
+    matches!(
+        e,
         Error::Doppler {
             kind: DopplerFailure::ReadOnly | DopplerFailure::Forbidden,
             ..
-        } => Error::ReadOnlyCannotRefresh {
-            provider: provider.to_string(),
-        },
-        e => e,
-    }
+        }
+    )
+}
+
+/// A 4xx on a compare-and-swap write: a failed precondition (409, or whatever status Doppler
+/// uses) or some other refusal; only a re-read tells them apart.
+pub(crate) fn is_refusal(e: &Error) -> bool {
+    matches!(e, Error::Doppler { status, kind, .. }
+        if (400..500).contains(status)
+            && !matches!(kind, DopplerFailure::Unauthorized | DopplerFailure::RateLimited))
 }
 
 /// Best effort: gives the lease back after a failed refresh, so others need not wait it out.
@@ -148,19 +292,33 @@ fn owner_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::SecretString;
+
+    fn with_lease(value: Option<&str>) -> Stored {
+        let provider = crate::provider::Catalog::find(None, &[], "jobber").unwrap();
+        let secrets = value
+            .map(|v| ("JOBBER_REFRESH_LEASE".to_string(), SecretString::from(v)))
+            .into_iter()
+            .collect();
+        Stored::new(&provider, secrets)
+    }
 
     #[test]
-    fn lease_round_trips_and_garbage_is_not_a_lease() {
-        let l = Lease::parse(
-            &serde_json::to_string(&Lease {
+    fn lease_values_round_trip_and_anything_else_is_unset() {
+        let held = r#"{"owner":"h:1:ab","until":5}"#;
+        assert_eq!(
+            state(&with_lease(Some(held))),
+            State::Held {
                 owner: "h:1:ab".into(),
-                until: 5,
-            })
-            .unwrap(),
-        )
-        .unwrap();
-        assert_eq!((l.owner.as_str(), l.until), ("h:1:ab", 5));
-        assert!(Lease::parse("").is_none());
-        assert!(Lease::parse("someone").is_none());
+                until: 5
+            }
+        );
+        let a = free();
+        let b = free();
+        assert_ne!(a, b, "every release writes a fresh nonce");
+        assert_eq!(state(&with_lease(Some(&a))), State::Free);
+        for unset in [None, Some(""), Some("someone"), Some("{}")] {
+            assert_eq!(state(&with_lease(unset)), State::Unset, "{unset:?}");
+        }
     }
 }

@@ -24,12 +24,14 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, Pending};
 use crate::lease::{self, Leased};
-use crate::store::{Stored, Write};
+use crate::store::{Stored, Write, ACCESS_TOKEN, REFRESH_LEASE, REFRESH_TOKEN};
 use crate::token::{now, TokenEndpoint, TokenSet};
 use crate::{Context, Event, Reporter};
 
 /// Longest wait for this machine's lock.
 pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(90);
+/// A clock further than this from the store's is worth a warning.
+const SKEW_WARNING: i64 = 60;
 
 /// A valid access token and when it expires.
 pub struct Fresh {
@@ -52,7 +54,12 @@ impl std::fmt::Debug for Fresh {
 /// Whether a token expiring at `expires_at` must be refreshed now, given `buffer` seconds.
 /// An unknown expiry is not due (nothing says it is).
 pub fn refresh_due(expires_at: Option<i64>, buffer: i64) -> bool {
-    expires_at.is_some_and(|e| e.saturating_sub(now()) <= buffer)
+    due_at(expires_at, buffer, now())
+}
+
+/// [`refresh_due`] at `now` (the store's clock, for a stored expiry).
+pub(crate) fn due_at(expires_at: Option<i64>, buffer: i64, now: i64) -> bool {
+    expires_at.is_some_and(|e| e.saturating_sub(now) <= buffer)
 }
 
 /// What the caller wants.
@@ -86,6 +93,7 @@ pub(crate) async fn obtain(
     replay(ctx, &journal, reporter).await?;
 
     let stored = ctx.store.load(&ctx.provider).await?;
+    warn_on_skew(&stored, reporter);
     let first_seen = stored.refresh_token().cloned();
     if let Some(fresh) = usable(ctx, &stored, want, rejected, first_seen.as_ref()) {
         return Ok(fresh);
@@ -146,8 +154,9 @@ pub(crate) async fn obtain(
         ));
     }
 
+    let skew = stored.clock().skew();
     let pending = Pending {
-        tokens,
+        tokens: tokens.on_store_clock(skew),
         spent,
         lease: Some(lease),
     };
@@ -156,8 +165,8 @@ pub(crate) async fn obtain(
         reporter.event(Event::Warning(&format!(
             "could not write the refresh journal ({e}); storing in Doppler directly"
         )));
-        return match store(ctx, &stored, &journal, &pending).await {
-            Ok(()) => Ok(fresh(pending.tokens)),
+        return match land(ctx, stored, &journal, &pending, reporter).await {
+            Ok(()) => Ok(fresh(pending.tokens, skew)),
             Err(Error::StoreFailed { source, .. }) => Err(Error::TokensLost {
                 provider: ctx.provider.name.clone(),
                 source,
@@ -166,16 +175,33 @@ pub(crate) async fn obtain(
         };
     }
     failpoint("after-journal");
-    store(ctx, &stored, &journal, &pending).await?;
+    land(ctx, stored, &journal, &pending, reporter).await?;
     drop(lock);
-    Ok(fresh(pending.tokens))
+    Ok(fresh(pending.tokens, skew))
 }
 
-fn fresh(tokens: TokenSet) -> Fresh {
+/// What the caller gets: the expiry on this machine's clock.
+fn fresh(tokens: TokenSet, skew: i64) -> Fresh {
     Fresh {
         access_token: tokens.access_token,
-        expires_at: tokens.expires_at,
+        expires_at: tokens.expires_at.map(|e| e - skew),
         refreshed: true,
+    }
+}
+
+/// Says once per command when this machine's clock and the store's differ by more than a
+/// minute: leases and expiries are judged on the store's clock, but people read this one.
+fn warn_on_skew(stored: &Stored, reporter: &dyn Reporter) {
+    let skew = stored.clock().skew();
+    if skew.abs() > SKEW_WARNING {
+        let (how, secs) = if skew > 0 {
+            ("behind", skew)
+        } else {
+            ("ahead of", -skew)
+        };
+        reporter.event(Event::Warning(&format!(
+            "this machine's clock is {secs} s {how} Doppler's; oauth-pkce judges leases and expiry by Doppler's clock, but fix this one (timedatectl set-ntp true)"
+        )));
     }
 }
 
@@ -198,6 +224,7 @@ fn usable(
         return None;
     }
     let expires_at = stored.expires_at();
+    let now = stored.clock().now();
     // Someone else refreshed since we first looked.
     let refreshed_meanwhile = match (first_seen, stored.refresh_token()) {
         (Some(a), Some(b)) => a.expose_secret() != b.expose_secret(),
@@ -207,15 +234,15 @@ fn usable(
         // Their token is as fresh as ours would be, even when the provider's tokens live
         // shorter than the buffer: use it while it is valid at all.
         Want::Valid => {
-            !refresh_due(expires_at, ctx.refresh_buffer)
-                || (refreshed_meanwhile && !refresh_due(expires_at, 0))
+            !due_at(expires_at, ctx.refresh_buffer, now)
+                || (refreshed_meanwhile && !due_at(expires_at, 0, now))
         }
         // That is the refresh asked for.
         Want::Refresh => refreshed_meanwhile,
-    } || (rejected.is_some() && !refresh_due(expires_at, 0));
+    } || (rejected.is_some() && !due_at(expires_at, 0, now));
     ok.then(|| Fresh {
         access_token: access.clone(),
-        expires_at,
+        expires_at: expires_at.map(|e| e - stored.clock().skew()),
         refreshed: false,
     })
 }
@@ -228,18 +255,113 @@ fn store_failed(ctx: &Context, journal: &Journal, e: Error) -> Error {
     }
 }
 
-/// Writes the journal's tokens to Doppler (compare-and-swap on the spent refresh token, lease
-/// released in the same request), then removes the journal. On failure the journal stays.
-async fn store(ctx: &Context, stored: &Stored, journal: &Journal, pending: &Pending) -> Result<()> {
-    ctx.store
-        .write(stored, pending.rotation())
-        .await
-        .map_err(|e| store_failed(ctx, journal, e))?;
-    journal.remove();
-    Ok(())
+/// Where a write of the journal's tokens stands, judged by a re-read.
+enum Settled {
+    /// The store holds our new tokens.
+    Landed,
+    /// The store still holds the spent refresh token: our write did not take.
+    NotLanded,
+    /// The store holds other tokens, newer than ours.
+    Superseded,
 }
 
-/// Pushes tokens left in the journal by an earlier run to Doppler.
+fn settled(now: &Stored, pending: &Pending) -> Settled {
+    let rt = now.refresh_token().map(|t| t.expose_secret());
+    let at = now.access_token().map(|t| t.expose_secret());
+    let ours = pending
+        .tokens
+        .refresh_token
+        .as_ref()
+        .unwrap_or(&pending.spent)
+        .expose_secret();
+    if rt == Some(ours) && at == Some(pending.tokens.access_token.expose_secret()) {
+        Settled::Landed
+    } else if rt == Some(pending.spent.expose_secret()) {
+        Settled::NotLanded
+    } else {
+        Settled::Superseded
+    }
+}
+
+/// Lands the journal's tokens in the store (compare-and-swap on the spent refresh token, the
+/// lease released in the same write), then removes the journal. What the write echoes, or a
+/// re-read after an ambiguous answer, decides: landed (also when the answer was lost), not
+/// landed (sent again, at most three times, without the lease if it moved on), or superseded
+/// by newer tokens (kept). On failure the journal stays.
+async fn land(
+    ctx: &Context,
+    snapshot: Stored,
+    journal: &Journal,
+    pending: &Pending,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let mut snapshot = snapshot;
+    let mut lease = pending.lease.clone();
+    let mut last = None;
+    for _ in 0..3 {
+        let write = Write::Rotation {
+            tokens: &pending.tokens,
+            spent: &pending.spent,
+            lease: lease.as_deref(),
+        };
+        match ctx.store.write(&snapshot, write).await {
+            Ok(echo) => {
+                let at = pending.tokens.access_token.expose_secret();
+                let rt = pending
+                    .tokens
+                    .refresh_token
+                    .as_ref()
+                    .unwrap_or(&pending.spent)
+                    .expose_secret();
+                if echo.holds(ACCESS_TOKEN, at) && echo.holds(REFRESH_TOKEN, rt) {
+                    journal.remove();
+                    return Ok(());
+                }
+                tracing::debug!("the store write did not take (answered 200); re-reading");
+            }
+            Err(e @ Error::StoreAnswerLost { .. }) => {
+                tracing::debug!("the answer to the store write was lost; re-reading");
+                last = Some(e);
+            }
+            Err(e) if lease::is_refusal(&e) => last = Some(e),
+            Err(e) => return Err(store_failed(ctx, journal, e)),
+        }
+        let now = ctx
+            .store
+            .load(&ctx.provider)
+            .await
+            .map_err(|e| store_failed(ctx, journal, e))?;
+        match settled(&now, pending) {
+            Settled::Landed => {
+                journal.remove();
+                return Ok(());
+            }
+            Settled::Superseded => {
+                reporter.event(Event::Warning(
+                    "Doppler already holds newer tokens than the ones this machine saved; keeping Doppler's",
+                ));
+                journal.remove();
+                return Ok(());
+            }
+            Settled::NotLanded => {
+                // Release the lease only while it is still ours.
+                let held = now
+                    .get(REFRESH_LEASE)
+                    .map(|v| v.expose_secret().to_string());
+                if held != lease {
+                    lease = None;
+                }
+                snapshot = now;
+            }
+        }
+    }
+    let e = last.unwrap_or_else(|| {
+        Error::DopplerResponse("the write was answered but the tokens did not take".into())
+    });
+    Err(store_failed(ctx, journal, e))
+}
+
+/// Pushes tokens left in the journal by an earlier run to the store.
 async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Result<()> {
     let Some(pending) = journal.load()? else {
         return Ok(());
@@ -249,53 +371,14 @@ async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Re
     ));
     let _lock = ctx.refresh_lock(LOCK_WAIT).await?;
     // Every secret existed when the journal was written; a read tells nothing more.
-    let assumed = Stored::unread(&ctx.provider);
-    let first = ctx.store.write(&assumed, pending.rotation()).await;
-    match first {
-        Ok(_) => {
-            journal.remove();
-            Ok(())
-        }
-        Err(Error::Doppler { status, .. })
-            if (400..500).contains(&status) && status != 401 && status != 403 =>
-        {
-            let now_stored = ctx.store.load(&ctx.provider).await?;
-            let doppler_rt = now_stored
-                .refresh_token()
-                .map(|t| t.expose_secret().to_string());
-            let ours = pending
-                .tokens
-                .refresh_token
-                .as_ref()
-                .unwrap_or(&pending.spent)
-                .expose_secret()
-                .to_string();
-            if doppler_rt.as_deref() == Some(ours.as_str()) {
-                journal.remove(); // already pushed before the process stopped
-                return Ok(());
-            }
-            if doppler_rt.as_deref() == Some(pending.spent.expose_secret()) {
-                // Only the lease moved on (it expired and was taken): store without it.
-                let without_lease = Write::Rotation {
-                    tokens: &pending.tokens,
-                    spent: &pending.spent,
-                    lease: None,
-                };
-                ctx.store
-                    .write(&assumed, without_lease)
-                    .await
-                    .map_err(|e| store_failed(ctx, journal, e))?;
-                journal.remove();
-                return Ok(());
-            }
-            reporter.event(Event::Warning(
-                "Doppler already holds newer tokens than the ones this machine saved; keeping Doppler's",
-            ));
-            journal.remove();
-            Ok(())
-        }
-        Err(e) => Err(store_failed(ctx, journal, e)),
-    }
+    land(
+        ctx,
+        Stored::unread(&ctx.provider),
+        journal,
+        &pending,
+        reporter,
+    )
+    .await
 }
 
 /// Test hook: `OAUTH_PKCE_TEST_PAUSE=after-journal:SECONDS` sleeps at that point so a test can

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::http::Http;
 use crate::provider::{Catalog, Provider};
-use crate::refresh::refresh_due;
+use crate::refresh::due_at;
 use crate::store::{Store, Stored, CLIENT_ID};
 use crate::text::mask;
 use crate::token::now;
@@ -147,16 +147,18 @@ impl ProviderStatus {
         let expires_at = stored.expires_at();
         let access = stored.access_token();
         let refresh_present = stored.refresh_token().is_some();
-        let valid_now = access.is_some() && expires_at.is_none_or(|e| e > now());
+        // Judged on the store's clock, which every machine shares.
+        let now = stored.clock().now();
+        let valid_now = access.is_some() && expires_at.is_none_or(|e| e > now);
         ProviderStatus {
             provider: provider.name.clone(),
             display_name: provider.display_name.clone(),
             client_id_present: stored.get(CLIENT_ID).is_some(),
             access_token: access.map(|a| mask(secrecy::ExposeSecret::expose_secret(a))),
             expires_at,
-            expires_in: expires_at.map(|e| e.saturating_sub(now())),
+            expires_in: expires_at.map(|e| e.saturating_sub(now)),
             refresh_token_present: refresh_present,
-            refresh_due: access.is_some() && refresh_due(expires_at, buffer),
+            refresh_due: access.is_some() && due_at(expires_at, buffer, now),
             usable: valid_now || refresh_present,
             check: None,
         }

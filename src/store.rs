@@ -57,7 +57,7 @@ pub enum Store {
 #[derive(Debug, Clone, Copy)]
 pub enum Write<'a> {
     /// A new grant (`authorize`, device flow): stored unconditionally, an older grant's refresh
-    /// token dropped when the new grant has none, the lease emptied so that it exists.
+    /// token dropped when the new grant has none, the lease written free so that it exists.
     NewGrant(&'a TokenSet),
     /// A rotation: stored only while the refresh token is still `spent`; `lease`, when given,
     /// is released in the same write.
@@ -66,18 +66,19 @@ pub enum Write<'a> {
         spent: &'a SecretString,
         lease: Option<&'a str>,
     },
-    /// Creates the (empty) lease for tokens stored by something other than `authorize`.
-    LeaseCreated,
+    /// Makes the lease free where it is absent or empty (tokens stored by something other
+    /// than `authorize`, or by an older version).
+    LeaseFreed,
     /// Takes the lease: `lease` replaces the lease as read, only while the refresh token is
     /// still `refresh_token` (both compared in one write).
     LeaseTaken {
         lease: &'a str,
         refresh_token: &'a SecretString,
     },
-    /// Empties the lease, if it still holds `lease` (ours).
+    /// Frees the lease, if it still holds `lease` (ours).
     LeaseReleased(&'a str),
     /// Empties the stored tokens (revoke), the refresh token only while it is as read;
-    /// releases `lease` when given.
+    /// frees `lease` when given.
     Cleared { lease: Option<&'a str> },
     /// Writes the lease to the value it holds, compared against itself: a write that changes
     /// nothing (`doctor`'s check that the token can write).
@@ -89,8 +90,8 @@ impl Store {
     pub async fn load(&self, provider: &Provider) -> Result<Stored> {
         match self {
             Store::Doppler(d) => {
-                let secrets = d.read(&secret_names(provider)).await?;
-                Ok(Stored::new(provider, secrets))
+                let answer = d.read(&secret_names(provider)).await?;
+                Ok(Stored::new(provider, answer.secrets).at(Clock::of(answer.server_time)))
             }
         }
     }
@@ -101,15 +102,24 @@ impl Store {
             Store::Doppler(d) => {
                 let names: Vec<String> = providers.iter().flat_map(|p| secret_names(p)).collect();
                 let all = d.read(&names).await?;
-                Ok(providers.iter().map(|p| Stored::subset(p, &all)).collect())
+                let clock = Clock::of(all.server_time);
+                Ok(providers
+                    .iter()
+                    .map(|p| Stored::subset(p, &all.secrets).at(clock))
+                    .collect())
             }
         }
     }
 
-    /// Applies `write` against `snapshot` in one request.
-    pub async fn write(&self, snapshot: &Stored, write: Write<'_>) -> Result<()> {
+    /// Applies `write` against `snapshot` in one request, and returns what the store echoed;
+    /// whether each change took is in the [`Echo`]. A lost answer is
+    /// [`crate::Error::StoreAnswerLost`]: re-read to decide.
+    pub async fn write(&self, snapshot: &Stored, write: Write<'_>) -> Result<Echo> {
         match self {
-            Store::Doppler(d) => d.write(&snapshot.changes(write)).await.map(|_| ()),
+            Store::Doppler(d) => Ok(Echo {
+                answer: d.write(&snapshot.changes(write)).await?,
+                prefix: snapshot.prefix.clone(),
+            }),
         }
     }
 
@@ -149,12 +159,52 @@ impl Store {
     }
 }
 
+/// The store's clock as of a read: the one clock all machines share.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// The store's time at the read (Doppler's `Date`), Unix seconds.
+    server: Option<i64>,
+    /// This machine's time at the read.
+    local: i64,
+    at: std::time::Instant,
+}
+
+impl Clock {
+    pub(crate) fn of(server: Option<i64>) -> Clock {
+        Clock {
+            server,
+            local: crate::token::now(),
+            at: std::time::Instant::now(),
+        }
+    }
+
+    /// The store's time now (its time at the read plus the monotonic time since), else this
+    /// machine's clock when the store gave none.
+    pub fn now(&self) -> i64 {
+        match self.server {
+            Some(s) => s + self.at.elapsed().as_secs() as i64,
+            None => crate::token::now(),
+        }
+    }
+
+    /// Whether the store gave its time.
+    pub fn is_shared(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// How far the store's clock is ahead of this machine's (negative: behind), seconds.
+    pub fn skew(&self) -> i64 {
+        self.server.map_or(0, |s| s - self.local)
+    }
+}
+
 /// One provider's secrets as read from the store. Empty values count as absent.
 pub struct Stored {
     secrets: Secrets,
     prefix: String,
     /// Not read: every secret is assumed to exist (a journal's replay, written after a read).
     assumed: bool,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Stored {
@@ -172,7 +222,17 @@ impl Stored {
             secrets,
             prefix: provider.secret_prefix.clone(),
             assumed: false,
+            clock: Clock::of(None),
         }
+    }
+
+    fn at(self, clock: Clock) -> Stored {
+        Stored { clock, ..self }
+    }
+
+    /// The store's clock as of this read.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// A snapshot without a read, in which every secret exists and holds nothing known: a
@@ -288,17 +348,24 @@ impl Stored {
     }
 
     /// Doppler's changes for `write`: every compare-and-swap rule is decided here.
+    ///
+    /// The rules, safe whatever Doppler does with `originalValue: ""` and whether or not it
+    /// applies a batch all-or-nothing: every precondition that protects a refresh token is on a
+    /// non-empty value of one secret (the lease as read, the refresh token as read); the
+    /// secret carrying the precondition comes first in its batch, so a server that stops at the
+    /// first failed change applies nothing else; a lease is never left empty (the free value is
+    /// a fresh nonce each time, so a stale read can never compare equal to it).
     fn changes(&self, write: Write<'_>) -> Vec<Change> {
+        let free = || SecretString::from(crate::lease::free());
         match write {
             Write::NewGrant(tokens) => {
-                let mut changes = self.token_changes(tokens, None, true);
-                if tokens.refresh_token.is_none() {
-                    // Do not keep a refresh token from an older grant.
-                    let name = self.name(REFRESH_TOKEN);
-                    for c in changes.iter_mut().filter(|c| c.name == name) {
-                        c.value = SecretString::from(String::new());
-                    }
-                }
+                // Do not keep a refresh token from an older grant.
+                let refresh = tokens
+                    .refresh_token
+                    .clone()
+                    .unwrap_or_else(|| SecretString::from(String::new()));
+                let mut changes = self.token_changes(tokens, refresh, None);
+                changes.push(self.change(REFRESH_LEASE, free(), None));
                 changes
             }
             Write::Rotation {
@@ -306,11 +373,21 @@ impl Stored {
                 spent,
                 lease,
             } => {
-                let mut changes = self.token_changes(tokens, Some(spent), false);
-                changes.extend(lease.map(|l| self.lease_released(l)));
+                // The stored refresh token is kept when the answer had none.
+                let refresh = tokens
+                    .refresh_token
+                    .clone()
+                    .unwrap_or_else(|| spent.clone());
+                let mut changes = self.token_changes(tokens, refresh, Some(spent));
+                changes.extend(lease.map(|l| self.change(REFRESH_LEASE, free(), Some(l))));
                 changes
             }
-            Write::LeaseCreated => vec![self.lease_created()],
+            Write::LeaseFreed => {
+                // Converting an empty lease compares with "" — which Doppler may not enforce;
+                // the protocol re-reads before taking (see `crate::lease`).
+                let original = self.exists(REFRESH_LEASE).then_some("");
+                vec![self.change(REFRESH_LEASE, free(), original)]
+            }
             Write::LeaseTaken {
                 lease,
                 refresh_token,
@@ -319,127 +396,96 @@ impl Stored {
                     .get(REFRESH_LEASE)
                     .map(|v| v.expose_secret().to_string())
                     .unwrap_or_default();
-                self.lease_taken(&current, lease, refresh_token)
+                vec![
+                    self.change(
+                        REFRESH_LEASE,
+                        SecretString::from(lease.to_string()),
+                        Some(&current),
+                    ),
+                    self.change(
+                        REFRESH_TOKEN,
+                        refresh_token.clone(),
+                        Some(refresh_token.expose_secret()),
+                    ),
+                ]
             }
-            Write::LeaseReleased(lease) => vec![self.lease_released(lease)],
+            Write::LeaseReleased(lease) => vec![self.change(REFRESH_LEASE, free(), Some(lease))],
             Write::Cleared { lease } => {
-                let mut changes = self.cleared();
-                changes.extend(lease.map(|l| self.lease_released(l)));
+                let empty = || SecretString::from(String::new());
+                // The refresh token first: only while it is the one read.
+                let read = self.refresh_token().map(|t| t.expose_secret().to_string());
+                let mut changes: Vec<Change> = [REFRESH_TOKEN, ACCESS_TOKEN, TOKEN_EXPIRES_AT]
+                    .into_iter()
+                    .filter(|s| self.exists(s))
+                    .map(|suffix| {
+                        let original = (suffix == REFRESH_TOKEN)
+                            .then_some(read.as_deref())
+                            .flatten();
+                        self.change(suffix, empty(), original)
+                    })
+                    .collect();
+                changes.extend(lease.map(|l| self.change(REFRESH_LEASE, free(), Some(l))));
                 changes
             }
-            Write::Probe => vec![self.probe()],
+            Write::Probe => {
+                let current = self
+                    .get(REFRESH_LEASE)
+                    .map(|v| v.expose_secret().to_string())
+                    .unwrap_or_default();
+                vec![self.change(
+                    REFRESH_LEASE,
+                    SecretString::from(current.clone()),
+                    Some(&current),
+                )]
+            }
         }
     }
 
-    /// The changes that store `tokens`: access token, expiry, and the refresh token (a new
-    /// one, or the stored one kept when the response had none). `spent` makes the refresh
-    /// token's write a compare-and-swap against the refresh token just used. `clear_lease`
-    /// also writes `{PREFIX}_REFRESH_LEASE` as empty.
+    fn change(&self, suffix: &str, value: SecretString, original: Option<&str>) -> Change {
+        Change {
+            name: self.name(suffix),
+            value,
+            original: original.map(|o| SecretString::from(o.to_string())),
+            exists: self.exists(suffix),
+        }
+    }
+
+    /// The refresh token (first, compared with `spent` when given), the access token and the
+    /// expiry.
     fn token_changes(
         &self,
         tokens: &TokenSet,
+        refresh: SecretString,
         spent: Option<&SecretString>,
-        clear_lease: bool,
     ) -> Vec<Change> {
-        let change = |suffix: &str, value: SecretString, original: Option<SecretString>| Change {
-            name: self.name(suffix),
-            value,
-            original,
-            exists: self.exists(suffix),
-        };
-        let refresh = tokens
-            .refresh_token
-            .clone()
-            .or_else(|| spent.cloned())
-            .unwrap_or_else(|| SecretString::from(String::new()));
-        let mut changes = vec![
-            change(ACCESS_TOKEN, tokens.access_token.clone(), None),
-            change(REFRESH_TOKEN, refresh, spent.cloned()),
-            change(
-                TOKEN_EXPIRES_AT,
-                SecretString::from(tokens.expires_at.map(|e| e.to_string()).unwrap_or_default()),
-                None,
-            ),
-        ];
-        if clear_lease {
-            changes.push(change(
-                REFRESH_LEASE,
-                SecretString::from(String::new()),
-                None,
-            ));
-        }
-        changes
-    }
-
-    /// Creates the (empty) lease secret for tokens stored by something other than `authorize`,
-    /// so that taking the lease has a value to compare against.
-    fn lease_created(&self) -> Change {
-        Change {
-            name: self.name(REFRESH_LEASE),
-            value: SecretString::from(String::new()),
-            original: None,
-            exists: false,
-        }
-    }
-
-    /// Takes the lease: `lease` replaces the `current` value, and the refresh token must still
-    /// be `refresh_token` (one request, both compared).
-    fn lease_taken(&self, current: &str, lease: &str, refresh_token: &SecretString) -> Vec<Change> {
+        let expires_at = tokens.expires_at.map(|e| e.to_string()).unwrap_or_default();
         vec![
-            Change {
-                name: self.name(REFRESH_LEASE),
-                value: SecretString::from(lease.to_string()),
-                original: Some(SecretString::from(current.to_string())),
-                exists: true,
-            },
-            Change {
-                name: self.name(REFRESH_TOKEN),
-                value: refresh_token.clone(),
-                original: Some(refresh_token.clone()),
-                exists: true,
-            },
+            self.change(REFRESH_TOKEN, refresh, spent.map(|s| s.expose_secret())),
+            self.change(ACCESS_TOKEN, tokens.access_token.clone(), None),
+            self.change(TOKEN_EXPIRES_AT, SecretString::from(expires_at), None),
         ]
     }
+}
 
-    /// Empties the lease, if it still holds `lease` (ours).
-    fn lease_released(&self, lease: &str) -> Change {
-        Change {
-            name: self.name(REFRESH_LEASE),
-            value: SecretString::from(String::new()),
-            original: Some(SecretString::from(lease.to_string())),
-            exists: true,
-        }
+/// What a write echoed: each secret's value after it, and Doppler's clock.
+pub struct Echo {
+    answer: crate::doppler::Answer,
+    prefix: String,
+}
+
+impl Echo {
+    /// Whether `{PREFIX}_{suffix}` holds `value` after the write (a change that did not take,
+    /// answered 200 with the change skipped, shows the old value).
+    pub fn holds(&self, suffix: &str, value: &str) -> bool {
+        self.value(suffix) == Some(value)
     }
 
-    /// Empties the stored tokens (revoke): the refresh token only if it is still the one read.
-    fn cleared(&self) -> Vec<Change> {
-        [ACCESS_TOKEN, REFRESH_TOKEN, TOKEN_EXPIRES_AT]
-            .into_iter()
-            .filter(|s| self.exists(s))
-            .map(|suffix| Change {
-                name: self.name(suffix),
-                value: SecretString::from(String::new()),
-                original: (suffix == REFRESH_TOKEN)
-                    .then(|| self.refresh_token().cloned())
-                    .flatten(),
-                exists: true,
-            })
-            .collect()
-    }
-
-    /// Writes the lease secret to the value it holds, compared against itself: a write that
-    /// changes nothing (doctor's check that the token can write).
-    fn probe(&self) -> Change {
-        let current = self
-            .get(REFRESH_LEASE)
-            .map(|v| v.expose_secret().to_string())
-            .unwrap_or_default();
-        Change {
-            name: self.name(REFRESH_LEASE),
-            value: SecretString::from(current.clone()),
-            original: Some(SecretString::from(current)),
-            exists: self.exists(REFRESH_LEASE),
-        }
+    /// The value of `{PREFIX}_{suffix}` after the write.
+    pub fn value(&self, suffix: &str) -> Option<&str> {
+        self.answer
+            .secrets
+            .get(&format!("{}_{suffix}", self.prefix))
+            .map(|v| v.expose_secret())
     }
 }
 
@@ -475,13 +521,17 @@ mod tests {
         }
     }
 
+    /// Each change as (name, value, precondition, exists); a free lease value (a fresh
+    /// nonce each time) shows as `FREE`.
     fn originals(changes: &[Change]) -> Vec<(&str, &str, Option<&str>, bool)> {
         changes
             .iter()
             .map(|c| {
+                let value = c.value.expose_secret();
+                let free = value.starts_with(r#"{"free":""#) && value.len() == 27;
                 (
                     c.name.as_str(),
-                    c.value.expose_secret(),
+                    if free { "FREE" } else { value },
                     c.original.as_ref().map(|o| o.expose_secret()),
                     c.exists,
                 )
@@ -489,44 +539,51 @@ mod tests {
             .collect()
     }
 
+    fn read(pairs: &[(&str, &str)]) -> Stored {
+        let provider = crate::provider::Catalog::find(None, &[], "jobber").unwrap();
+        let secrets = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), SecretString::from(*v)))
+            .collect();
+        Stored::new(&provider, secrets)
+    }
+
     #[test]
     fn each_write_carries_exactly_its_compare_and_swap_preconditions() {
         let provider = crate::provider::Catalog::find(None, &[], "jobber").unwrap();
-        let secrets = [
+        let held = r#"{"owner":"h:1:ab","until":5}"#;
+        let snapshot = read(&[
             ("JOBBER_REFRESH_TOKEN", "rt-old"),
-            ("JOBBER_REFRESH_LEASE", ""),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), SecretString::from(v)))
-        .collect();
-        let read = Stored::new(&provider, secrets);
+            ("JOBBER_REFRESH_LEASE", held),
+        ]);
 
-        // A new grant without a refresh token drops the old one, unconditionally.
+        // A new grant without a refresh token drops the old one, unconditionally, and writes
+        // the lease free (never empty).
         let grant = tokens(None);
         assert_eq!(
-            originals(&read.changes(Write::NewGrant(&grant))),
+            originals(&snapshot.changes(Write::NewGrant(&grant))),
             [
-                ("JOBBER_ACCESS_TOKEN", "at-new", None, false),
                 ("JOBBER_REFRESH_TOKEN", "", None, true),
+                ("JOBBER_ACCESS_TOKEN", "at-new", None, false),
                 ("JOBBER_TOKEN_EXPIRES_AT", "100", None, false),
-                ("JOBBER_REFRESH_LEASE", "", None, true),
+                ("JOBBER_REFRESH_LEASE", "FREE", None, true),
             ]
         );
-        // Taking the lease compares the lease as read and the refresh token.
+        // Taking the lease compares the lease as read, first, and the refresh token.
         let rt = SecretString::from("rt-old");
         let take = Write::LeaseTaken {
             lease: "L",
             refresh_token: &rt,
         };
         assert_eq!(
-            originals(&read.changes(take)),
+            originals(&snapshot.changes(take)),
             [
-                ("JOBBER_REFRESH_LEASE", "L", Some(""), true),
+                ("JOBBER_REFRESH_LEASE", "L", Some(held), true),
                 ("JOBBER_REFRESH_TOKEN", "rt-old", Some("rt-old"), true),
             ]
         );
-        // A replayed rotation has not read anything: every secret is taken to exist, and only
-        // the spent refresh token and our lease are compared.
+        // A replayed rotation has not read anything: every secret is taken to exist; the spent
+        // refresh token is compared first, and our lease is freed only while it is ours.
         let rotated = tokens(Some("rt-new"));
         let replay = Write::Rotation {
             tokens: &rotated,
@@ -536,11 +593,31 @@ mod tests {
         assert_eq!(
             originals(&Stored::unread(&provider).changes(replay)),
             [
-                ("JOBBER_ACCESS_TOKEN", "at-new", None, true),
                 ("JOBBER_REFRESH_TOKEN", "rt-new", Some("rt-old"), true),
+                ("JOBBER_ACCESS_TOKEN", "at-new", None, true),
                 ("JOBBER_TOKEN_EXPIRES_AT", "100", None, true),
-                ("JOBBER_REFRESH_LEASE", "", Some("L"), true),
+                ("JOBBER_REFRESH_LEASE", "FREE", Some("L"), true),
             ]
         );
+        // An empty or absent lease is made free: created where absent.
+        assert_eq!(
+            originals(&read(&[]).changes(Write::LeaseFreed)),
+            [("JOBBER_REFRESH_LEASE", "FREE", None, false)]
+        );
+        let empty = read(&[("JOBBER_REFRESH_LEASE", "")]);
+        assert_eq!(
+            originals(&empty.changes(Write::LeaseFreed)),
+            [("JOBBER_REFRESH_LEASE", "FREE", Some(""), true)]
+        );
+    }
+
+    #[test]
+    fn every_free_lease_is_a_fresh_nonce() {
+        let released = |_| {
+            let c = read(&[]).changes(Write::LeaseReleased("L"));
+            c[0].value.expose_secret().to_string()
+        };
+        let values: std::collections::HashSet<String> = (0..50).map(released).collect();
+        assert_eq!(values.len(), 50);
     }
 }

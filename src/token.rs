@@ -45,6 +45,7 @@ pub fn now() -> i64 {
 }
 
 /// What a successful exchange or refresh produced.
+#[derive(Clone)]
 pub struct TokenSet {
     pub access_token: SecretString,
     /// `None` when the response had no refresh token (the stored one is kept).
@@ -53,6 +54,18 @@ pub struct TokenSet {
     pub expires_at: Option<i64>,
     /// Where `expires_at` came from.
     pub expiry_source: ExpirySource,
+}
+
+impl TokenSet {
+    /// The expiry moved onto the store's clock (`skew`: how far it is ahead of this machine's),
+    /// when it was computed here from `expires_in`; a JWT `exp` is already absolute.
+    pub(crate) fn on_store_clock(self, skew: i64) -> TokenSet {
+        let expires_at = match self.expiry_source {
+            ExpirySource::ExpiresIn => self.expires_at.map(|e| e + skew),
+            _ => self.expires_at,
+        };
+        TokenSet { expires_at, ..self }
+    }
 }
 
 impl std::fmt::Debug for TokenSet {

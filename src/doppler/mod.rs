@@ -34,6 +34,25 @@ pub struct Change {
 /// Secrets as read: name → raw value. Absent names are absent.
 pub(crate) type Secrets = BTreeMap<String, SecretString>;
 
+/// What Doppler answered: the secrets (read, or echoed by a write) and its clock.
+#[derive(Debug)]
+pub struct Answer {
+    pub(crate) secrets: Secrets,
+    /// Doppler's `Date` header, Unix seconds: the one clock every machine shares.
+    pub(crate) server_time: Option<i64>,
+}
+
+impl Answer {
+    /// The raw value of `name`, if the answer has it.
+    pub fn get(&self, name: &str) -> Option<&SecretString> {
+        self.secrets.get(name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+}
+
 /// The Doppler API client.
 #[derive(Clone, Debug)]
 pub struct Doppler {
@@ -82,7 +101,7 @@ impl Doppler {
     }
 
     /// Reads the named secrets (all secrets when `names` is empty) in one request.
-    pub async fn read(&self, names: &[String]) -> Result<Secrets> {
+    pub async fn read(&self, names: &[String]) -> Result<Answer> {
         let mut query = self.scope_query();
         query.push(("include_dynamic_secrets", "false".into()));
         query.push(("include_managed_secrets", "false".into()));
@@ -103,13 +122,20 @@ impl Doppler {
             })
             .await
             .map_err(|e| self.unreachable(e))?;
+        let server_time = http::server_time(&resp);
         let body = self.body(resp, false).await?;
-        parse_secrets(&body)
+        Ok(Answer {
+            secrets: parse_secrets(&body)?,
+            server_time,
+        })
     }
 
     /// Writes every change in one request (visibility `masked`) and returns what Doppler
-    /// echoes for them.
-    pub async fn write(&self, changes: &[Change]) -> Result<Secrets> {
+    /// echoes: whether each change took is for the caller to compare (Doppler may answer a
+    /// failed `originalValue` with 200 and that change skipped). A lost answer (a 5xx, a
+    /// timeout or a reset after the request was sent) is [`Error::StoreAnswerLost`]: the
+    /// write may have landed, and it is not sent again.
+    pub async fn write(&self, changes: &[Change]) -> Result<Answer> {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct ChangeRequest<'a> {
@@ -150,9 +176,13 @@ impl Doppler {
             names = ?changes.iter().map(|c| &c.name).collect::<Vec<_>>(),
             "doppler: write secrets"
         );
+        let lost = |detail: String| Error::StoreAnswerLost {
+            host: self.settings.api_host.to_string(),
+            detail,
+        };
         let resp = self
             .http
-            .send(|| {
+            .send_write(|| {
                 self.http
                     .client()
                     .post(&url)
@@ -163,21 +193,35 @@ impl Doppler {
                     .body(json.expose_secret().to_string())
             })
             .await
-            .map_err(|e| self.unreachable(e))?;
-        let body = self.body(resp, true).await?;
-        let echoed = parse_secrets(&body)?;
-        for change in changes {
-            let same = echoed
-                .get(&change.name)
-                .is_some_and(|v| v.expose_secret() == change.value.expose_secret());
-            if !same {
-                return Err(Error::DopplerResponse(format!(
-                    "the write was accepted but {} does not hold the value written",
-                    change.name
-                )));
+            .map_err(|e| {
+                if e.is_connect() {
+                    self.unreachable(e)
+                } else if e.is_timeout() {
+                    lost("no answer in time".into())
+                } else {
+                    lost("the connection broke".into())
+                }
+            })?;
+        let server_time = http::server_time(&resp);
+        let body = match self.body(resp, true).await {
+            Err(Error::Doppler {
+                status,
+                message,
+                kind: DopplerFailure::Server,
+            }) => {
+                return Err(lost(if message.starts_with("HTTP ") {
+                    message
+                } else {
+                    format!("HTTP {status}: {message}")
+                }))
             }
-        }
-        Ok(echoed)
+            Err(Error::DopplerResponse(m)) => return Err(lost(m)),
+            other => other?,
+        };
+        Ok(Answer {
+            secrets: parse_secrets(&body).map_err(|_| lost("not a secrets answer".into()))?,
+            server_time,
+        })
     }
 
     fn unreachable(&self, e: reqwest::Error) -> Error {

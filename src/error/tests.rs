@@ -118,6 +118,10 @@ fn every_error() -> Vec<Error> {
             holder: Holder::AnotherMachine,
         },
         Error::DopplerResponse("not JSON".into()),
+        Error::StoreAnswerLost {
+            host: "https://api.doppler.com/".into(),
+            detail: "HTTP 502".into(),
+        },
         Error::StoreFailed {
             provider: p(),
             journal: "state/journal/x.json".into(),
@@ -219,6 +223,7 @@ fn every_error() -> Vec<Error> {
             | Error::DopplerUnreachable { .. }
             | Error::RefreshBusy { .. }
             | Error::DopplerResponse(_)
+            | Error::StoreAnswerLost { .. }
             | Error::StoreFailed { .. }
             | Error::TokensLost { .. }
             | Error::RevokedNotRemoved { .. }

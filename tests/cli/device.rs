@@ -79,7 +79,7 @@ fn l1_approval_after_pending_and_slow_down_is_stored_with_one_write() {
     let at = h.secret("ACME_ACCESS_TOKEN").unwrap();
     let rt = h.secret("ACME_REFRESH_TOKEN").unwrap();
     assert!(h.auth.is_live_access_token(&at) && h.auth.is_live_refresh_token(&rt));
-    assert_eq!(h.secret("ACME_REFRESH_LEASE").as_deref(), Some(""));
+    assert!(h.lease_is_free(), "{:?}", h.secret("ACME_REFRESH_LEASE"));
     // The device authorization request authenticated the client as configured (post).
     let req = &h.auth.device_requests()[0];
     assert_eq!(

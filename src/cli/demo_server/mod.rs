@@ -290,7 +290,9 @@ mod tests {
             .doppler()
             .read(&["DEMO_CLIENT_SECRET".into()])
             .await
-            .unwrap()["DEMO_CLIENT_SECRET"]
+            .unwrap()
+            .get("DEMO_CLIENT_SECRET")
+            .unwrap()
             .expose_secret()
             .to_string();
         let post = |body: String| {

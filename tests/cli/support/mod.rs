@@ -132,8 +132,14 @@ impl Harness {
         self.set_secret("ACME_ACCESS_TOKEN", &at);
         self.set_secret("ACME_REFRESH_TOKEN", &rt);
         self.set_secret("ACME_TOKEN_EXPIRES_AT", &(now() + expires_in).to_string());
-        self.set_secret("ACME_REFRESH_LEASE", "");
+        self.set_secret("ACME_REFRESH_LEASE", FREE_LEASE);
         (at, rt)
+    }
+
+    /// Whether the lease is free (`{"free":"<nonce>"}`, as oauth-pkce writes it; never empty).
+    pub fn lease_is_free(&self) -> bool {
+        self.secret("ACME_REFRESH_LEASE")
+            .is_some_and(|v| is_free_lease(&v))
     }
 
     /// The state directory of this "machine" (locks and journals).
@@ -239,6 +245,17 @@ impl Machine<'_> {
             .env("XDG_STATE_HOME", self.home.path().join(".local/state"));
         cmd
     }
+}
+
+/// A free lease as `authorize` leaves it.
+pub const FREE_LEASE: &str = r#"{"free":"0123456789abcdef"}"#;
+
+/// `{"free":"<16 hex>"}`: the value oauth-pkce writes for a free lease.
+pub fn is_free_lease(value: &str) -> bool {
+    value
+        .strip_prefix(r#"{"free":""#)
+        .and_then(|r| r.strip_suffix(r#""}"#))
+        .is_some_and(|n| n.len() == 16 && n.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 pub fn now() -> i64 {
