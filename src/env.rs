@@ -20,6 +20,8 @@ pub const BROWSER: &str = "BROWSER";
 pub const OAUTH_PKCE_TEST_PAUSE: &str = "OAUTH_PKCE_TEST_PAUSE";
 /// Test hook (debug builds only): `journal-write` makes the journal write fail as a full disk.
 pub const OAUTH_PKCE_TEST_FAULT: &str = "OAUTH_PKCE_TEST_FAULT";
+/// Test hook (debug builds only): seconds added to this machine's clock (a skewed machine).
+pub const OAUTH_PKCE_TEST_CLOCK_OFFSET: &str = "OAUTH_PKCE_TEST_CLOCK_OFFSET";
 /// Disables colour.
 pub const NO_COLOR: &str = "NO_COLOR";
 /// `dumb` disables the spinner.

@@ -387,6 +387,18 @@ async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Re
 #[cfg(not(debug_assertions))]
 fn failpoint(_: &str) {}
 
+/// Test hook: `OAUTH_PKCE_TEST_CLOCK_OFFSET` seconds added to this machine's clock, to play a
+/// machine whose clock is off. Always 0 in release builds.
+pub(crate) fn clock_offset() -> i64 {
+    if !cfg!(debug_assertions) {
+        return 0;
+    }
+    std::env::var(crate::env::OAUTH_PKCE_TEST_CLOCK_OFFSET)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Test hook: whether `OAUTH_PKCE_TEST_FAULT` names `fault` (a disk refusing the journal).
 /// Always false in release builds.
 pub(crate) fn injected_fault(fault: &str) -> bool {

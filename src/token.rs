@@ -36,12 +36,13 @@ use crate::text::terminal_safe;
 /// `expires_in` values are clamped to this (a year): anything longer is a server bug.
 const MAX_EXPIRES_IN: u64 = 366 * 24 * 3600;
 
-/// Seconds since the Unix epoch, now.
+/// Seconds since the Unix epoch, now, on this machine's clock (the one clock read here).
 pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+        + crate::refresh::clock_offset()
 }
 
 /// What a successful exchange or refresh produced.

@@ -23,6 +23,7 @@ mod doppler_fidelity;
 mod errors;
 mod exec;
 mod fake_as_selftest;
+mod fleet;
 mod headless;
 mod leaks;
 mod network;

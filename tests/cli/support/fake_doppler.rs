@@ -243,6 +243,36 @@ impl FakeDoppler {
         self.lock().delay = delay;
     }
 
+    /// How the update endpoint treats preconditions and batches from now on.
+    pub fn set_semantics(&self, semantics: Semantics) {
+        self.lock().semantics = semantics;
+    }
+
+    /// The `n`-th write from now (1: the next) is applied, then its answer is lost: the
+    /// client gets a proxy's `502` instead.
+    pub fn lose_answer_of_write(&self, n: usize) {
+        let mut inner = self.lock();
+        let at = inner.writes_seen + n;
+        inner.lose_answers.push(at);
+    }
+
+    /// At most `per_minute` secret reads per token in any 60 s; more get `429` with
+    /// `Retry-After` and `X-RateLimit-*` (Doppler's Developer plan allows 120).
+    pub fn set_read_limit(&self, per_minute: usize) {
+        self.lock().read_limit = Some(per_minute);
+    }
+
+    /// Answer a read-only token's writes with `status` instead of 403 (Doppler may well use
+    /// 400 for a permission refusal, `reference/doppler-api.md`).
+    pub fn set_read_only_status(&self, status: u16) {
+        self.lock().read_only_status = Some(status);
+    }
+
+    /// Reads refused with 429 so far.
+    pub fn rate_limited(&self) -> usize {
+        self.lock().limited
+    }
+
     fn stored(&self, project: &str, config: &str, name: &str) -> Option<Secret> {
         let inner = self.lock();
         inner.projects.get(project)?.get(config)?.get(name).cloned()
@@ -319,6 +349,42 @@ struct Inner {
     requests: Vec<Recorded>,
     faults: VecDeque<FaultRule>,
     delay: Duration,
+    semantics: Semantics,
+    /// Writes (POST …/secrets) seen, and the ones whose answer is lost after they applied.
+    writes_seen: usize,
+    lose_answers: Vec<usize>,
+    /// Secret reads allowed per token per minute (`None`: unlimited), and when each was made.
+    read_limit: Option<usize>,
+    /// The status a read-only token's write gets (`None`: 403).
+    read_only_status: Option<u16>,
+    reads_at: HashMap<String, Vec<std::time::Instant>>,
+    limited: usize,
+}
+
+/// The readings of Doppler's update endpoint that its documentation leaves open
+/// (`reference/doppler-api.md` §5): the fake plays any of them. All `false` is the fake's
+/// default guess: `""` enforced, 409 on a failed precondition, all-or-nothing batches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Semantics {
+    /// `originalValue: ""` is no precondition at all (Doppler's TUI sends it for new secrets).
+    pub empty_original_ignored: bool,
+    /// A failed precondition skips that change and the answer is 200, not 409.
+    pub skip_with_200: bool,
+    /// Each change is applied on its own: one that fails does not undo or stop the others.
+    pub per_change: bool,
+}
+
+impl Semantics {
+    /// Every combination.
+    pub fn all() -> Vec<Semantics> {
+        (0..8)
+            .map(|bits| Semantics {
+                empty_original_ignored: bits & 1 != 0,
+                skip_with_200: bits & 2 != 0,
+                per_change: bits & 4 != 0,
+            })
+            .collect()
+    }
 }
 
 fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -416,22 +482,86 @@ async fn handle(
             authorization: header(&headers, "authorization").map(str::to_owned),
         });
         let request_id = format!("fake-{:08}", inner.requests.len());
+        let is_write = method == Method::POST && uri.path() == "/v3/configs/config/secrets";
         let response = match inner.take_fault(method.as_str(), uri.path()) {
             Some(fault) => fault_response(&fault),
-            None => inner
-                .route(&method, &uri, headers, body)
-                .unwrap_or_else(|e| reply(e.status, "application/json", error_body(&e.message))),
+            None => match inner.rate_limit(&method, &uri, &headers) {
+                Some(limited) => limited,
+                None => {
+                    let answer = inner
+                        .route(&method, &uri, headers, body)
+                        .unwrap_or_else(|e| {
+                            reply(e.status, "application/json", error_body(&e.message))
+                        });
+                    if is_write {
+                        inner.writes_seen += 1;
+                        let n = inner.writes_seen;
+                        if let Some(i) = inner.lose_answers.iter().position(|&w| w == n) {
+                            inner.lose_answers.remove(i);
+                            fault_response(&Fault::html(502))
+                        } else {
+                            answer
+                        }
+                    } else {
+                        answer
+                    }
+                }
+            },
         };
         (response, inner.delay, request_id)
     };
-    response
-        .headers_mut()
-        .insert("x-request-id", request_id.parse().expect("request id"));
+    let headers = response.headers_mut();
+    headers.insert("x-request-id", request_id.parse().expect("request id"));
+    // Doppler's clock, the one every machine shares (an HTTP-date).
+    let date = chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    headers.insert("date", date.parse().expect("an HTTP date"));
     tokio::time::sleep(delay).await;
     response
 }
 
 impl Inner {
+    /// Doppler's per-token limit on secret reads [docs]: a sliding minute here.
+    fn rate_limit(&mut self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+        let limit = self.read_limit?;
+        if method != Method::GET || !uri.path().starts_with("/v3/configs/config/secret") {
+            return None;
+        }
+        let now = std::time::Instant::now();
+        let minute = Duration::from_secs(60);
+        let reads = self
+            .reads_at
+            .entry(token(headers).unwrap_or_default())
+            .or_default();
+        reads.retain(|t| now.duration_since(*t) < minute);
+        if reads.len() < limit {
+            reads.push(now);
+            return None;
+        }
+        self.limited += 1;
+        let wait = minute
+            .saturating_sub(now.duration_since(reads[0]))
+            .as_secs()
+            + 1;
+        let reset = chrono::Utc::now().timestamp() + wait as i64;
+        let mut response = reply(
+            429,
+            "application/json",
+            error_body("You have exceeded the rate limit"),
+        );
+        let h = response.headers_mut();
+        for (name, value) in [
+            ("retry-after", wait.to_string()),
+            ("x-ratelimit-limit", limit.to_string()),
+            ("x-ratelimit-remaining", "0".to_string()),
+            ("x-ratelimit-reset", reset.to_string()),
+        ] {
+            h.insert(name, value.parse().expect("a header value"));
+        }
+        Some(response)
+    }
+
     fn route(&mut self, method: &Method, uri: &Uri, headers: HeaderMap, body: Bytes) -> Reply {
         let token = token(&headers).unwrap_or_default();
         let kind = self.tokens.get(&token).cloned();
@@ -591,7 +721,7 @@ impl Inner {
     /// `null` in the map form of the update.
     fn delete_one(&mut self, req: &Request) -> Reply {
         let (project, config) = self.resolve_query(req)?;
-        require_write(req)?;
+        require_write(req, self.read_only_status)?;
         let name = req
             .param("name")
             .ok_or_else(|| fail!(400, "You must specify a name"))?;
@@ -600,7 +730,8 @@ impl Inner {
         Ok(response.expect("empty response"))
     }
 
-    /// `POST …/secrets`: applies every change or none, then answers with the config's secrets.
+    /// `POST …/secrets`: applies the changes as [`Semantics`] says (by default every change or
+    /// none), then answers with the config's secrets.
     fn update(&mut self, req: &Request) -> Reply {
         let body: Value =
             serde_json::from_slice(&req.body).map_err(|e| fail!(400, "Invalid JSON body: {e}"))?;
@@ -613,7 +744,7 @@ impl Inner {
         let project = req.param("project").or(body_project);
         let config = req.param("config").or(body_config);
         let (project, config) = self.resolve(req, project, config)?;
-        require_write(req)?;
+        require_write(req, self.read_only_status)?;
 
         let mut next = self.projects[&project][&config].clone();
         match (body.get("change_requests"), body.get("secrets")) {
@@ -624,8 +755,34 @@ impl Inner {
                 ));
             }
             (Some(Value::Array(changes)), None) => {
+                let semantics = self.semantics;
+                let mut failed = None;
                 for change in changes {
-                    apply_change(&mut next, change)?;
+                    // Per change: each on its own copy of what is there now.
+                    let mut attempt = next.clone();
+                    match apply_change(&mut attempt, change, semantics) {
+                        Ok(()) => next = attempt,
+                        Err(e) if e.status == 409 => {
+                            failed.get_or_insert(e);
+                            if !semantics.per_change {
+                                break;
+                            }
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                match (failed, semantics) {
+                    (None, _) => {}
+                    // All or nothing: a failed precondition applies none of the changes.
+                    (Some(e), s) if !s.per_change && !s.skip_with_200 => return Err(e),
+                    (Some(_), s) if !s.per_change => {
+                        next = self.projects[&project][&config].clone();
+                    }
+                    (Some(e), s) if !s.skip_with_200 => {
+                        *self.config_mut(&project, &config) = next;
+                        return Err(e);
+                    }
+                    (Some(_), _) => {}
                 }
             }
             // The map form: a string sets the value, `null` deletes.
@@ -670,7 +827,11 @@ impl Inner {
 /// - a precondition on a secret that does not exist always fails, even `originalValue: ""`,
 ///   since an absent secret is not the same as an empty one;
 /// - failure is `409 The value of secret 'X' does not match originalValue`.
-fn apply_change(secrets: &mut Secrets, change: &Value) -> Result<(), ApiError> {
+fn apply_change(
+    secrets: &mut Secrets,
+    change: &Value,
+    semantics: Semantics,
+) -> Result<(), ApiError> {
     let change = change
         .as_object()
         .ok_or_else(|| fail!(400, "A change must be an object"))?;
@@ -695,7 +856,8 @@ fn apply_change(secrets: &mut Secrets, change: &Value) -> Result<(), ApiError> {
         (
             "value",
             "originalValue",
-            str_field(change, "originalValue")?,
+            str_field(change, "originalValue")?
+                .filter(|v| !(semantics.empty_original_ignored && v.is_empty())),
             raw,
         ),
         (
@@ -770,13 +932,16 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn require_write(req: &Request) -> Result<(), ApiError> {
+fn require_write(req: &Request, status: Option<u16>) -> Result<(), ApiError> {
     match req.kind {
-        // [guess] the real status and message were never observed.
+        // [guess] the real status and message were never observed: 403, or as set.
         TokenKind::Service {
             access: Access::Read,
             ..
-        } => Err(fail!(403, "This token does not have write access")),
+        } => Err(fail!(
+            status.unwrap_or(403),
+            "This token does not have write access"
+        )),
         _ => Ok(()),
     }
 }
