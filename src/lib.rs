@@ -94,7 +94,9 @@ pub mod bin {
     pub use crate::revoke::{revoke, Revoked};
     pub use crate::state::private_dir;
     pub use crate::status::{status_all, status_of, CheckOutcome, CheckResult, ProviderStatus};
-    pub use crate::store::{secret_names, Stored, Write, CLIENT_ID, CLIENT_SECRET, REFRESH_LEASE};
+    pub use crate::store::{
+        secret_names, Clock, Stored, Write, CLIENT_ID, CLIENT_SECRET, REFRESH_LEASE,
+    };
     pub use crate::text::{html_escape, mask, terminal_safe};
     pub use crate::token::now;
 }

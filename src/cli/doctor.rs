@@ -158,6 +158,9 @@ pub(crate) async fn run(inputs: Inputs<'_>) -> Vec<Check> {
                     Status::Pass,
                     format!("read {target} at {host}"),
                 ));
+                if let Some(first) = each.first() {
+                    checks.push(clock_check(first.clock()));
+                }
                 for (p, s) in wanted.into_iter().zip(each) {
                     if inputs.provider.is_some() || s.has_anything() {
                         stored.push((p, s));
@@ -293,6 +296,39 @@ fn token_check(settings: &DopplerSettings) -> Check {
         Some(n) => check.next(n),
         None => check,
     }
+}
+
+/// This machine's clock against Doppler's (its `Date`): leases and expiries are judged on
+/// Doppler's, so a skew is safe, but it misleads people and other tools.
+fn clock_check(clock: &oauth_pkce::bin::Clock) -> Check {
+    let skew = clock.skew();
+    if !clock.is_shared() {
+        return Check::new(
+            "clock",
+            None,
+            Status::Skip,
+            "Doppler's answer had no Date header".into(),
+        );
+    }
+    if skew.abs() <= 60 {
+        return Check::new(
+            "clock",
+            None,
+            Status::Pass,
+            format!("within {} s of Doppler's", skew.abs().max(1)),
+        );
+    }
+    let how = if skew > 0 { "behind" } else { "ahead of" };
+    Check::new(
+        "clock",
+        None,
+        Status::Warn,
+        format!(
+            "{} s {how} Doppler's (leases and expiries use Doppler's clock)",
+            skew.abs()
+        ),
+    )
+    .next("sync this machine's clock: timedatectl set-ntp true (Linux), w32tm /resync (Windows)")
 }
 
 /// Writes the provider's lease secret to the value it holds, as a compare-and-swap: a token

@@ -61,6 +61,7 @@ fn a_healthy_setup_passes_every_check_with_one_read_and_one_no_op_write() {
             "network",
             "doppler token",
             "doppler read",
+            "clock",
             "doppler write",
             "browser",
             "client credentials",
@@ -112,6 +113,27 @@ fn a_healthy_setup_passes_every_check_with_one_read_and_one_no_op_write() {
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn a_clock_far_from_doppler_s_is_a_warning_with_the_fix() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(3600);
+    let mut cmd = h.cmd();
+    cmd.env("OAUTH_PKCE_TEST_CLOCK_OFFSET", "-300");
+    let (_, checks) = doctor(cmd, &["--provider", "acme"]);
+    let clock = check(&checks, "clock", None);
+    assert_eq!(clock["status"], "warn", "{clock:#}");
+    let detail = clock["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("300 s behind Doppler's")
+            || detail.starts_with("301 s behind Doppler's"),
+        "{detail}"
+    );
+    assert!(clock["next"]
+        .as_str()
+        .unwrap()
+        .contains("timedatectl set-ntp true"));
 }
 
 #[test]

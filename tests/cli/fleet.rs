@@ -197,12 +197,7 @@ fn a_waiter_stays_within_doppler_s_rate_limit() {
     h.set_secret("ACME_REFRESH_LEASE", &held_lease("other:1:1", now() + 60));
     let running = Running::spawn(h.cmd().args(["token", "--provider", "acme"]));
     std::thread::sleep(Duration::from_secs(12));
-    // The other machine finishes: new tokens appear and the lease is freed.
-    let (at, rt) = h.auth.issue_grant();
-    h.set_secret("ACME_ACCESS_TOKEN", &at);
-    h.set_secret("ACME_REFRESH_TOKEN", &rt);
-    h.set_secret("ACME_TOKEN_EXPIRES_AT", &(now() + 3600).to_string());
-    h.set_secret("ACME_REFRESH_LEASE", crate::support::FREE_LEASE);
+    let at = h.other_machine_refreshed();
     let run = running.finish();
     run.assert_code(0);
     assert_eq!(run.stdout, format!("{at}\n"));

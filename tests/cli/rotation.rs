@@ -118,12 +118,7 @@ fn a_lease_held_by_another_machine_that_finishes_is_used_without_a_refresh() {
     );
     let running = Running::spawn(h.cmd().args(["token", "--provider", "acme"]));
     std::thread::sleep(Duration::from_millis(700));
-    // The other machine finishes: new tokens appear and the lease is released.
-    let (at, rt) = h.auth.issue_grant();
-    h.set_secret("ACME_ACCESS_TOKEN", &at);
-    h.set_secret("ACME_REFRESH_TOKEN", &rt);
-    h.set_secret("ACME_TOKEN_EXPIRES_AT", &(now() + 3600).to_string());
-    h.set_secret("ACME_REFRESH_LEASE", crate::support::FREE_LEASE);
+    let at = h.other_machine_refreshed();
     let run = running.finish();
     run.assert_code(0);
     assert_eq!(run.stdout, format!("{at}\n"));

@@ -136,6 +136,17 @@ impl Harness {
         (at, rt)
     }
 
+    /// Plays another machine finishing its refresh: new tokens (valid an hour) and the lease
+    /// freed. Returns the new access token.
+    pub fn other_machine_refreshed(&self) -> String {
+        let (at, rt) = self.auth.issue_grant();
+        self.set_secret("ACME_ACCESS_TOKEN", &at);
+        self.set_secret("ACME_REFRESH_TOKEN", &rt);
+        self.set_secret("ACME_TOKEN_EXPIRES_AT", &(now() + 3600).to_string());
+        self.set_secret("ACME_REFRESH_LEASE", FREE_LEASE);
+        at
+    }
+
     /// Whether the lease is free (`{"free":"<nonce>"}`, as oauth-pkce writes it; never empty).
     pub fn lease_is_free(&self) -> bool {
         self.secret("ACME_REFRESH_LEASE")
