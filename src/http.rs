@@ -394,6 +394,45 @@ impl From<reqwest::Error> for TransportError {
 mod tests {
     use super::*;
 
+    fn response(headers: &[(&str, &str)]) -> Response {
+        let mut builder = axum::http::Response::builder().status(429);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        Response::from(builder.body(Vec::<u8>::new()).unwrap())
+    }
+
+    #[test]
+    fn the_wait_a_server_asks_for_is_read_on_its_own_clock() {
+        let date = "Thu, 03 Dec 2026 09:00:00 GMT";
+        assert_eq!(
+            server_time(&response(&[("date", date)])),
+            Some(1_796_288_400)
+        );
+        // Retry-After first.
+        let r = response(&[("retry-after", "7"), ("x-ratelimit-remaining", "0")]);
+        assert_eq!(parse_retry_after(&r), Some(Duration::from_secs(7)));
+        // Else X-RateLimit-Reset, against the server's Date, not this machine's clock.
+        let r = response(&[
+            ("date", date),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1796288412"),
+        ]);
+        assert_eq!(parse_retry_after(&r), Some(Duration::from_secs(12)));
+        // Requests left, or no Date to measure against: no hint.
+        let r = response(&[
+            ("date", date),
+            ("x-ratelimit-remaining", "3"),
+            ("x-ratelimit-reset", "1796288412"),
+        ]);
+        assert_eq!(parse_retry_after(&r), None);
+        let r = response(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1796288412"),
+        ]);
+        assert_eq!(parse_retry_after(&r), None);
+    }
+
     #[test]
     fn loopback_hosts() {
         for (u, yes) in [
