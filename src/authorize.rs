@@ -160,18 +160,32 @@ pub(crate) async fn store_new_grant(
     if tokens.refresh_token.is_none() {
         reporter.event(Event::Warning("the provider returned no refresh token: run `authorize` again when the access token expires"));
     }
-    let tokens = tokens.clone().on_store_clock(stored.clock().skew());
+    let skew = stored.clock().skew();
+    let tokens = tokens.clone().on_store_clock(skew);
     let at = tokens.access_token.expose_secret();
-    match ctx.store.write(stored, Write::NewGrant(&tokens)).await {
-        Ok(echo) if echo.holds(ACCESS_TOKEN, at) => return Ok(()),
-        Ok(_) | Err(Error::StoreAnswerLost { .. }) => {}
+    let landed = match ctx.store.write(stored, Write::NewGrant(&tokens)).await {
+        Ok(echo) if echo.holds(ACCESS_TOKEN, at) => true,
+        Ok(_) | Err(Error::StoreAnswerLost { .. }) => {
+            let now = ctx.store.load(&ctx.provider).await?;
+            now.access_token().map(|t| t.expose_secret()) == Some(at)
+        }
         Err(e) => return Err(e),
+    };
+    if !landed {
+        return Err(Error::DopplerResponse(
+            "the new tokens were sent but Doppler does not hold them".into(),
+        ));
     }
-    let now = ctx.store.load(&ctx.provider).await?;
-    if now.access_token().map(|t| t.expose_secret()) == Some(at) {
-        return Ok(());
+    // This machine's cache: the new grant replaces whatever it held.
+    if let Some(cache) = ctx.token_cache() {
+        match tokens.expires_at {
+            Some(expires_at) => cache.save(&crate::cache::Entry {
+                access_token: tokens.access_token.clone(),
+                expires_at,
+                skew,
+            }),
+            None => cache.clear(),
+        }
     }
-    Err(Error::DopplerResponse(
-        "the new tokens were sent but Doppler does not hold them".into(),
-    ))
+    Ok(())
 }

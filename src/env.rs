@@ -22,6 +22,8 @@ pub const OAUTH_PKCE_TEST_PAUSE: &str = "OAUTH_PKCE_TEST_PAUSE";
 pub const OAUTH_PKCE_TEST_FAULT: &str = "OAUTH_PKCE_TEST_FAULT";
 /// Test hook (debug builds only): seconds added to this machine's clock (a skewed machine).
 pub const OAUTH_PKCE_TEST_CLOCK_OFFSET: &str = "OAUTH_PKCE_TEST_CLOCK_OFFSET";
+/// `off` turns this machine's token cache off for every command.
+pub const OAUTH_PKCE_CACHE: &str = "OAUTH_PKCE_CACHE";
 /// Disables colour.
 pub const NO_COLOR: &str = "NO_COLOR";
 /// `dumb` disables the spinner.

@@ -81,6 +81,11 @@ impl Journal {
         })
     }
 
+    /// Whether a journal is there (a local check, no read).
+    pub(crate) fn exists(&self) -> bool {
+        std::fs::symlink_metadata(&self.path).is_ok()
+    }
+
     /// The pending tokens, if a journal is there.
     pub(crate) fn load(&self) -> Result<Option<Pending>> {
         let Some(bytes) = state::read_private(&self.path).map_err(|source| Error::StateFile {

@@ -39,6 +39,7 @@
 mod architecture;
 mod authorize;
 mod browser;
+mod cache;
 mod callback;
 mod device;
 mod doppler;
@@ -89,7 +90,7 @@ pub mod bin {
     pub use crate::refresh::refresh_due;
     /// The refresh protocol's entry points, as `refresh` and `token` run them.
     pub mod refresh {
-        pub use crate::refresh::{push_pending, refresh, token};
+        pub use crate::refresh::{after_unauthorized, push_pending, refresh, token};
     }
     pub use crate::revoke::{revoke, Revoked};
     pub use crate::state::private_dir;
@@ -116,6 +117,8 @@ pub struct Context {
     pub refresh_buffer: i64,
     /// Where locks and refresh journals live (the user's own state dir, never a shared one).
     pub state_dir: state::StateDir,
+    /// Whether this machine's token cache is used (`--no-cache`, `OAUTH_PKCE_CACHE=off`).
+    pub cache: bool,
 }
 
 impl Context {
@@ -135,6 +138,7 @@ impl Context {
             env_credentials: HashMap::new(),
             refresh_buffer: DEFAULT_REFRESH_BUFFER,
             state_dir,
+            cache: true,
         }
     }
 
@@ -152,6 +156,12 @@ impl Context {
         max_wait: std::time::Duration,
     ) -> Result<state::LocalLock> {
         self.state_dir.refresh_lock(&self.key(), max_wait).await
+    }
+
+    /// This machine's cache entry for the provider, when the cache is on.
+    pub(crate) fn token_cache(&self) -> Option<cache::Cache> {
+        self.cache
+            .then(|| cache::Cache::new(&self.state_dir, &self.key(), self.store.credential()))
     }
 
     pub(crate) fn sign_in_lock(&self) -> Result<state::SignInLock> {

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::cache::{Cache, Entry};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, Pending};
 use crate::lease::{self, Leased};
@@ -81,6 +82,17 @@ pub async fn token(ctx: &Context, reporter: &dyn Reporter) -> Result<Fresh> {
     obtain(ctx, Want::Valid, None, reporter).await
 }
 
+/// `token --after-401`: the caller's token was refused by the API. That token is this
+/// machine's cached one (else the one the store holds); it is dropped from the cache, and a
+/// refresh happens only if the store still holds it.
+pub async fn after_unauthorized(ctx: &Context, reporter: &dyn Reporter) -> Result<Fresh> {
+    let refused = match ctx.token_cache().and_then(|c| c.load()) {
+        Some(entry) => Some(entry.access_token),
+        None => ctx.store.load(&ctx.provider).await?.access_token().cloned(),
+    };
+    obtain(ctx, Want::Valid, refused.as_ref(), reporter).await
+}
+
 /// The core: returns a token per `want`. `rejected` is an access token the caller saw refused
 /// (HTTP 401): a stored token equal to it is never returned as valid.
 pub(crate) async fn obtain(
@@ -90,12 +102,45 @@ pub(crate) async fn obtain(
     reporter: &dyn Reporter,
 ) -> Result<Fresh> {
     let journal = ctx.journal();
+    let cache = ctx.token_cache();
+    let cached = match (&cache, rejected) {
+        (Some(c), None) => c.load(),
+        (Some(c), Some(_)) => {
+            // The caller saw a token refused: this machine's copy is no proof of anything.
+            c.clear();
+            None
+        }
+        (None, _) => None,
+    };
+    // The hot path: a cached token valid beyond the buffer costs no request at all.
+    if want == Want::Valid && !journal.exists() {
+        if let Some(fresh) = cached_beyond(cached.as_ref(), ctx.refresh_buffer) {
+            return Ok(fresh);
+        }
+    }
     replay(ctx, &journal, reporter).await?;
 
-    let stored = ctx.store.load(&ctx.provider).await?;
+    let stored = match ctx.store.load(&ctx.provider).await {
+        Ok(s) => s,
+        Err(e) if want == Want::Valid && is_outage(&e) => {
+            // Doppler is down or rate-limiting: a cached token still valid keeps scripts going.
+            return match cached_beyond(cached.as_ref(), 0) {
+                Some(fresh) => {
+                    reporter.event(Event::Warning(&format!(
+                        "Doppler could not be read ({e}); using this machine's cached token, valid for {} s more",
+                        cached.as_ref().map_or(0, |c| c.seconds_left())
+                    )));
+                    Ok(fresh)
+                }
+                None => Err(e),
+            };
+        }
+        Err(e) => return Err(e),
+    };
     warn_on_skew(&stored, reporter);
     let first_seen = stored.refresh_token().cloned();
     if let Some(fresh) = usable(ctx, &stored, want, rejected, first_seen.as_ref()) {
+        remember(cache.as_ref(), &stored, &fresh);
         return Ok(fresh);
     }
     stored.require_refresh_token(&ctx.provider.name)?;
@@ -103,8 +148,21 @@ pub(crate) async fn obtain(
     let lock = ctx.refresh_lock(LOCK_WAIT).await?;
     let mut stored = stored;
     if lock.waited {
+        // The holder has usually just refreshed and cached the new token: no read needed.
+        if want == Want::Valid {
+            let now_cached = cache.as_ref().and_then(|c| c.load());
+            let newer = now_cached.as_ref().filter(|c| {
+                stored
+                    .access_token()
+                    .is_none_or(|a| a.expose_secret() != c.access_token.expose_secret())
+            });
+            if let Some(fresh) = cached_beyond(newer, 0) {
+                return Ok(fresh);
+            }
+        }
         stored = ctx.store.load(&ctx.provider).await?;
         if let Some(fresh) = usable(ctx, &stored, want, rejected, first_seen.as_ref()) {
+            remember(cache.as_ref(), &stored, &fresh);
             return Ok(fresh);
         }
     }
@@ -166,7 +224,7 @@ pub(crate) async fn obtain(
             "could not write the refresh journal ({e}); storing in Doppler directly"
         )));
         return match land(ctx, stored, &journal, &pending, reporter).await {
-            Ok(()) => Ok(fresh(pending.tokens, skew)),
+            Ok(()) => Ok(cache_new(cache.as_ref(), pending.tokens, skew)),
             Err(Error::StoreFailed { source, .. }) => Err(Error::TokensLost {
                 provider: ctx.provider.name.clone(),
                 source,
@@ -177,7 +235,59 @@ pub(crate) async fn obtain(
     failpoint("after-journal");
     land(ctx, stored, &journal, &pending, reporter).await?;
     drop(lock);
-    Ok(fresh(pending.tokens, skew))
+    Ok(cache_new(cache.as_ref(), pending.tokens, skew))
+}
+
+/// A cached token with more than `buffer` seconds left, as the caller gets it.
+fn cached_beyond(entry: Option<&Entry>, buffer: i64) -> Option<Fresh> {
+    let entry = entry.filter(|e| e.seconds_left() > buffer)?;
+    Some(Fresh {
+        access_token: entry.access_token.clone(),
+        expires_at: Some(entry.local_expiry()),
+        refreshed: false,
+    })
+}
+
+/// Doppler unreachable, rate-limiting or failing: the cases a cached token may bridge.
+fn is_outage(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::DopplerUnreachable { .. }
+            | Error::Doppler {
+                kind: crate::error::DopplerFailure::RateLimited
+                    | crate::error::DopplerFailure::Server,
+                ..
+            }
+    )
+}
+
+/// Caches a token read from the store (when its expiry is known and it is not cached yet).
+fn remember(cache: Option<&Cache>, stored: &Stored, fresh: &Fresh) {
+    let (Some(cache), Some(expires_at)) = (cache, stored.expires_at()) else {
+        return;
+    };
+    let same = cache
+        .load()
+        .is_some_and(|c| c.access_token.expose_secret() == fresh.access_token.expose_secret());
+    if !same {
+        cache.save(&Entry {
+            access_token: fresh.access_token.clone(),
+            expires_at,
+            skew: stored.clock().skew(),
+        });
+    }
+}
+
+/// Caches the tokens of a refresh and returns them to the caller.
+fn cache_new(cache: Option<&Cache>, tokens: TokenSet, skew: i64) -> Fresh {
+    if let (Some(cache), Some(expires_at)) = (cache, tokens.expires_at) {
+        cache.save(&Entry {
+            access_token: tokens.access_token.clone(),
+            expires_at,
+            skew,
+        });
+    }
+    fresh(tokens, skew)
 }
 
 /// What the caller gets: the expiry on this machine's clock.

@@ -51,6 +51,10 @@ pub struct Revoked {
 /// Revokes at the provider (unless `local_only`), then empties the token secrets in Doppler.
 pub async fn revoke(ctx: &Context, local_only: bool, reporter: &dyn Reporter) -> Result<Revoked> {
     crate::refresh::push_pending(ctx, reporter).await?;
+    // This machine's cached copy goes first, whatever happens next.
+    if let Some(cache) = ctx.token_cache() {
+        cache.clear();
+    }
     let _lock = ctx.refresh_lock(LOCK_WAIT).await?;
     let stored = ctx.store.load(&ctx.provider).await?;
     let mut done = Revoked {

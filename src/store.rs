@@ -152,6 +152,13 @@ impl Store {
         }
     }
 
+    /// The store's own credential (the Doppler token): the cache's key is derived from it.
+    pub(crate) fn credential(&self) -> &SecretString {
+        match self {
+            Store::Doppler(d) => &d.settings().token,
+        }
+    }
+
     pub fn doppler(&self) -> &Doppler {
         match self {
             Store::Doppler(d) => d,

@@ -129,6 +129,8 @@ pub(crate) struct ExecArgs {
     pub(crate) keep_doppler_token: bool,
     #[command(flatten)]
     pub(crate) buffer: BufferArg,
+    #[command(flatten)]
+    pub(crate) cache: CacheArg,
     /// The command and its arguments, after `--`.
     #[arg(
         required = true,
@@ -206,6 +208,19 @@ pub(crate) struct TokenArgs {
     pub(crate) provider: String,
     #[command(flatten)]
     pub(crate) buffer: BufferArg,
+    #[command(flatten)]
+    pub(crate) cache: CacheArg,
+    /// The API just refused the token this printed (HTTP 401): drop this machine's cached
+    /// copy, re-read Doppler, and refresh only if Doppler still holds the refused token.
+    #[arg(long = "after-401")]
+    pub(crate) after_401: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CacheArg {
+    /// Do not use this machine's token cache (read Doppler every time).
+    #[arg(long)]
+    pub(crate) no_cache: bool,
 }
 
 #[derive(Debug, Args)]

@@ -116,11 +116,18 @@ async fn run_refresh(args: &RefreshArgs, settings: Settings) -> Result<i32> {
 async fn run_token(args: &TokenArgs, settings: Settings) -> Result<i32> {
     let provider = settings.provider(&args.provider)?;
     let reporter = settings.reporter();
-    let ctx = settings
+    let mut ctx = settings
         .ready()?
         .context(provider, args.buffer.refresh_buffer);
-    let source = oauth_pkce::TokenSource::new(ctx).with_reporter(Box::new(reporter));
-    let token = source.access_token().await?;
+    ctx.cache &= !args.cache.no_cache;
+    let token = if args.after_401 {
+        refresh::after_unauthorized(&ctx, &reporter)
+            .await?
+            .access_token
+    } else {
+        let source = oauth_pkce::TokenSource::new(ctx).with_reporter(Box::new(reporter));
+        source.access_token().await?
+    };
     let _ = writeln!(std::io::stdout().lock(), "{}", token.expose_secret());
     Ok(0)
 }
@@ -134,7 +141,11 @@ async fn run_exec(args: &ExecArgs, settings: Settings) -> Result<i32> {
     let ready = settings.ready()?;
     let contexts = providers
         .into_iter()
-        .map(|p| ready.context(p, args.buffer.refresh_buffer))
+        .map(|p| {
+            let mut ctx = ready.context(p, args.buffer.refresh_buffer);
+            ctx.cache &= !args.cache.no_cache;
+            ctx
+        })
         .collect();
     let reporter = || Box::new(reporters()) as Box<dyn Reporter>;
     let tokens = oauth_pkce::bin::token_env(contexts, &reporter).await?;

@@ -35,6 +35,8 @@ pub(crate) struct Settings {
     pub(crate) state_dir: Result<StateDir>,
     /// `*_CLIENT_ID`/`*_CLIENT_SECRET` of the environment: the credentials' fallback.
     pub(crate) env_credentials: HashMap<String, SecretString>,
+    /// This machine's token cache is on (`OAUTH_PKCE_CACHE=off` turns it off).
+    pub(crate) cache: bool,
     pub(crate) browser_var: Option<String>,
     pub(crate) path_var: Option<OsString>,
     /// The browser is probably on another machine (SSH, or Linux without a display).
@@ -50,6 +52,7 @@ pub(crate) struct Ready {
     pub(crate) doppler: DopplerSettings,
     state_dir: StateDir,
     env_credentials: HashMap<String, SecretString>,
+    pub(crate) cache: bool,
 }
 
 impl Settings {
@@ -87,6 +90,7 @@ impl Settings {
             doppler: DopplerSettings::resolve(&inputs),
             state_dir: StateDir::locate(),
             env_credentials: oauth_pkce::credentials_from_env(std::env::vars()),
+            cache: var(env::OAUTH_PKCE_CACHE).is_none_or(|v| !v.eq_ignore_ascii_case("off")),
             browser_var: var(env::BROWSER),
             path_var: std::env::var_os(env::PATH),
             remote,
@@ -123,6 +127,7 @@ impl Settings {
             doppler: self.doppler?,
             state_dir: self.state_dir?,
             env_credentials: self.env_credentials,
+            cache: self.cache,
         })
     }
 }
@@ -137,6 +142,7 @@ impl Ready {
             env_credentials: self.env_credentials.clone(),
             refresh_buffer,
             state_dir: self.state_dir.clone(),
+            cache: self.cache,
         }
     }
 

@@ -54,7 +54,11 @@ fn two_machines_racing_refresh_make_one_refresh_per_race_under_every_reading_of_
                     t.args(["token", "--provider", "acme"]);
                     let run = run_together([t]).remove(0);
                     run.assert_code(0);
-                    assert_eq!(run.stdout.trim(), h.secret("ACME_ACCESS_TOKEN").unwrap());
+                    // Its own cached token, or the newest: either way a live one.
+                    assert!(
+                        h.auth.is_live_access_token(run.stdout.trim()),
+                        "{semantics:?}"
+                    );
                     assert!(!h.auth.grant_revoked(), "{semantics:?}");
                     (semantics, uses)
                 })

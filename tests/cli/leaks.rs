@@ -91,6 +91,16 @@ fn no_command_prints_or_writes_a_secret_even_with_vv() {
     let at = h.secret("ACME_ACCESS_TOKEN").unwrap();
     assert_eq!(token.stdout, format!("{at}\n"));
     scan("token stderr", &token.stderr, &secrets);
+    // This machine's token cache holds the access token, sealed: no secret in clear text.
+    let files = files_under(h.home.path());
+    assert!(
+        files.iter().any(|(p, _)| p.contains("/cache/")),
+        "the scan covers the cache: {:?}",
+        files.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    for (path, bytes) in files {
+        scan(&path, &String::from_utf8_lossy(&bytes), &secrets);
+    }
     // `revoke` sends the tokens to the revocation endpoint and shows none of them.
     h.write_provider(
         "acme",

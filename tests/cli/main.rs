@@ -14,6 +14,7 @@
 mod support;
 
 mod authorize;
+mod cache;
 mod callback;
 mod completions;
 mod demo;

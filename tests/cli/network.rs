@@ -17,8 +17,10 @@ fn addr(url: &str) -> SocketAddr {
     url.trim_start_matches("http://").parse().unwrap()
 }
 
+/// One run with `env`, this machine's token cache off: every run must reach Doppler.
 fn run_with(h: &Harness, env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut cmd = h.cmd();
+    cmd.env("OAUTH_PKCE_CACHE", "off");
     for (k, v) in env {
         cmd.env(k, v);
     }

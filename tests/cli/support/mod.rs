@@ -47,6 +47,8 @@ pub struct Harness {
     /// First port of this harness's callback range (3 ports).
     pub port: u16,
     pub token: String,
+    /// The homes of the other "machines" (`other_machine`), for `set_secret`.
+    machines: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 impl Harness {
@@ -68,6 +70,7 @@ impl Harness {
             cfg,
             port: port_block(3),
             token: RW_TOKEN.to_string(),
+            machines: Default::default(),
         };
         std::fs::create_dir_all(h.providers_dir()).unwrap();
         h.write_provider("acme", "");
@@ -122,8 +125,16 @@ impl Harness {
         self.doppler.secret(PROJECT, CONFIG, name)
     }
 
+    /// Sets a secret in Doppler behind every machine's back, as another machine or a person
+    /// would; the machines' token caches are dropped, since they would rightly not know.
+    /// (`doppler.set_secret` leaves the caches alone.)
     pub fn set_secret(&self, name: &str, value: &str) {
-        self.doppler.set_secret(PROJECT, CONFIG, name, value)
+        self.doppler.set_secret(PROJECT, CONFIG, name, value);
+        let mut homes = vec![self.home.path().to_path_buf()];
+        homes.extend(self.machines.lock().unwrap().iter().cloned());
+        for home in homes {
+            let _ = std::fs::remove_dir_all(home.join(".local/state/oauth-pkce/cache"));
+        }
     }
 
     /// Stores a live grant minted by the fake AS, expiring in `expires_in` seconds.
@@ -160,10 +171,12 @@ impl Harness {
 
     /// A second "machine": its own HOME and state dir, the same fakes and provider file.
     pub fn other_machine(&self) -> Machine<'_> {
-        Machine {
-            h: self,
-            home: tempfile::tempdir().unwrap(),
-        }
+        let home = tempfile::tempdir().unwrap();
+        self.machines
+            .lock()
+            .unwrap()
+            .push(home.path().to_path_buf());
+        Machine { h: self, home }
     }
 
     /// The binary with a cleared environment: only PATH, HOME, the Doppler settings and the

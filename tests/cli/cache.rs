@@ -1,0 +1,170 @@
+//! This machine's token cache: zero requests on the hot path under Doppler's rate limits,
+//! outages bridged by a still-valid token, entries that another Doppler token cannot open,
+//! `--no-cache`, `OAUTH_PKCE_CACHE=off`, `--after-401`, and `revoke` clearing it.
+
+use crate::support::fake_as::AsConfig;
+use crate::support::fake_doppler::Fault;
+use crate::support::{now, run_together, Harness, CONFIG, FREE_LEASE, PROJECT, RO_TOKEN};
+
+/// SPEC.md's Developer-plan limit on secret reads, per token per minute.
+const DEVELOPER_SECRET_READS: usize = 120;
+
+#[test]
+fn four_machines_calling_token_forty_times_each_read_doppler_once_each() {
+    let h = Harness::new(AsConfig::jobber());
+    h.doppler.set_read_limit(DEVELOPER_SECRET_READS);
+    let (at, _) = h.store_grant(3600);
+    let machines: Vec<_> = (0..3).map(|_| h.other_machine()).collect();
+    for i in 0..40 {
+        let mut cmds = vec![h.cmd()];
+        cmds.extend(machines.iter().map(|m| m.cmd()));
+        for cmd in &mut cmds {
+            cmd.args(["token", "--provider", "acme"]);
+        }
+        for run in run_together(cmds) {
+            run.assert_code(0);
+            assert_eq!(run.stdout, format!("{at}\n"), "call {i}");
+        }
+    }
+    assert_eq!(h.doppler.reads(), 4, "one read per machine for 160 calls");
+    assert_eq!(h.doppler.rate_limited(), 0);
+    assert_eq!(h.auth.refreshes(), 0);
+}
+
+#[test]
+fn eight_concurrent_calls_on_four_machines_on_an_expiring_token_refresh_once() {
+    let h = Harness::new(AsConfig::jobber());
+    h.doppler.set_read_limit(DEVELOPER_SECRET_READS);
+    h.store_grant(60);
+    let machines: Vec<_> = (0..3).map(|_| h.other_machine()).collect();
+    let mut cmds = vec![h.cmd(), h.cmd()];
+    for m in &machines {
+        cmds.push(m.cmd());
+        cmds.push(m.cmd());
+    }
+    for cmd in &mut cmds {
+        cmd.args(["token", "--provider", "acme"]);
+    }
+    let runs = run_together(cmds);
+    let at = h.secret("ACME_ACCESS_TOKEN").unwrap();
+    for run in &runs {
+        run.assert_code(0);
+        assert_eq!(run.stdout, format!("{at}\n"));
+    }
+    assert_eq!(h.auth.refreshes(), 1);
+    assert!(!h.auth.grant_revoked());
+    assert_eq!(h.doppler.rate_limited(), 0);
+}
+
+#[test]
+fn doppler_down_is_bridged_by_a_cached_token_that_is_still_valid() {
+    let h = Harness::new(AsConfig::jobber());
+    let (at, _) = h.store_grant(200);
+    // Cached while valid beyond a 100 s buffer.
+    let run = h.run(&["token", "--provider", "acme", "--refresh-buffer", "100"]);
+    run.assert_code(0);
+    // Doppler failing (every answer a 503); the default 300 s buffer says "refresh", but the
+    // token still lives.
+    h.doppler.push_fault(None, Fault::html(503), 100);
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_code(0);
+    assert_eq!(run.stdout, format!("{at}\n"));
+    assert_eq!(
+        run.stderr
+            .matches("using this machine's cached token")
+            .count(),
+        1,
+        "one warning: {}",
+        run.stderr
+    );
+    // Another machine, with nothing cached: exit 6 as before.
+    let other = h.other_machine();
+    let mut cmd = other.cmd();
+    cmd.args(["token", "--provider", "acme"]);
+    run_together([cmd]).remove(0).assert_code(6);
+}
+
+#[test]
+fn an_entry_written_under_another_doppler_token_is_never_served() {
+    let mut h = Harness::new(AsConfig::jobber());
+    let (at, _) = h.store_grant(3600);
+    h.run(&["token", "--provider", "acme"]).assert_code(0);
+    assert_eq!(h.doppler.reads(), 1);
+    // The same target and provider under another (read-only) token: the entry does not open
+    // with that token's key, so Doppler is read.
+    h.token = RO_TOKEN.into();
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_code(0);
+    assert_eq!(run.stdout, format!("{at}\n"));
+    assert_eq!(h.doppler.reads(), 2);
+}
+
+#[test]
+fn no_cache_and_cache_off_read_doppler_every_time() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(3600);
+    h.run(&["token", "--provider", "acme"]).assert_code(0);
+    h.run(&["token", "--provider", "acme", "--no-cache"])
+        .assert_code(0);
+    h.run_env(
+        &[("OAUTH_PKCE_CACHE", "off")],
+        &["exec", "--provider", "acme", "--", "true"],
+    )
+    .assert_code(0);
+    h.run(&["exec", "--provider", "acme", "--no-cache", "--", "true"])
+        .assert_code(0);
+    assert_eq!(h.doppler.reads(), 4);
+    // And with the cache on, no read.
+    h.run(&["exec", "--provider", "acme", "--", "true"])
+        .assert_code(0);
+    assert_eq!(h.doppler.reads(), 4);
+}
+
+#[test]
+fn after_401_refreshes_only_if_doppler_still_holds_the_refused_token() {
+    let h = Harness::new(AsConfig::jobber());
+    let (at, _) = h.store_grant(3600);
+    h.run(&["token", "--provider", "acme"]).assert_code(0);
+    // Doppler still holds the refused token: one refresh, a new token.
+    let run = h.run(&["token", "--provider", "acme", "--after-401"]);
+    run.assert_code(0);
+    assert_eq!(h.auth.refreshes(), 1);
+    let new_at = h.secret("ACME_ACCESS_TOKEN").unwrap();
+    assert_ne!(new_at, at);
+    assert_eq!(run.stdout, format!("{new_at}\n"));
+    // The new token is cached: the next call reads nothing.
+    let reads = h.doppler.reads();
+    h.run(&["token", "--provider", "acme"]).assert_code(0);
+    assert_eq!(h.doppler.reads(), reads);
+
+    // Another machine refreshed meanwhile: this machine's refused copy is dropped, Doppler's
+    // newer token is used, and nothing is refreshed.
+    let other = h.other_machine();
+    let mut cmd = other.cmd();
+    cmd.args(["token", "--provider", "acme"]);
+    run_together([cmd]).remove(0).assert_code(0);
+    // (Written straight into the fake: `set_secret` would drop the machines' caches.)
+    let (newest, rt) = h.auth.issue_grant();
+    let set = |name: &str, value: &str| h.doppler.set_secret(PROJECT, CONFIG, name, value);
+    set("ACME_ACCESS_TOKEN", &newest);
+    set("ACME_REFRESH_TOKEN", &rt);
+    set("ACME_TOKEN_EXPIRES_AT", &(now() + 3600).to_string());
+    set("ACME_REFRESH_LEASE", FREE_LEASE);
+    let mut cmd = other.cmd();
+    cmd.args(["token", "--provider", "acme", "--after-401"]);
+    let run = run_together([cmd]).remove(0);
+    run.assert_code(0);
+    assert_eq!(run.stdout, format!("{newest}\n"));
+    assert_eq!(h.auth.refreshes(), 1, "no second refresh");
+}
+
+#[test]
+fn revoke_clears_this_machine_s_entry() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(3600);
+    h.run(&["token", "--provider", "acme"]).assert_code(0);
+    h.run(&["revoke", "--provider", "acme", "--local-only"])
+        .assert_code(0);
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_error(1, "no tokens are stored");
+}
