@@ -82,6 +82,12 @@ pub async fn token(ctx: &Context, reporter: &dyn Reporter) -> Result<Fresh> {
     obtain(ctx, Want::Valid, None, reporter).await
 }
 
+/// Until when (this machine's clock) this machine's cache holds a token for the provider.
+pub fn cached_until(ctx: &Context) -> Option<i64> {
+    let entry = ctx.token_cache()?.load()?;
+    (entry.seconds_left() > 0).then(|| entry.local_expiry())
+}
+
 /// `token --after-401`: the caller's token was refused by the API. That token is this
 /// machine's cached one (else the one the store holds); it is dropped from the cache, and a
 /// refresh happens only if the store still holds it.

@@ -11,14 +11,25 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, FileOp, Holder, Result};
 
-/// Creates `dir` (and parents) and makes sure it is a real directory, ours, mode 0700.
+/// Creates `dir` (and parents) and makes sure it is a real directory, ours, mode 0700. Every
+/// parent it creates is 0700 too (`create_dir_all` alone would leave them at the umask's
+/// 0755, e.g. `~/.local/state/oauth-pkce` above `cache/`).
 pub fn private_dir(dir: &Path) -> Result<()> {
     let io = |source| Error::StateFile {
         op: FileOp::Create,
         path: dir.to_path_buf(),
         source,
     };
+    let created: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|a| std::fs::symlink_metadata(a).is_err())
+        .collect();
     std::fs::create_dir_all(dir).map_err(io)?;
+    #[cfg(unix)]
+    for parent in created.iter().skip(1) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    }
     let meta = std::fs::symlink_metadata(dir).map_err(io)?;
     if !meta.is_dir() {
         return Err(Error::Config(format!(
@@ -322,6 +333,21 @@ mod tests {
         assert_eq!(service.as_str(), "jobber-e19eaf75aab575a8");
         assert_ne!(named, Key::new("github", &[host, "p", "c"], None));
         assert_ne!(named, Key::new("jobber", &[host, "p", "d"], None));
+    }
+
+    #[test]
+    fn the_parents_it_creates_are_private_too() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("state/oauth-pkce");
+        private_dir(&root.join("cache")).unwrap();
+        for d in [dir.path().join("state"), root.clone(), root.join("cache")] {
+            let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+        // A parent that existed before is left as it was.
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777;
+        assert_ne!(mode, 0, "untouched");
     }
 
     #[test]

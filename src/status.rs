@@ -30,6 +30,9 @@ pub struct ProviderStatus {
     pub refresh_due: bool,
     /// A token can be had now: the access token is valid, or a refresh token can get one.
     pub usable: bool,
+    /// Until when (Unix seconds, this machine's clock) this machine's cache holds a token for
+    /// the provider; `None` when it holds none.
+    pub cached_until: Option<i64>,
     /// The `[check]` request's outcome, with `--check`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckOutcome>,
@@ -160,6 +163,7 @@ impl ProviderStatus {
             refresh_token_present: refresh_present,
             refresh_due: access.is_some() && due_at(expires_at, buffer, now),
             usable: valid_now || refresh_present,
+            cached_until: None,
             check: None,
         }
     }

@@ -106,6 +106,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) browser_var: Option<String>,
     pub(crate) path_var: Option<OsString>,
     pub(crate) refresh_buffer: i64,
+    /// This user's state dir (locks, journals, the token cache), or why there is none.
+    pub(crate) state_dir: Option<&'a std::path::Path>,
 }
 
 /// Runs every check.
@@ -192,6 +194,9 @@ pub(crate) async fn run(inputs: Inputs<'_>) -> Vec<Check> {
         inputs.browser_var.as_deref(),
         inputs.path_var.as_deref(),
     ));
+    if let Some(dir) = inputs.state_dir {
+        checks.push(state_dir_check(dir));
+    }
 
     if read_ok && stored.is_empty() {
         checks.push(
@@ -295,6 +300,59 @@ fn token_check(settings: &DopplerSettings) -> Check {
     match next {
         Some(n) => check.next(n),
         None => check,
+    }
+}
+
+/// The state dir and what is in it (locks, journals, the token cache): directories 0700 and
+/// files 0600, so no other local user can read a cached token or a pending journal.
+fn state_dir_check(root: &std::path::Path) -> Check {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut loose = Vec::new();
+    let mut seen = 0;
+    let mut visit = |path: &std::path::Path| {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            seen += 1;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 || meta.file_type().is_symlink() {
+                loose.push(format!("{} ({mode:o})", path.display()));
+            }
+        }
+    };
+    visit(root);
+    for sub in ["cache", "journal", "locks"] {
+        let dir = root.join(sub);
+        visit(&dir);
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                visit(&entry.path());
+            }
+        }
+    }
+    if seen == 0 {
+        return Check::new(
+            "state dir",
+            None,
+            Status::Pass,
+            format!(
+                "{} does not exist yet (made 0700 when needed)",
+                root.display()
+            ),
+        );
+    }
+    match loose.first() {
+        None => Check::new(
+            "state dir",
+            None,
+            Status::Pass,
+            format!("{}: private (0700 dirs, 0600 files)", root.display()),
+        ),
+        Some(first) => Check::new(
+            "state dir",
+            None,
+            Status::Fail,
+            format!("readable by other users: {first}"),
+        )
+        .next(format!("chmod -R go-rwx {}", root.display())),
     }
 }
 

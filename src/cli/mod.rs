@@ -187,6 +187,7 @@ async fn run_doctor(args: &DoctorArgs, settings: Settings) -> Result<i32> {
         browser_var: settings.browser_var,
         path_var: settings.path_var,
         refresh_buffer: DEFAULT_REFRESH_BUFFER,
+        state_dir: settings.state_dir.as_ref().ok().map(|d| d.path()),
     })
     .await;
     output::print_checks(&checks, args.json.json);
@@ -202,14 +203,23 @@ async fn run_status(args: &StatusArgs, settings: Settings) -> Result<i32> {
             let ctx = settings.ready()?.context(provider, buffer);
             refresh::push_pending(&ctx, &reporter).await?;
             let check = args.check.then_some(&ctx.http);
-            vec![status_of(&ctx.store, &ctx.provider, buffer, check).await?]
+            let mut row = status_of(&ctx.store, &ctx.provider, buffer, check).await?;
+            row.cached_until = refresh::cached_until(&ctx);
+            vec![row]
         }
         None => {
             let catalog = settings.catalog()?;
             let ready = settings.ready()?;
             push_all_pending(&ready, &catalog, &reporter).await?;
             let check = args.check.then_some(&ready.http);
-            status_all(&ready.store(), &catalog, buffer, check).await?
+            let mut rows = status_all(&ready.store(), &catalog, buffer, check).await?;
+            for row in &mut rows {
+                if let Ok(provider) = catalog.get(&row.provider) {
+                    let ctx = ready.context(provider.clone(), buffer);
+                    row.cached_until = refresh::cached_until(&ctx);
+                }
+            }
+            rows
         }
     };
     output::print_status(&rows, args.json.json);

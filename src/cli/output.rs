@@ -329,7 +329,7 @@ pub(crate) fn print_status(rows: &[ProviderStatus], json: bool) {
         return;
     }
     let yes = |b: bool| if b { "yes" } else { "no" };
-    let table: Vec<[String; 8]> = rows
+    let table: Vec<[String; 9]> = rows
         .iter()
         .map(|r| {
             [
@@ -342,6 +342,7 @@ pub(crate) fn print_status(rows: &[ProviderStatus], json: bool) {
                 r.expires_in.map(time_left).unwrap_or_else(|| "-".into()),
                 yes(r.refresh_token_present).into(),
                 yes(r.refresh_due).into(),
+                yes(r.cached_until.is_some()).into(),
                 r.check.as_ref().map(describe_check).unwrap_or_default(),
             ]
         })
@@ -354,13 +355,14 @@ pub(crate) fn print_status(rows: &[ProviderStatus], json: bool) {
         "TIME LEFT",
         "REFRESH TOKEN",
         "REFRESH DUE",
+        "CACHED",
         "CHECK",
     ];
     if rows.iter().any(|r| r.check.is_some()) {
         write_table(&mut out, &header, &table);
     } else {
         // Without --check, no CHECK column.
-        let table: Vec<[String; 7]> = table
+        let table: Vec<[String; 8]> = table
             .into_iter()
             .map(|row| std::array::from_fn(|i| row[i].clone()))
             .collect();

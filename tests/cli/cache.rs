@@ -163,8 +163,18 @@ fn revoke_clears_this_machine_s_entry() {
     let h = Harness::new(AsConfig::jobber());
     h.store_grant(3600);
     h.run(&["token", "--provider", "acme"]).assert_code(0);
+    let cached = |h: &Harness| {
+        let run = h.run(&["status", "--provider", "acme", "--json"]);
+        let rows: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        rows[0]["cached_until"].as_i64()
+    };
+    assert!(
+        cached(&h).is_some_and(|t| t > now() + 3500),
+        "status shows the entry"
+    );
     h.run(&["revoke", "--provider", "acme", "--local-only"])
         .assert_code(0);
+    assert_eq!(cached(&h), None);
     let run = h.run(&["token", "--provider", "acme"]);
     run.assert_error(1, "no tokens are stored");
 }

@@ -64,6 +64,7 @@ fn a_healthy_setup_passes_every_check_with_one_read_and_one_no_op_write() {
             "clock",
             "doppler write",
             "browser",
+            "state dir",
             "client credentials",
             "callback ports",
             "redirect URI",
@@ -134,6 +135,34 @@ fn a_clock_far_from_doppler_s_is_a_warning_with_the_fix() {
         .as_str()
         .unwrap()
         .contains("timedatectl set-ntp true"));
+}
+
+#[test]
+fn a_cached_token_readable_by_other_users_fails_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(3600);
+    h.run(&["token", "--provider", "acme"]).assert_code(0);
+    let (_, checks) = doctor(h.cmd(), &["--provider", "acme"]);
+    assert_eq!(
+        status(&checks, "state dir"),
+        "pass",
+        "{:#}",
+        check(&checks, "state dir", None)
+    );
+    let cache = h.state_dir().join("cache");
+    let file = std::fs::read_dir(&cache)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (_, checks) = doctor(h.cmd(), &["--provider", "acme"]);
+    let c = check(&checks, "state dir", None);
+    assert_eq!(c["status"], "fail", "{c:#}");
+    assert!(c["detail"].as_str().unwrap().contains("(644)"), "{c:#}");
+    assert!(c["next"].as_str().unwrap().starts_with("chmod -R go-rwx "));
 }
 
 #[test]
