@@ -5,7 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -205,38 +205,39 @@ impl StateDir {
         }
     }
 
-    /// Takes the refresh lock of `key`, waiting at most `max_wait`.
+    /// Takes the refresh lock of `key`, waiting at most `max_wait`. The wait is the OS's
+    /// blocking lock on a blocking thread, so a waiter wakes the moment the holder lets go
+    /// (no polling); after `max_wait` that thread is left to finish on its own.
     pub async fn refresh_lock(&self, key: &Key, max_wait: Duration) -> Result<LocalLock> {
         let (file, path) = self.lock_file(key, "lock")?;
-        let started = Instant::now();
-        let mut waited = false;
-        loop {
-            match file.try_lock() {
-                Ok(()) => {
-                    return Ok(LocalLock {
-                        _file: file,
-                        waited,
-                    })
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    if started.elapsed() >= max_wait {
-                        return Err(Error::RefreshBusy {
-                            provider: key.provider.clone(),
-                            seconds: max_wait.as_secs(),
-                            holder: Holder::ThisMachine { lock: path },
-                        });
-                    }
-                    waited = true;
-                    tokio::time::sleep(Duration::from_millis(25)).await;
-                }
-                Err(std::fs::TryLockError::Error(source)) => {
-                    return Err(Error::StateFile {
-                        op: FileOp::Lock,
-                        path,
-                        source,
-                    })
-                }
+        let lock_error = |source| Error::StateFile {
+            op: FileOp::Lock,
+            path: path.clone(),
+            source,
+        };
+        match file.try_lock() {
+            Ok(()) => {
+                return Ok(LocalLock {
+                    _file: file,
+                    waited: false,
+                })
             }
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(source)) => return Err(lock_error(source)),
+        }
+        let wait = tokio::task::spawn_blocking(move || file.lock().map(|()| file));
+        match tokio::time::timeout(max_wait, wait).await {
+            Ok(Ok(Ok(file))) => Ok(LocalLock {
+                _file: file,
+                waited: true,
+            }),
+            Ok(Ok(Err(source))) => Err(lock_error(source)),
+            Ok(Err(join)) => Err(lock_error(std::io::Error::other(join.to_string()))),
+            Err(_) => Err(Error::RefreshBusy {
+                provider: key.provider.clone(),
+                seconds: max_wait.as_secs(),
+                holder: Holder::ThisMachine { lock: path },
+            }),
         }
     }
 }
