@@ -49,7 +49,10 @@ fn main() {
         ("ACME_ACCESS_TOKEN", at),
         ("ACME_REFRESH_TOKEN", rt),
         ("ACME_TOKEN_EXPIRES_AT", (now + expires_in).to_string()),
-        ("ACME_REFRESH_LEASE", r#"{"free":"0123456789abcdef"}"#.to_string()),
+        (
+            "ACME_REFRESH_LEASE",
+            r#"{"free":"0123456789abcdef"}"#.to_string(),
+        ),
     ] {
         doppler.set_secret("bench", "dev", k, &v);
     }
