@@ -1,10 +1,10 @@
 //! One error type for the whole library. Each variant belongs to a class that maps to an exit
-//! code of SPEC.md, carries what failed (file, URL, secret *name*; never a secret value) and
-//! knows the next step a user can take ([`Error::hint`]).
+//! code (the README's "Exit codes"), carries what failed (file, URL, secret *name*; never a
+//! secret value) and knows the next step a user can take ([`Error::hint`]).
 
 use std::path::PathBuf;
 
-/// The exit-code classes of SPEC.md.
+/// The exit-code classes (the README's "Exit codes").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitClass {
     /// 1: nothing stored, or the refresh token is gone or refused: run `authorize`.
@@ -233,7 +233,7 @@ pub enum DopplerFailure {
 }
 
 impl Error {
-    /// The exit-code class of SPEC.md.
+    /// The exit-code class (the README's "Exit codes").
     pub fn class(&self) -> ExitClass {
         use Error::*;
         match self {
@@ -287,7 +287,7 @@ impl Error {
         message
     }
 
-    /// The process exit code for this error (SPEC.md).
+    /// The process exit code for this error (the README's "Exit codes").
     pub fn exit_code(&self) -> i32 {
         self.class() as i32
     }

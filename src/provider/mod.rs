@@ -184,7 +184,7 @@ impl serde::Serialize for PortRange {
     }
 }
 
-/// One provider definition, as in SPEC.md.
+/// One provider definition, with the keys docs/providers.md lists.
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provider {

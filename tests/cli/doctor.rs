@@ -251,7 +251,7 @@ fn doppler_problems_fail_and_skip_what_depends_on_them() {
         "pass"
     );
 
-    // A token Doppler refuses.
+    // A token Doppler refuses (a fake: no Doppler knows it).
     let mut cmd = h.cmd();
     cmd.env("DOPPLER_TOKEN", "dp.st.dev.REVOKED-TOKEN-SENTINEL");
     let (run, checks) = doctor(cmd, &["--provider", "acme"]);
