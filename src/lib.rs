@@ -72,7 +72,7 @@ pub use provider::{Catalog, Provider};
 pub use refresh::Fresh;
 pub use source::TokenSource;
 pub use state::StateDir;
-pub use store::Store;
+pub use store::{Echo, Store};
 
 /// What the `oauth-pkce` binary uses beyond the API above: not part of the library's API, and
 /// free to change in any release.
