@@ -322,7 +322,10 @@ impl DeviceAuthorization {
             ));
         }
         Ok(DeviceAuthorization {
-            device_code: SecretString::from(device_code.to_string()),
+            device_code: {
+                crate::text::conceal(device_code);
+                SecretString::from(device_code.to_string())
+            },
             user_code,
             verification_uri,
             verification_uri_complete,

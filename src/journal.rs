@@ -102,6 +102,11 @@ impl Journal {
                 self.path.display()
             ))
         })?;
+        let secrets = [Some(&record.access_token), record.refresh_token.as_ref()];
+        for secret in secrets.into_iter().flatten() {
+            crate::text::conceal(secret);
+        }
+        crate::text::conceal(&record.spent_refresh_token);
         let expiry_source = if record.expires_at.is_some() {
             ExpirySource::ExpiresIn
         } else {

@@ -51,6 +51,7 @@ pub fn random_token() -> SecretString {
     OsRng.fill_bytes(&mut bytes);
     let encoded = URL_SAFE_NO_PAD.encode(bytes);
     bytes.fill(0);
+    crate::text::conceal(&encoded);
     SecretString::from(encoded)
 }
 

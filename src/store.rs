@@ -225,12 +225,18 @@ impl std::fmt::Debug for Stored {
 
 impl Stored {
     pub fn new(provider: &Provider, secrets: Secrets) -> Stored {
-        Stored {
+        let stored = Stored {
             secrets,
             prefix: provider.secret_prefix.clone(),
             assumed: false,
             clock: Clock::of(None),
+        };
+        for suffix in [ACCESS_TOKEN, REFRESH_TOKEN, CLIENT_SECRET] {
+            if let Some(value) = stored.get(suffix) {
+                crate::text::conceal(value.expose_secret());
+            }
         }
+        stored
     }
 
     fn at(self, clock: Clock) -> Stored {
@@ -348,8 +354,12 @@ impl Stored {
                 })?,
             ),
         };
+        let client_id = client_id.expose_secret().trim().to_string();
+        if let Some(secret) = &client_secret {
+            crate::text::conceal_client(&client_id, secret.expose_secret());
+        }
         Ok(ClientCredentials {
-            client_id: client_id.expose_secret().trim().to_string(),
+            client_id,
             client_secret,
         })
     }

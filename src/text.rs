@@ -1,5 +1,55 @@
-//! Text shown to people: masking secrets, making server-provided text safe for a terminal,
-//! and escaping text for the callback page.
+//! Text shown to people: masking secrets, making server-provided text safe for a terminal
+//! (with every secret this process handles redacted from it), and escaping text for the
+//! callback page.
+
+use std::sync::Mutex;
+
+/// Every secret value this process has handled, in the forms a server could echo it back
+/// (as is, form-urlencoded, inside a Basic header), so that no server text shows one.
+static CONCEALED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Shorter values are not redacted: they would blank out ordinary words.
+const MIN_CONCEALED: usize = 8;
+
+/// Marks `secret` as one that server text must never show: [`terminal_safe`] replaces it
+/// (and its form-urlencoded and percent-encoded forms) with `[redacted]`.
+pub(crate) fn conceal(secret: &str) {
+    if secret.len() < MIN_CONCEALED {
+        return;
+    }
+    let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let percent = form.replace('+', "%20");
+    let mut all = CONCEALED.lock().unwrap_or_else(|p| p.into_inner());
+    for value in [secret.to_string(), form, percent] {
+        if !all.contains(&value) {
+            all.push(value);
+        }
+    }
+    // Longest first, so a secret that contains another is replaced whole.
+    all.sort_by_key(|v| std::cmp::Reverse(v.len()));
+}
+
+/// Conceals a client secret and the `Authorization: Basic` value built from it (RFC 6749
+/// §2.3.1: each part form-urlencoded, then base64).
+pub(crate) fn conceal_client(client_id: &str, secret: &str) {
+    use base64::Engine as _;
+    conceal(secret);
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let pair = format!("{}:{}", enc(client_id), enc(secret));
+    conceal(&base64::engine::general_purpose::STANDARD.encode(pair));
+}
+
+/// `text` with every concealed secret replaced by `[redacted]`.
+fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+    let all = CONCEALED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for secret in all.iter() {
+        if out.contains(secret.as_str()) {
+            out = std::borrow::Cow::Owned(out.replace(secret.as_str(), "[redacted]"));
+        }
+    }
+    out
+}
 
 /// Masked display of a secret: first 4 and last 4 characters, and only for values longer
 /// than 16 characters; shorter values show only their length.
@@ -18,8 +68,10 @@ pub fn mask(secret: &str) -> String {
 
 /// Keeps printable ASCII (RFC 6749's NQSCHAR range plus `"` and `\`), replaces everything
 /// else (escape sequences, control characters, non-ASCII) with `?`, and truncates to `max`
-/// characters. Used for any text a server sent that reaches the terminal.
+/// characters. Used for any text a server sent that reaches the terminal. Every secret this
+/// process has handled ([`conceal`]) is redacted first, whatever the text's source.
 pub fn terminal_safe(text: &str, max: usize) -> String {
+    let text = redact(text);
     let mut out: String = text
         .chars()
         .take(max)
@@ -67,6 +119,27 @@ mod tests {
         assert!(!s.contains('\u{1b}') && !s.contains('\u{7}') && !s.contains('\n'));
         assert!(s.contains("]52;c;d2hvYW1p?pwned"));
         assert_eq!(terminal_safe("abcdef", 3), "abc...");
+    }
+
+    #[test]
+    fn concealed_secrets_are_redacted_in_every_echoed_form() {
+        conceal("RT-SENTINEL-redact+me/now");
+        conceal_client("the-client", "CS-SENTINEL-redact");
+        conceal("short");
+        let echoed = "grant_type=refresh_token&refresh_token=RT-SENTINEL-redact%2Bme%2Fnow \
+                      raw RT-SENTINEL-redact+me/now header Basic dGhlLWNsaWVudDpDUy1TRU5USU5FTC1yZWRhY3Q= \
+                      post client_secret=CS-SENTINEL-redact short";
+        let shown = terminal_safe(echoed, 1000);
+        assert!(!shown.contains("SENTINEL"), "{shown}");
+        assert!(
+            !shown.contains("dGhlLWNsaWVudDpDUy1TRU5USU5FTC1yZWRhY3Q"),
+            "{shown}"
+        );
+        assert_eq!(shown.matches("[redacted]").count(), 4, "{shown}");
+        assert!(
+            shown.contains("short"),
+            "values under 8 characters stay: {shown}"
+        );
     }
 
     #[test]

@@ -378,6 +378,10 @@ pub(crate) fn token_set(response: ProviderTokenResponse) -> Result<TokenSet> {
             None => (None, ExpirySource::Unknown),
         },
     };
+    crate::text::conceal(access);
+    if let Some(rt) = &refresh_token {
+        crate::text::conceal(rt.expose_secret());
+    }
     Ok(TokenSet {
         access_token: SecretString::from(access.to_string()),
         refresh_token,

@@ -118,6 +118,7 @@ pub(super) fn judge(query: &str, expected: &Expected) -> Verdict {
     if !code_ok {
         return Verdict::Final(Outcome::Unusable);
     }
+    crate::text::conceal(code);
     Verdict::Final(Outcome::Code(SecretString::from(code.to_string())))
 }
 

@@ -151,6 +151,7 @@ impl DopplerSettings {
                 "DOPPLER_API_HOST `{host_text}` must use https (plain http only for loopback)"
             )));
         }
+        crate::text::conceal(&token);
         Ok(DopplerSettings {
             token: SecretString::from(token),
             token_source,

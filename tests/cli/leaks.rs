@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::support::fake_as::{AsConfig, CLIENT_SECRET};
 use crate::support::fake_doppler::Fault;
-use crate::support::{Harness, Run};
+use crate::support::{Harness, Run, Running};
 
 fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -113,5 +113,82 @@ fn no_command_prints_or_writes_a_secret_even_with_vv() {
     // Files: nothing under HOME holds a secret (the journal was pushed and removed).
     for (path, bytes) in files_under(h.home.path()) {
         scan(&path, &String::from_utf8_lossy(&bytes), &secrets);
+    }
+}
+
+/// A server that echoes the request into its error text (misconfigured gateways and some
+/// providers do): what reaches the terminal has this request's secrets redacted, at every
+/// verbosity — the code, verifier and client secret of an exchange; the refresh token and
+/// client secret of a refresh (in the body or in a Basic header); the tokens sent for
+/// revocation; the Doppler token of a Doppler request.
+const VERBOSITIES: [&[&str]; 3] = [&[], &["-v"], &["-vv"]];
+
+#[test]
+fn secrets_a_server_echoes_back_are_redacted_at_every_verbosity() {
+    use crate::support::browser;
+    use crate::support::fake_as::{TokenFault, ECHO_REQUEST};
+    let echo = format!(r#"{{"error":"invalid_request","error_description":"{ECHO_REQUEST}"}}"#);
+    let fault = |status| TokenFault {
+        status,
+        body: echo.clone(),
+        headers: Vec::new(),
+        after_processing: false,
+    };
+    for config in [AsConfig::jobber(), AsConfig::basic()] {
+        let h = Harness::new(config);
+        let secrets = |h: &Harness| {
+            let mut all = h.auth.minted();
+            all.extend([CLIENT_SECRET.to_string(), h.token.clone()]);
+            all
+        };
+        let shown = |what: &str, run: &Run, secrets: &[String]| {
+            assert_ne!(run.code, 0, "{what}: {}", run.stderr);
+            assert!(
+                run.stderr.contains("[redacted]"),
+                "{what}: the echo reaches the terminal, redacted:\n{}",
+                run.stderr
+            );
+            scan(what, &run.stderr, secrets);
+            scan(what, &run.stdout, secrets);
+        };
+        for verbosity in VERBOSITIES {
+            // The code exchange: code, verifier (and client secret) echoed.
+            h.auth.push_fault(fault(400), 1);
+            let mut args = vec!["authorize", "--provider", "acme", "--no-browser"];
+            args.extend(verbosity);
+            let mut running = Running::spawn(h.cmd().args(args));
+            let url = running.wait_for_url(&h.auth.authorize_url());
+            let _page = browser::follow_authorization(&url);
+            let run = running.finish();
+            let stderr = run.stderr.clone();
+            shown(&format!("exchange {verbosity:?}"), &run, &secrets(&h));
+            assert!(stderr.contains("code_verifier=[redacted]"), "{stderr}");
+        }
+        h.authorized();
+        for verbosity in VERBOSITIES {
+            // A refresh: the refresh token still valid, and the client secret.
+            h.set_secret("ACME_TOKEN_EXPIRES_AT", "1");
+            h.auth.push_fault(fault(400), 1);
+            let run = h.run(&[&["token", "--provider", "acme"], verbosity].concat());
+            shown(&format!("refresh {verbosity:?}"), &run, &secrets(&h));
+            assert!(
+                run.stderr.contains("refresh_token=[redacted]"),
+                "{}",
+                run.stderr
+            );
+            // Doppler echoing the request: the Doppler token in its Authorization header.
+            h.doppler.push_fault(None, Fault::json(400, "{REQUEST}"), 1);
+            let run = h.run(&[&["status", "--provider", "acme"], verbosity].concat());
+            shown(&format!("doppler {verbosity:?}"), &run, &secrets(&h));
+            assert!(run.stderr.contains("Bearer [redacted]"), "{}", run.stderr);
+        }
+        // Revocation: the tokens sent to be revoked.
+        h.write_provider(
+            "acme",
+            &format!("revocation_url = \"{}\"\n", h.auth.revoke_url()),
+        );
+        h.auth.push_revoke_fault(fault(503), 5);
+        let run = h.run(&["revoke", "--provider", "acme", "-vv"]);
+        shown("revoke", &run, &secrets(&h));
     }
 }

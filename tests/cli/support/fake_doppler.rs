@@ -484,7 +484,20 @@ async fn handle(
         let request_id = format!("fake-{:08}", inner.requests.len());
         let is_write = method == Method::POST && uri.path() == "/v3/configs/config/secrets";
         let response = match inner.take_fault(method.as_str(), uri.path()) {
-            Some(fault) => fault_response(&fault),
+            Some(mut fault) => {
+                // `{REQUEST}` in a fault's body: the request as received, echoed back.
+                let request = format!(
+                    "authorization: {}; query: {}; body: {}",
+                    header(&headers, "authorization").unwrap_or("-"),
+                    uri.query().unwrap_or(""),
+                    String::from_utf8_lossy(&body)
+                );
+                let escaped = serde_json::to_string(&request).expect("a string serializes");
+                fault.body = fault
+                    .body
+                    .replace("{REQUEST}", &escaped[1..escaped.len() - 1]);
+                fault_response(&fault)
+            }
             None => match inner.rate_limit(&method, &uri, &headers) {
                 Some(limited) => limited,
                 None => {

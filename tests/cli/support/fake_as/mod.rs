@@ -909,7 +909,21 @@ fn json_response(status: StatusCode, body: &Value, extra: &[(&str, &str)]) -> Re
         .expect("fake AS: response")
 }
 
-fn fault_response(fault: &TokenFault) -> Response {
+/// A misconfigured gateway's habit: `{REQUEST}` in a fault's body becomes the request as
+/// received (its `Authorization` header and raw body), JSON-string-escaped.
+pub const ECHO_REQUEST: &str = "{REQUEST}";
+
+fn echo(body: &str, authorization: Option<&str>, raw: &[u8]) -> String {
+    let request = format!(
+        "authorization: {}; body: {}",
+        authorization.unwrap_or("-"),
+        String::from_utf8_lossy(raw)
+    );
+    let escaped = serde_json::to_string(&request).expect("a string serializes");
+    body.replace(ECHO_REQUEST, &escaped[1..escaped.len() - 1])
+}
+
+fn fault_response(fault: &TokenFault, authorization: Option<&str>, raw: &[u8]) -> Response {
     let mut builder = Response::builder()
         .status(fault.status)
         .header(header::CONTENT_TYPE, "application/json")
@@ -918,7 +932,7 @@ fn fault_response(fault: &TokenFault) -> Response {
         builder = builder.header(name.as_str(), value.as_str());
     }
     builder
-        .body(fault.body.clone().into())
+        .body(echo(&fault.body, authorization, raw).into())
         .expect("fake AS: fault response")
 }
 

@@ -20,7 +20,7 @@ pub(super) async fn revoke(
     };
     inner.revoke_requests.push(req.clone());
     if let Some(fault) = inner.revoke_faults.pop_front() {
-        return fault_response(&fault);
+        return fault_response(&fault, req.authorization.as_deref(), &body);
     }
     let form_body = req.content_type.as_deref().is_some_and(|c| {
         c.split(';').next().is_some_and(|m| {

@@ -385,7 +385,7 @@ pub(super) async fn token(
                 if fault.after_processing {
                     let _ = inner.token(&req);
                 }
-                fault_response(&fault)
+                fault_response(&fault, req.authorization.as_deref(), &body)
             }
             None => match inner.token(&req) {
                 Ok(body) => inner.success_response(&req, body, refreshing),
