@@ -110,16 +110,16 @@ where
         seconds: started.elapsed().as_secs(),
     };
     loop {
-        let next = Instant::now() + interval;
-        if next > deadline {
-            return Err(expired());
-        }
+        let next = match Instant::now().checked_add(interval) {
+            Some(next) if next <= deadline => next,
+            _ => return Err(expired()),
+        };
         tokio::time::sleep_until(next).await;
         match poll().await? {
             DevicePoll::Tokens(tokens) => return Ok(tokens),
             DevicePoll::Pending => {}
             DevicePoll::SlowDown => {
-                interval += SLOW_DOWN_STEP;
+                interval = interval.saturating_add(SLOW_DOWN_STEP);
                 reporter.event(Event::SlowDown {
                     interval: interval.as_secs(),
                 });
@@ -332,7 +332,10 @@ impl DeviceAuthorization {
             expires_in: details
                 .expires_in()
                 .clamp(Duration::from_secs(1), Duration::from_secs(3600)),
-            interval: details.interval().max(Duration::from_secs(1)),
+            // Clamped like every duration a server sends: 2^63 s would overflow an Instant.
+            interval: details
+                .interval()
+                .clamp(Duration::from_secs(1), Duration::from_secs(3600)),
         })
     }
 }

@@ -169,6 +169,25 @@ fn an_expired_code_exits_4_whether_the_provider_or_the_clock_says_so() {
     assert_eq!(h.doppler.writes(), 0);
 }
 
+/// Red team R9: an `interval` of 2^64-1 s (it would overflow the clock) is clamped; the code
+/// expires before the first poll is due, and the process exits 4 rather than panicking.
+#[test]
+fn r9_an_absurd_interval_is_clamped_and_the_code_expires_without_a_panic() {
+    let h = harness(
+        AsConfig::jobber(),
+        DeviceConfig {
+            expires_in: 3,
+            interval: Some(u64::MAX),
+            then: DeviceAnswer::Pending,
+            ..DeviceConfig::default()
+        },
+    );
+    let run = device_run(&h, &[]);
+    run.assert_error(4, "the device code expired");
+    assert!(h.auth.device_polls().is_empty());
+    assert_eq!(h.doppler.writes(), 0);
+}
+
 #[test]
 fn a_provider_without_a_device_endpoint_exits_3_before_any_request() {
     let h = Harness::new(AsConfig::jobber());
