@@ -106,7 +106,12 @@ impl NetworkSettings {
     }
 }
 
-/// A proxy URL without its user name and password (they are credentials).
+/// Whether `url` carries a user name or password (`https://user:pw@host/`).
+pub(crate) fn has_userinfo(url: &url::Url) -> bool {
+    !url.username().is_empty() || url.password().is_some()
+}
+
+/// A URL without its user name and password (they are credentials), for display.
 pub(crate) fn without_credentials(proxy: &str) -> String {
     let with_scheme = if proxy.contains("://") {
         proxy.to_string()

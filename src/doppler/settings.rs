@@ -144,6 +144,13 @@ impl DopplerSettings {
             .unwrap_or_else(|| DEFAULT_API_HOST.to_string());
         let api_host = url::Url::parse(host_text.trim_end_matches('/'))
             .map_err(|_| Error::Config(format!("DOPPLER_API_HOST `{host_text}` is not a URL")))?;
+        if http::has_userinfo(&api_host) {
+            return Err(Error::Config(format!(
+                "DOPPLER_API_HOST `{}` must not carry a user name or password before the host; \
+                 remove the `user:password@` part",
+                http::without_credentials(&host_text)
+            )));
+        }
         let host_ok = api_host.scheme() == "https"
             || (api_host.scheme() == "http" && http::is_loopback_url(&api_host));
         if !host_ok {
@@ -355,6 +362,25 @@ mod tests {
         let s = DopplerSettings::resolve(&inputs(&[], "/app2", Some(home.path()))).unwrap();
         assert_eq!(s.token.expose_secret(), "dp.pt.app2");
         assert_eq!(s.project, None);
+    }
+
+    /// Red team R11: `https://user:pw@…` in DOPPLER_API_HOST is refused, password unprinted.
+    #[test]
+    fn r11_userinfo_in_the_api_host_is_refused_without_printing_it() {
+        for host in [
+            "https://user:PW-SENTINEL@api.doppler.com",
+            "https://api.doppler.com@evil.example",
+        ] {
+            let vars = [("DOPPLER_TOKEN", "dp.st.dev.x"), ("DOPPLER_API_HOST", host)];
+            let e = DopplerSettings::resolve(&inputs(&vars, "/", None))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("must not carry a user name or password"), "{e}");
+            assert!(
+                !e.contains("PW-SENTINEL") && !e.contains("api.doppler.com@"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

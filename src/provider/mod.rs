@@ -498,9 +498,18 @@ fn is_token_word(word: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// https, or http on a loopback host (for local servers and tests).
+/// https, or http on a loopback host (for local servers and tests), and no user name or
+/// password (they would become a Basic header, be printed in errors, and
+/// `https://api.getjobber.com@evil.example` reads like Jobber but is `evil.example`).
 /// Endpoints are parsed once, as the file is read (`url::Url`), and used as they are.
 fn check_endpoint(key: &str, url: &url::Url) -> std::result::Result<(), String> {
+    if crate::http::has_userinfo(url) {
+        return Err(format!(
+            "key `{key}`: `{}` must not carry a user name or password before the host \
+             (`user:password@`); remove it",
+            crate::http::without_credentials(url.as_str())
+        ));
+    }
     let value = url.as_str();
     match url.scheme() {
         "https" => Ok(()),

@@ -162,6 +162,34 @@ fn bad_values_are_named() {
     );
 }
 
+/// Red team R11: userinfo in an endpoint is refused, and the error never shows the password.
+#[test]
+fn r11_userinfo_in_an_endpoint_is_refused_without_printing_it() {
+    for (from, to) in [
+        (
+            "https://acme.example/token",
+            "https://user:PW-SENTINEL@acme.example/token",
+        ),
+        (
+            "https://acme.example/token",
+            "https://acme.example@evil.example/token",
+        ),
+        (
+            "https://acme.example/authorize",
+            "https://u@acme.example/authorize",
+        ),
+    ] {
+        let e = error_of(&MINIMAL.replace(from, to));
+        assert!(e.contains("must not carry a user name or password"), "{e}");
+        assert!(
+            !e.contains("PW-SENTINEL") && !e.contains("acme.example@"),
+            "{e}"
+        );
+    }
+    let revocation = format!("{MINIMAL}revocation_url = \"https://a:b@acme.example/revoke\"\n");
+    assert!(error_of(&revocation).contains("key `revocation_url`"));
+}
+
 #[test]
 fn every_file_in_providers_is_built_in() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("providers");
