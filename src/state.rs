@@ -11,6 +11,44 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, FileOp, Holder, Result};
 
+/// Why a file or directory oauth-pkce reads configuration from cannot be trusted, if it
+/// cannot: it belongs to another user (root excepted, for system-wide files) or others may
+/// write it. The rule for provider files and their directory.
+pub(crate) fn untrusted(meta: &std::fs::Metadata) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let uid = meta.uid();
+        if uid != rustix::process::geteuid().as_raw() && uid != 0 {
+            return Some(format!("belongs to another user (uid {uid})"));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Some(format!(
+                "is writable by other users (mode {:o})",
+                meta.mode() & 0o777
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    None
+}
+
+/// Whether this user owns `meta` (the state dir and its files must be the user's own).
+fn foreign(meta: &std::fs::Metadata) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let uid = meta.uid();
+        if uid != rustix::process::geteuid().as_raw() {
+            return Some(uid);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    None
+}
+
 /// Creates `dir` (and parents) and makes sure it is a real directory, ours, mode 0700. Every
 /// parent it creates is 0700 too (`create_dir_all` alone would leave them at the umask's
 /// 0755, e.g. `~/.local/state/oauth-pkce` above `cache/`).
@@ -36,6 +74,19 @@ pub fn private_dir(dir: &Path) -> Result<()> {
             "{} is not a directory (a symlink is refused)",
             dir.display()
         )));
+    }
+    // The directory, and the one above it (the state dir itself, for its locks/, journal/
+    // and cache/; root's is fine): another user who owns either could swap what is inside.
+    let parent = dir.parent().and_then(|p| std::fs::symlink_metadata(p).ok());
+    let foreign_parent = parent.as_ref().and_then(foreign).filter(|&uid| uid != 0);
+    for (d, uid) in [(Some(dir), foreign(&meta)), (dir.parent(), foreign_parent)] {
+        if let (Some(d), Some(uid)) = (d, uid) {
+            return Err(Error::Config(format!(
+                "{} belongs to another user (uid {uid}); oauth-pkce keeps its state only in a \
+                 directory of your own: move it away (or point XDG_STATE_HOME elsewhere)",
+                d.display()
+            )));
+        }
     }
     #[cfg(unix)]
     {
@@ -75,7 +126,11 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads a private file, refusing symlinks and files others can read.
+/// The largest journal or cache file read (they hold a few tokens: a few kB).
+const MAX_PRIVATE_FILE: u64 = 1024 * 1024;
+
+/// Reads a private file, refusing symlinks, files of other users or that others can read,
+/// and files larger than any oauth-pkce writes.
 pub(crate) fn read_private(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
@@ -86,6 +141,19 @@ pub(crate) fn read_private(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
         return Err(std::io::Error::other(format!(
             "{} is not a regular file",
             path.display()
+        )));
+    }
+    if let Some(uid) = foreign(&meta) {
+        return Err(std::io::Error::other(format!(
+            "{} belongs to another user (uid {uid}); refusing it",
+            path.display()
+        )));
+    }
+    if meta.len() > MAX_PRIVATE_FILE {
+        return Err(std::io::Error::other(format!(
+            "{} is {} bytes, more than oauth-pkce ever writes there; refusing it",
+            path.display(),
+            meta.len()
         )));
     }
     #[cfg(unix)]
@@ -334,6 +402,18 @@ mod tests {
         assert_eq!(service.as_str(), "jobber-e19eaf75aab575a8");
         assert_ne!(named, Key::new("github", &[host, "p", "c"], None));
         assert_ne!(named, Key::new("jobber", &[host, "p", "d"], None));
+    }
+
+    /// Red team R12: a journal or cache file larger than oauth-pkce ever writes is not read.
+    #[test]
+    fn r12_an_oversized_private_file_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.json");
+        write_private(&path, &vec![b' '; MAX_PRIVATE_FILE as usize]).unwrap();
+        assert!(read_private(&path).unwrap().is_some());
+        write_private(&path, &vec![b' '; MAX_PRIVATE_FILE as usize + 1]).unwrap();
+        let e = read_private(&path).unwrap_err().to_string();
+        assert!(e.contains("more than oauth-pkce ever writes"), "{e}");
     }
 
     #[test]

@@ -201,6 +201,22 @@ pub(crate) async fn run(inputs: Inputs<'_>) -> Vec<Check> {
     if let Some(dir) = inputs.state_dir {
         checks.push(state_dir_check(dir));
     }
+    // A user's file that replaces a built-in decides where tokens and secrets are sent.
+    for p in inputs.catalog.iter().filter(|p| p.overrides_builtin) {
+        checks.push(
+            Check::new(
+                "provider file",
+                Some(p),
+                Status::Warn,
+                format!(
+                    "the built-in `{}` is replaced by {}",
+                    p.name,
+                    oauth_pkce::bin::terminal_safe(&p.source, 200)
+                ),
+            )
+            .next("keep it only if you wrote it; otherwise move the file away"),
+        );
+    }
 
     if read_ok && stored.is_empty() {
         checks.push(

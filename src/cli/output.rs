@@ -380,6 +380,16 @@ fn describe_check(check: &oauth_pkce::bin::CheckOutcome) -> String {
     }
 }
 
+/// Says that a user's file replaces a built-in preset: that file now decides where the
+/// refresh token and client secret go.
+pub(crate) fn overridden(p: &Provider) {
+    eprintln!(
+        "note: provider `{}` is defined by {}, not the built-in preset",
+        p.name,
+        terminal_safe(&p.source, 200)
+    );
+}
+
 pub(crate) fn print_providers(catalog: &Catalog, json: bool) {
     let mut out = std::io::stdout().lock();
     if json {
@@ -405,7 +415,11 @@ pub(crate) fn print_providers(catalog: &Catalog, json: bool) {
                 p.refresh_token_rotation.to_string(),
                 redirect,
                 format!("{}_*", p.secret_prefix),
-                terminal_safe(&p.source, 80),
+                if p.overrides_builtin {
+                    format!("{} (overrides built-in)", terminal_safe(&p.source, 80))
+                } else {
+                    terminal_safe(&p.source, 80)
+                },
             ]
         })
         .collect();

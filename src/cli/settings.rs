@@ -44,6 +44,8 @@ pub(crate) struct Settings {
     /// stderr is a terminal that can draw a spinner; `NO_COLOR` is unset.
     animate: bool,
     colour: bool,
+    /// Providers whose override by a user's file this command has already said.
+    overrides_told: std::sync::Mutex<Vec<String>>,
 }
 
 /// The values every command but `doctor` needs, all known good.
@@ -96,6 +98,7 @@ impl Settings {
             remote,
             animate: std::io::stderr().is_terminal() && var(env::TERM).as_deref() != Some("dumb"),
             colour: !set(env::NO_COLOR),
+            overrides_told: Default::default(),
         }
     }
 
@@ -104,9 +107,21 @@ impl Settings {
         Catalog::load(self.providers_dir.as_deref(), &self.provider_files)
     }
 
-    /// One provider, parsing only its own definition (and the user's files).
+    /// One provider, parsing only its own definition (and the user's files). A user's file
+    /// that replaces a built-in is said on stderr, once per provider and command.
     pub(crate) fn provider(&self, name: &str) -> Result<Provider> {
-        Catalog::find(self.providers_dir.as_deref(), &self.provider_files, name)
+        let provider = Catalog::find(self.providers_dir.as_deref(), &self.provider_files, name)?;
+        if provider.overrides_builtin {
+            let mut told = self
+                .overrides_told
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if !told.contains(&provider.name) {
+                told.push(provider.name.clone());
+                crate::cli::output::overridden(&provider);
+            }
+        }
+        Ok(provider)
     }
 
     /// Where progress and warnings go.

@@ -81,6 +81,9 @@ impl Catalog {
 
     fn add_user_files(&mut self, dir: Option<&Path>, files: &[PathBuf]) -> Result<()> {
         if let Some(dir) = dir {
+            if let Ok(meta) = std::fs::metadata(dir) {
+                trust(dir, &meta, "providers directory")?;
+            }
             for path in toml_files_in(dir)? {
                 self.insert(load_file(&path)?);
             }
@@ -139,16 +142,43 @@ impl Catalog {
     }
 }
 
+fn is_builtin(name: &str) -> bool {
+    BUILTIN
+        .iter()
+        .any(|(file, _)| file.strip_suffix(".toml") == Some(name))
+}
+
 fn parse_builtin(file: &str, text: &str) -> Result<Provider> {
     Provider::parse(text, &format!("built-in providers/{file}"))
 }
 
+/// A provider file or directory must belong to this user (or root) and be writable by no one
+/// else: whoever can change it decides where the refresh token and client secret are sent.
+fn trust(path: &Path, meta: &std::fs::Metadata, what: &str) -> Result<()> {
+    match crate::state::untrusted(meta) {
+        None => Ok(()),
+        Some(why) => Err(Error::ProviderFile {
+            path: path.display().to_string(),
+            message: format!(
+                "this {what} {why}, so it could send your tokens anywhere; refusing it \
+                 (make it yours: `chmod go-w {}`, or move it away)",
+                path.display()
+            ),
+        }),
+    }
+}
+
 fn load_file(path: &Path) -> Result<Provider> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+    let read = |source| Error::ReadFile {
         path: path.to_path_buf(),
         source,
-    })?;
-    Provider::parse(&text, &path.display().to_string())
+    };
+    let meta = std::fs::metadata(path).map_err(read)?;
+    trust(path, &meta, "provider file")?;
+    let text = std::fs::read_to_string(path).map_err(read)?;
+    let mut provider = Provider::parse(&text, &path.display().to_string())?;
+    provider.overrides_builtin = is_builtin(&provider.name);
+    Ok(provider)
 }
 
 pub(super) fn toml_files_in(dir: &Path) -> Result<Vec<PathBuf>> {

@@ -245,6 +245,9 @@ pub struct Provider {
     /// Where the definition came from: `built-in` or a file path.
     #[serde(skip_deserializing, default)]
     pub source: String,
+    /// A user's file that replaces the built-in preset of the same name.
+    #[serde(skip_deserializing, default)]
+    pub overrides_builtin: bool,
 }
 
 /// The keys without a default (the fields of [`Provider`] serde requires).

@@ -27,6 +27,7 @@ mod fake_as_selftest;
 mod fleet;
 mod headless;
 mod leaks;
+mod local_files;
 mod network;
 mod providers;
 mod real_as;
