@@ -60,7 +60,7 @@ fn jobber_one_registered_callback_on_a_fixed_port_and_a_graphql_check() {
     let callback = format!("http://localhost:{}/callback", h.port);
     h.auth.set_registered_redirect_uris(vec![callback.clone()]);
     let graphql = format!(
-        "[check]\nurl = \"{}\"\nmethod = \"POST\"\nbody = '{{\"query\":\"{{ account {{ id name }} }}\"}}'\nsuccess_field = \"data.account.id\"\n[check.headers]\nContent-Type = \"application/json\"\nX-JOBBER-GRAPHQL-VERSION = \"2025-04-16\"\n",
+        "[check]\nurl = \"{}\"\nmethod = \"POST\"\nbody = '{{\"query\":\"{{ account {{ id name }} }}\"}}'\nsuccess_field = \"data.account.id\"\n[check.headers]\nContent-Type = \"application/json\"\nX-JOBBER-GRAPHQL-VERSION = \"2026-05-12\"\n",
         h.auth.graphql_url()
     );
     let head = format!(
@@ -89,7 +89,7 @@ fn jobber_one_registered_callback_on_a_fixed_port_and_a_graphql_check() {
     let (at, _) = stored_pair(&h);
     assert_eq!(sent.method, "POST");
     assert_eq!(sent.authorization, Some(format!("Bearer {at}")));
-    assert_eq!(sent.header("x-jobber-graphql-version"), Some("2025-04-16"));
+    assert_eq!(sent.header("x-jobber-graphql-version"), Some("2026-05-12"));
     assert_eq!(sent.header("content-type"), Some("application/json"));
     assert!(sent.body.contains("account"), "{}", sent.body);
 
@@ -101,7 +101,7 @@ fn jobber_one_registered_callback_on_a_fixed_port_and_a_graphql_check() {
         "acme",
         &format!(
             "{head}{}",
-            graphql.replace("X-JOBBER-GRAPHQL-VERSION = \"2025-04-16\"\n", "")
+            graphql.replace("X-JOBBER-GRAPHQL-VERSION = \"2026-05-12\"\n", "")
         ),
     );
     let (code, check, stderr) = status_check(&h);
