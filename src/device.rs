@@ -158,7 +158,7 @@ impl TokenEndpoint<'_> {
                 scopes.join(&self.provider.scope_separator),
             );
         }
-        let send = Adapter(self.http.clone(), self.provider.clone());
+        let send = Adapter::new(self.http, self.provider);
         let details: StandardDeviceAuthorizationResponse = request
             .request_async(&send)
             .await
@@ -219,12 +219,12 @@ impl TokenEndpoint<'_> {
             .extend_pairs(&form)
             .finish()
             .into_bytes();
-        let response = send(self.http, self.provider, request).await.map_err(|e| {
-            Error::ProviderUnreachable {
+        let response = send(self.http, self.provider, request, false)
+            .await
+            .map_err(|e| Error::ProviderUnreachable {
                 url: self.provider.token_url.to_string(),
                 source: Box::new(e),
-            }
-        })?;
+            })?;
         let body = response.body();
         #[derive(Deserialize)]
         struct Answer {

@@ -109,6 +109,10 @@ pub enum Error {
     },
     #[error("the token endpoint answered badly: {0}")]
     ProviderResponse(String),
+    /// A refresh request reached the token endpoint but its outcome is unknown (a timeout, a
+    /// reset, a 5xx): the provider may have rotated the refresh token. It was not resent.
+    #[error("the refresh at {provider}'s token endpoint may or may not have happened ({detail})")]
+    RefreshUncertain { provider: String, detail: String },
     #[error("the device authorization endpoint refused the request: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     DeviceAuthorization {
         error: String,
@@ -259,6 +263,7 @@ impl Error {
             TokenEndpoint { .. }
             | ProviderUnreachable { .. }
             | ProviderResponse(_)
+            | RefreshUncertain { .. }
             | DeviceAuthorization { .. }
             | RevocationFailed { .. }
             | RevocationUnreachable { .. } => ExitClass::Provider,
@@ -352,6 +357,9 @@ impl Error {
             },
             ProviderUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and the provider's token_url, then retry; for a certificate error, trust your CA with --ca-file, OAUTH_PKCE_CA_FILE or SSL_CERT_FILE".into(),
             ProviderResponse(_) => "the provider answered something that is not an OAuth token response; check token_url in the provider file".into(),
+            RefreshUncertain { provider, .. } => format!(
+                "the stored tokens were kept and the refresh was not sent again (if {provider} rotated the refresh token before failing, it is spent); run `oauth-pkce refresh --provider {provider}` once: if that is refused (exit 1), sign in again with `oauth-pkce authorize --provider {provider}`"
+            ),
             RevocationFailed { provider, .. } | RevocationUnreachable { provider, .. } => format!(
                 "nothing was removed from Doppler, so you can retry `oauth-pkce revoke --provider {provider}` later; `--local-only` removes the tokens from Doppler without the provider (the grant then stays valid until it expires or you revoke the app's access in your account settings there)"
             ),

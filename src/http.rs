@@ -21,6 +21,9 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Total timeout of one attempt.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Total timeout of a code exchange or refresh, sent once: a slow authorization server is
+/// waited for (well inside the 120 s lease) rather than given up on while it rotates.
+pub(crate) const GRANT_TIMEOUT: Duration = Duration::from_secs(60);
 /// All attempts of one logical request end within this budget.
 pub(crate) const RETRY_BUDGET: Duration = Duration::from_secs(30);
 /// Attempts per logical request.
@@ -384,14 +387,31 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
     }
 }
 
-/// A `reqwest::Error` stripped of its URL, usable as an error source.
+/// A `reqwest::Error` stripped of its URL, usable as an error source; `sent` when the
+/// request may have reached the server (anything but a connection never made).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct TransportError(pub String);
+#[error("{message}")]
+pub(crate) struct TransportError {
+    pub(crate) message: String,
+    pub(crate) sent: bool,
+}
+
+impl TransportError {
+    /// A failure after the request was sent (its answer unreadable or a 5xx).
+    pub(crate) fn after_sending(message: String) -> TransportError {
+        TransportError {
+            message,
+            sent: true,
+        }
+    }
+}
 
 impl From<reqwest::Error> for TransportError {
     fn from(e: reqwest::Error) -> Self {
-        TransportError(describe(&e))
+        TransportError {
+            message: describe(&e),
+            sent: !(e.is_connect() || e.is_builder()),
+        }
     }
 }
 

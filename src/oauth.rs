@@ -126,7 +126,32 @@ pub(crate) fn client_authentication(
 
 /// Lets the oauth2 crate send through [`Http`] with the provider's quirks (a named type, so
 /// the futures are `Send`).
-pub(crate) struct Adapter(pub(crate) Http, pub(crate) Provider);
+pub(crate) struct Adapter {
+    http: Http,
+    provider: Provider,
+    once: bool,
+}
+
+impl Adapter {
+    /// For requests that may be repeated (device authorization and polls).
+    pub(crate) fn new(http: &Http, provider: &Provider) -> Adapter {
+        Adapter {
+            http: http.clone(),
+            provider: provider.clone(),
+            once: false,
+        }
+    }
+
+    /// For a grant that is spent when it arrives (a code exchange, a refresh): resent only
+    /// when it provably never reached the server, given [`http::GRANT_TIMEOUT`], and a 5xx
+    /// answer is an error that says the request was sent (its outcome is unknown).
+    pub(crate) fn once(http: &Http, provider: &Provider) -> Adapter {
+        Adapter {
+            once: true,
+            ..Adapter::new(http, provider)
+        }
+    }
+}
 
 impl<'c> oauth2::AsyncHttpClient<'c> for Adapter {
     type Error = TransportError;
@@ -140,16 +165,18 @@ impl<'c> oauth2::AsyncHttpClient<'c> for Adapter {
     >;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
-        Box::pin(send(&self.0, &self.1, request))
+        Box::pin(send(&self.http, &self.provider, request, self.once))
     }
 }
 
-/// Sends one oauth2 request through our client: retries, timeouts, no redirects, capped body;
-/// and adapts request and answer to the provider's quirks.
+/// Sends one oauth2 request through our client: retries (for a grant sent `once`, only when
+/// it never arrived), timeouts, no redirects, capped body; and adapts request and answer to
+/// the provider's quirks.
 pub(crate) async fn send(
     http: &Http,
     provider: &Provider,
     request: oauth2::HttpRequest,
+    once: bool,
 ) -> std::result::Result<oauth2::HttpResponse, TransportError> {
     let (mut parts, mut body) = request.into_parts();
     if provider.token_request_format == TokenRequestFormat::Json {
@@ -159,19 +186,40 @@ pub(crate) async fn send(
             reqwest::header::HeaderValue::from_static("application/json"),
         );
     }
-    let response = http
-        .send(|| {
-            http.client()
-                .request(parts.method.clone(), parts.uri.to_string())
-                .headers(parts.headers.clone())
-                .body(body.clone())
-        })
-        .await?;
+    let build = || {
+        let request = http
+            .client()
+            .request(parts.method.clone(), parts.uri.to_string())
+            .headers(parts.headers.clone())
+            .body(body.clone());
+        if once {
+            request.timeout(http::GRANT_TIMEOUT)
+        } else {
+            request
+        }
+    };
+    let response = if once {
+        http.send_write(build).await?
+    } else {
+        http.send(build).await?
+    };
     let status = response.status();
     let mut headers = response.headers().clone();
     let mut bytes = http::read_capped(response, BODY_LIMIT)
         .await
-        .map_err(|e| TransportError(e.to_string()))?;
+        .map_err(|e| TransportError::after_sending(e.to_string()))?;
+    if once && status.is_server_error() {
+        let said = parse_error(&bytes)
+            .map(|e| match e.description {
+                Some(d) => format!(": {} ({d})", e.error),
+                None => format!(": {}", e.error),
+            })
+            .unwrap_or_default();
+        return Err(TransportError::after_sending(format!(
+            "HTTP {}{said}",
+            status.as_u16()
+        )));
+    }
     adapt_response(provider, &mut headers, &mut bytes);
     let mut out = oauth2::HttpResponse::new(bytes);
     *out.status_mut() = status;

@@ -251,7 +251,7 @@ impl<'a> TokenEndpoint<'a> {
         redirect_uri: &str,
     ) -> Result<TokenSet> {
         let client = self.client(Some(redirect_uri))?;
-        let send = Adapter(self.http.clone(), self.provider.clone());
+        let send = Adapter::once(self.http, self.provider);
         let result = client
             .exchange_code(AuthorizationCode::new(code.expose_secret().to_string()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_string()))
@@ -263,7 +263,7 @@ impl<'a> TokenEndpoint<'a> {
     /// Exchanges a refresh token (RFC 6749 §6).
     pub(crate) async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet> {
         let client = self.client(None)?;
-        let send = Adapter(self.http.clone(), self.provider.clone());
+        let send = Adapter::once(self.http, self.provider);
         let rt = RefreshToken::new(refresh_token.expose_secret().to_string());
         let mut request = client.exchange_refresh_token(&rt);
         if self.provider.refresh_sends_redirect_uri {
@@ -317,6 +317,12 @@ impl<'a> TokenEndpoint<'a> {
                 terminal_safe(r.error().as_ref(), 64),
                 r.error_description().map(|d| terminal_safe(d, 256)),
             ),
+            RequestTokenError::Request(source) if refreshing && source.sent => {
+                Error::RefreshUncertain {
+                    provider: self.provider.name.clone(),
+                    detail: source.message,
+                }
+            }
             RequestTokenError::Request(source) => Error::ProviderUnreachable {
                 url: self.provider.token_url.to_string(),
                 source: Box::new(source),

@@ -82,6 +82,10 @@ fn every_error() -> Vec<Error> {
             source: "timed out".into(),
         },
         Error::ProviderResponse("not JSON".into()),
+        Error::RefreshUncertain {
+            provider: p(),
+            detail: "timed out after 60 s".into(),
+        },
         Error::RevocationFailed {
             provider: p(),
             url: "https://x/revoke".into(),
@@ -214,6 +218,7 @@ fn every_error() -> Vec<Error> {
             | Error::TokenEndpoint { .. }
             | Error::ProviderUnreachable { .. }
             | Error::ProviderResponse(_)
+            | Error::RefreshUncertain { .. }
             | Error::DeviceAuthorization { .. }
             | Error::RevocationFailed { .. }
             | Error::RevocationUnreachable { .. }

@@ -127,14 +127,76 @@ fn token_endpoint_refusals_are_provider_errors() {
     assert!(h.lease_is_free(), "lease released");
 }
 
+/// Red team R3: a refresh is not idempotent. A 5xx after the request arrived may follow a
+/// rotation, so the refresh is never resent; the stored tokens stay as they were, the error
+/// says what may have happened and what to do, and the next run recovers when the server
+/// had not rotated.
 #[test]
-fn token_endpoint_5xx_is_retried() {
+fn r3_a_5xx_from_the_token_endpoint_is_not_resent_and_the_next_run_recovers() {
+    use crate::support::fake_as::TokenFault;
     let h = Harness::new(AsConfig::jobber());
-    h.store_grant(10);
+    let (_, rt) = h.store_grant(10);
     h.auth
         .push_token_fault(503, r#"{"error":"temporarily_unavailable"}"#, 1);
+    let run = h.run(&["refresh", "--provider", "acme"]);
+    run.assert_error(
+        5,
+        "may or may not have happened (HTTP 503: temporarily_unavailable)",
+    );
+    assert!(
+        run.stderr
+            .contains("run `oauth-pkce refresh --provider acme` once"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(h.auth.token_requests().len(), 1, "sent once, never resent");
+    assert_eq!(h.secret("ACME_REFRESH_TOKEN").as_deref(), Some(rt.as_str()));
+    assert!(h.lease_is_free(), "lease released");
+    // The server had not processed it: the next run refreshes with the same token.
     h.run(&["refresh", "--provider", "acme"]).assert_code(0);
-    assert_eq!(h.auth.token_requests().len(), 2);
+    assert!(h
+        .auth
+        .is_live_refresh_token(&h.secret("ACME_REFRESH_TOKEN").unwrap()));
+
+    // It had rotated, then answered 500: still sent once, the message says how to recover.
+    h.auth.push_fault(
+        TokenFault {
+            status: 500,
+            body: r#"{"error":"server_error"}"#.into(),
+            headers: Vec::new(),
+            after_processing: true,
+        },
+        1,
+    );
+    let before = h.auth.token_requests().len();
+    let run = h.run(&["token", "--provider", "acme", "--after-401"]);
+    run.assert_error(5, "may or may not have happened (HTTP 500: server_error)");
+    assert!(
+        run.stderr
+            .contains("`oauth-pkce authorize --provider acme`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(h.auth.token_requests().len(), before + 1);
+    assert!(
+        !h.auth.grant_revoked(),
+        "the spent refresh token was not sent again"
+    );
+}
+
+/// Red team R3: an authorization server slower than one ordinary attempt (15 s) is waited for
+/// (the refresh has 60 s), so the chain it rotates is kept.
+#[test]
+fn r3_a_slow_token_endpoint_is_waited_for_and_the_chain_is_kept() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(10);
+    h.auth.set_token_delay(std::time::Duration::from_secs(17));
+    let run = h.run(&["refresh", "--provider", "acme"]);
+    run.assert_code(0);
+    assert_eq!(h.auth.token_requests().len(), 1);
+    assert!(h
+        .auth
+        .is_live_refresh_token(&h.secret("ACME_REFRESH_TOKEN").unwrap()));
 }
 
 #[test]
