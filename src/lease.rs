@@ -37,7 +37,7 @@ use crate::Context;
 /// How long a lease lasts, in the store's seconds.
 pub(crate) const LEASE_SECONDS: i64 = 120;
 /// A waiter gives up after this.
-const MAX_WAIT: Duration = Duration::from_secs(LEASE_SECONDS as u64 + 15);
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(LEASE_SECONDS as u64 + 15);
 /// First and longest pause between re-reads of a held lease.
 const POLL_FIRST: Duration = Duration::from_millis(1000);
 const POLL_MAX: Duration = Duration::from_millis(5000);
@@ -102,12 +102,14 @@ pub(crate) enum Leased<T> {
     Done(T),
 }
 
-/// Takes the lease; waits while another machine holds it; returns early when `done` finds
-/// what the caller wanted in a fresh read (another machine's refresh).
+/// Takes the lease; waits while another machine holds it (at most `patience`, then
+/// [`Error::RefreshBusy`]); returns early when `done` finds what the caller wanted in a fresh
+/// read (another machine's refresh).
 pub(crate) async fn take<T>(
     ctx: &Context,
     mut stored: Stored,
     done: impl Fn(&Stored) -> Option<T>,
+    patience: Duration,
 ) -> Result<Leased<T>> {
     let provider = &ctx.provider.name;
     let owner = owner_id();
@@ -217,10 +219,10 @@ pub(crate) async fn take<T>(
             }
             Some(Err(e)) => return Err(e),
         }
-        if started.elapsed() > MAX_WAIT {
+        if started.elapsed() > patience {
             return Err(Error::RefreshBusy {
                 provider: provider.clone(),
-                seconds: MAX_WAIT.as_secs(),
+                seconds: started.elapsed().as_secs(),
                 holder: Holder::AnotherMachine,
             });
         }

@@ -33,6 +33,12 @@ use crate::{Context, Event, Reporter};
 pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(90);
 /// A clock further than this from the store's is worth a warning.
 const SKEW_WARNING: i64 = 60;
+/// A token with at least this long left is served at once when another process holds the
+/// lease (perhaps a dead one, whose lease runs out only after 120 s), instead of waiting.
+const SERVE_WHILE_LEASED: i64 = 60;
+/// How long such a token's holder waits for another process's lease before serving it (a
+/// live holder is done in a second or two; a killed one's lease lasts 120 s).
+const PATIENCE_WHILE_VALID: Duration = Duration::from_secs(10);
 
 /// A valid access token and when it expires.
 pub struct Fresh {
@@ -173,10 +179,31 @@ pub(crate) async fn obtain(
         }
     }
 
+    // A token still valid is better than a wait for another process's lease (a killed
+    // holder's runs out only after 120 s) or an error once the wait is over.
+    let still_valid = (want == Want::Valid && rejected.is_none())
+        .then(|| still_valid(&stored))
+        .flatten();
+    let patience = match &still_valid {
+        Some((_, left)) if *left >= SERVE_WHILE_LEASED => PATIENCE_WHILE_VALID,
+        _ => lease::MAX_WAIT,
+    };
     let done = |s: &Stored| usable(ctx, s, want, rejected, first_seen.as_ref());
-    let (stored, lease) = match lease::take(ctx, stored, done).await? {
-        Leased::Ours(stored, lease) => (stored, lease),
-        Leased::Done(fresh) => return Ok(fresh),
+    let (stored, lease) = match lease::take(ctx, stored, done, patience).await {
+        Ok(Leased::Ours(stored, lease)) => (stored, lease),
+        Ok(Leased::Done(fresh)) => return Ok(fresh),
+        Err(e @ Error::RefreshBusy { .. }) => {
+            return match still_valid {
+                Some((fresh, left)) if fresh.expires_at.is_some_and(|at| at > now()) => {
+                    reporter.event(Event::Warning(&format!(
+                        "another process holds the refresh lease; using the stored token, valid for about {left} s more"
+                    )));
+                    Ok(fresh)
+                }
+                _ => Err(e),
+            }
+        }
+        Err(e) => return Err(e),
     };
     let spent = stored.require_refresh_token(&ctx.provider.name)?;
     let credentials = match stored.credentials(&ctx.provider, &ctx.env_credentials) {
@@ -360,6 +387,21 @@ fn usable(
         access_token: access.clone(),
         expires_at: expires_at.map(|e| e - stored.clock().skew()),
         refreshed: false,
+    })
+}
+
+/// The stored access token and how many seconds it has left, when its expiry is known and
+/// still ahead (on the store's clock).
+fn still_valid(stored: &Stored) -> Option<(Fresh, i64)> {
+    let access = stored.access_token()?;
+    let left = stored.expires_at()? - stored.clock().now();
+    (left > 0).then(|| {
+        let fresh = Fresh {
+            access_token: access.clone(),
+            expires_at: stored.expires_at().map(|e| e - stored.clock().skew()),
+            refreshed: false,
+        };
+        (fresh, left)
     })
 }
 

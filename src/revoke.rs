@@ -71,7 +71,7 @@ pub async fn revoke(ctx: &Context, local_only: bool, reporter: &dyn Reporter) ->
 
     // The lease keeps refreshes out while the tokens are revoked and removed.
     let (stored, lease) = if stored.refresh_token().is_some() {
-        match lease::take(ctx, stored, |_| None::<()>).await {
+        match lease::take(ctx, stored, |_| None::<()>, lease::MAX_WAIT).await {
             Ok(Leased::Ours(stored, lease)) => (stored, Some(lease)),
             Ok(Leased::Done(())) => unreachable!("`done` never finds anything"),
             Err(Error::ReadOnlyCannotRefresh { .. }) => return Err(read_only(ctx)),

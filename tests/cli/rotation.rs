@@ -94,7 +94,8 @@ fn two_machines_racing_send_one_refresh_per_race_and_nobody_is_locked_out() {
 #[test]
 fn a_lease_left_by_a_killed_process_expires_and_is_taken_over() {
     let h = Harness::new(AsConfig::jobber());
-    h.store_grant(60);
+    // Under a minute left: not worth serving, the lease is waited out.
+    h.store_grant(20);
     let lease = format!(r#"{{"owner":"gone:4242:deadbeef","until":{}}}"#, now() + 2);
     h.set_secret("ACME_REFRESH_LEASE", &lease);
     let started = std::time::Instant::now();
@@ -111,7 +112,7 @@ fn a_lease_left_by_a_killed_process_expires_and_is_taken_over() {
 #[test]
 fn a_lease_held_by_another_machine_that_finishes_is_used_without_a_refresh() {
     let h = Harness::new(AsConfig::jobber());
-    h.store_grant(60);
+    h.store_grant(20);
     h.set_secret(
         "ACME_REFRESH_LEASE",
         &format!(r#"{{"owner":"other:1:1","until":{}}}"#, now() + 30),
@@ -123,6 +124,39 @@ fn a_lease_held_by_another_machine_that_finishes_is_used_without_a_refresh() {
     run.assert_code(0);
     assert_eq!(run.stdout, format!("{at}\n"));
     assert_eq!(h.auth.refreshes(), 0);
+}
+
+/// Red team R8: a lease held by another process (a killed one's lasts 120 s) does not make
+/// `token` wait it out while the stored token still has minutes left: after a few seconds
+/// (a live holder would be done) it is served, with a warning, and nothing is refreshed.
+#[test]
+fn r8_a_held_lease_does_not_delay_a_token_that_is_still_valid() {
+    let h = Harness::new(AsConfig::jobber());
+    let (at, _) = h.store_grant(200);
+    let lease = format!(
+        r#"{{"owner":"gone:4242:deadbeef","until":{}}}"#,
+        now() + 120
+    );
+    h.set_secret("ACME_REFRESH_LEASE", &lease);
+    let started = std::time::Instant::now();
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_code(0);
+    assert_eq!(run.stdout, format!("{at}\n"));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "served without waiting the lease out"
+    );
+    assert!(
+        run.stderr
+            .contains("another process holds the refresh lease; using the stored token"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(h.auth.refreshes(), 0);
+    assert_eq!(
+        h.secret("ACME_REFRESH_LEASE").as_deref(),
+        Some(lease.as_str())
+    );
 }
 
 fn journal_files(h: &Harness) -> Vec<std::path::PathBuf> {
