@@ -1,8 +1,13 @@
 //! The refresh journal: the moment a provider answers a refresh, the new tokens are written
-//! here (0600 file in a 0700 dir, fsync, atomic rename) before Doppler is written, and removed
-//! once Doppler holds them. A journal left behind (Doppler down, process killed) is pushed to
-//! Doppler by the next command, so a rotated refresh token is never lost.
+//! here (0600 file in a 0700 dir, fsync) before Doppler is written, and blanked once Doppler
+//! holds them. A journal left behind (Doppler down, process killed) is pushed to Doppler by
+//! the next command, so a rotated refresh token is never lost.
+//!
+//! The file is a slot of [`SLOT`] bytes, reserved (written and fsynced) before a refresh token
+//! is spent and kept afterwards, blank (spaces) when nothing is pending: the answer is written
+//! into blocks the disk already gave, so a disk that filled up meanwhile cannot refuse it.
 
+use std::io::{Read as _, Seek as _, Write as _};
 use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -31,6 +36,9 @@ struct Record {
     spent_refresh_token: String,
     lease: Option<String>,
 }
+
+/// The size of a journal slot: room for the largest token set seen (JWTs of a few kB each).
+const SLOT: usize = 32 * 1024;
 
 /// The journal file of one (Doppler target, provider).
 #[derive(Debug, Clone)]
@@ -66,13 +74,16 @@ impl Journal {
         );
         let dir = self.path.parent().expect("journal has a directory");
         state::private_dir(dir)?;
+        let bytes = json.expose_secret().as_bytes();
         let written = if crate::refresh::injected_fault("journal-write") {
             Err(std::io::Error::new(
                 std::io::ErrorKind::StorageFull,
                 "no space left on device (OAUTH_PKCE_TEST_FAULT)",
             ))
+        } else if bytes.len() <= SLOT && self.slot_len() == Some(SLOT as u64) {
+            self.fill_slot(bytes)
         } else {
-            state::write_private(&self.path, json.expose_secret().as_bytes())
+            state::write_private(&self.path, bytes)
         };
         written.map_err(|source| Error::StateFile {
             op: FileOp::Write,
@@ -81,9 +92,52 @@ impl Journal {
         })
     }
 
-    /// Whether a journal is there (a local check, no read).
+    /// Makes sure the slot exists, so that [`Journal::save`] writes into blocks already
+    /// given (call it before spending a refresh token). A pending journal is left alone.
+    pub(crate) fn reserve(&self) -> Result<()> {
+        let io = |source| Error::StateFile {
+            op: FileOp::Write,
+            path: self.path.clone(),
+            source,
+        };
+        if self.slot_len().is_some() {
+            return Ok(());
+        }
+        let dir = self.path.parent().expect("journal has a directory");
+        state::private_dir(dir)?;
+        if crate::refresh::injected_fault("journal-reserve") {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left on device (OAUTH_PKCE_TEST_FAULT)",
+            )));
+        }
+        state::write_private(&self.path, &[b' '; SLOT]).map_err(io)
+    }
+
+    /// The journal file's length, when it is a regular file.
+    fn slot_len(&self) -> Option<u64> {
+        std::fs::symlink_metadata(&self.path)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+    }
+
+    /// Overwrites the slot in place with `bytes`, padded with spaces to its size, and syncs.
+    fn fill_slot(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut file = state::open_private(&self.path)?;
+        let mut slot = vec![b' '; SLOT];
+        slot[..bytes.len()].copy_from_slice(bytes);
+        file.rewind()?;
+        file.write_all(&slot)?;
+        file.sync_all()
+    }
+
+    /// Whether a journal is pending (a local check of its first byte; a blank slot is none).
     pub(crate) fn exists(&self) -> bool {
-        std::fs::symlink_metadata(&self.path).is_ok()
+        let mut first = [0u8; 1];
+        std::fs::File::open(&self.path)
+            .and_then(|mut f| f.read(&mut first))
+            .is_ok_and(|n| n == 1 && first[0] != b' ')
     }
 
     /// The pending tokens, if a journal is there.
@@ -96,6 +150,9 @@ impl Journal {
         else {
             return Ok(None);
         };
+        if bytes.iter().all(|b| *b == b' ') {
+            return Ok(None);
+        }
         let record: Record = serde_json::from_slice(&bytes).map_err(|_| {
             Error::Config(format!(
                 "{} is not a journal oauth-pkce can read; move it away",
@@ -124,7 +181,17 @@ impl Journal {
         }))
     }
 
+    /// Blanks the slot (the tokens overwritten, the blocks kept for the next refresh); a
+    /// journal of another size is removed.
     pub(crate) fn remove(&self) {
+        if self.slot_len() == Some(SLOT as u64) {
+            match self.fill_slot(&[]) {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!("could not blank the journal {}: {e}", self.path.display())
+                }
+            }
+        }
         if let Err(e) = std::fs::remove_file(&self.path) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!("could not remove the journal {}: {e}", self.path.display());

@@ -214,6 +214,13 @@ pub(crate) async fn obtain(
         }
     };
 
+    // Room for the answer before the refresh token is spent: a disk that fills up meanwhile
+    // cannot refuse it. Without it (a read-only state dir) Doppler is the only copy.
+    if let Err(e) = journal.reserve() {
+        reporter.event(Event::Warning(&format!(
+            "could not reserve the refresh journal ({e}); the new tokens go to Doppler only"
+        )));
+    }
     reporter.event(Event::Refreshing);
     let endpoint = TokenEndpoint::new(&ctx.provider, &credentials, &ctx.http);
     let tokens: TokenSet = match endpoint.refresh(&spent).await {

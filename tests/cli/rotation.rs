@@ -160,13 +160,7 @@ fn r8_a_held_lease_does_not_delay_a_token_that_is_still_valid() {
 }
 
 fn journal_files(h: &Harness) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(h.state_dir().join("journal"))
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect()
-        })
-        .unwrap_or_default()
+    h.pending_journals()
 }
 
 #[test]
@@ -465,4 +459,87 @@ fn a_disk_that_refuses_the_journal_while_doppler_fails_says_the_tokens_are_lost(
         "{}",
         run.stderr
     );
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped (before its directory goes).
+struct Mounted(std::path::PathBuf);
+
+impl Mounted {
+    /// Mounts a tmpfs of `size` at `dir`; `None` where this process may not mount (not root,
+    /// or no CAP_SYS_ADMIN in a container).
+    fn tmpfs(dir: &std::path::Path, size: &str) -> Option<Mounted> {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| Mounted(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Red team R7: the disk fills up, then Doppler fails the store after the provider rotated.
+/// The journal's slot was reserved before the refresh token was spent, so the answer is
+/// written into blocks the disk already gave: nothing is lost, and the next run, the disk
+/// still full, pushes it to Doppler.
+#[test]
+fn r7_a_full_disk_while_doppler_fails_keeps_the_rotated_token_in_the_reserved_journal() {
+    let h = Harness::new(AsConfig::jobber());
+    let Some(_disk) = Mounted::tmpfs(&h.home.path().join(".local/state"), "256k") else {
+        eprintln!("SKIPPED (needs to mount a tmpfs: root with CAP_SYS_ADMIN): the full-disk test");
+        return;
+    };
+    h.store_grant(10);
+    h.run(&["refresh", "--provider", "acme"]).assert_code(0);
+    // Fill the disk to the last block.
+    let filler = h.home.path().join(".local/state/filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let chunk = [0u8; 4096];
+    while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+    let _ = file.sync_all();
+    assert!(
+        std::fs::write(h.home.path().join(".local/state/probe"), [0u8; 4096]).is_err(),
+        "the disk is full"
+    );
+
+    let spent = h.secret("ACME_REFRESH_TOKEN").unwrap();
+    h.doppler.push_fault_on(
+        Some("POST"),
+        Some(SECRETS),
+        1,
+        Fault::json(500, "doppler is down"),
+        100,
+    );
+    let run = h.run(&["refresh", "--provider", "acme"]);
+    run.assert_error(6, "doppler is down");
+    assert!(
+        !h.auth.is_live_refresh_token(&spent),
+        "the provider rotated"
+    );
+    assert_eq!(journal_files(&h).len(), 1, "{}", run.stderr);
+
+    // Doppler is back, the disk still full: the journal reaches Doppler.
+    h.doppler.clear_faults();
+    h.run(&["token", "--provider", "acme"]).assert_code(0);
+    let rt = h.secret("ACME_REFRESH_TOKEN").unwrap();
+    assert_ne!(rt, spent);
+    assert!(
+        h.auth.is_live_refresh_token(&rt),
+        "Doppler holds the live token"
+    );
+    assert!(journal_files(&h).is_empty());
+    assert!(!h.auth.grant_revoked());
 }

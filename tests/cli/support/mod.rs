@@ -169,6 +169,17 @@ impl Harness {
         self.home.path().join(".local/state/oauth-pkce")
     }
 
+    /// The journals pending on this machine (a reserved slot, all spaces, holds nothing).
+    pub fn pending_journals(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.state_dir().join("journal"))
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| std::fs::read(p).is_ok_and(|b| b.iter().any(|c| *c != b' ')))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// A second "machine": its own HOME and state dir, the same fakes and provider file.
     pub fn other_machine(&self) -> Machine<'_> {
         let home = tempfile::tempdir().unwrap();
