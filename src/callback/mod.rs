@@ -31,6 +31,7 @@ use crate::provider::PortRange;
 use crate::text::html_escape;
 use crate::{Event, Reporter};
 
+mod peer;
 mod validate;
 
 use validate::{judge, judge_pasted, Outcome, Verdict};
@@ -46,6 +47,8 @@ const MAX_HEADER_BYTES: usize = 8192;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// No connection lives longer than this.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// After a failed `accept()` (too many open files): wait, rather than spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A bound, not yet serving, callback listener.
 pub(crate) struct Callback {
@@ -144,6 +147,8 @@ impl Callback {
         reporter: &dyn Reporter,
     ) -> Result<SecretString> {
         let (tx, mut rx) = oneshot::channel();
+        let (notice_tx, mut notices) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let mut told = HashSet::new();
         let shared = Arc::new(Shared {
             expected: Expected {
                 state: expected.state.clone(),
@@ -154,6 +159,7 @@ impl Callback {
             hosts: allowed_hosts(&self.host, self.port),
             outcome: Mutex::new(Some(tx)),
             refused: AtomicU32::new(0),
+            notices: notice_tx,
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -170,6 +176,7 @@ impl Callback {
                         app.clone(),
                         Arc::clone(&connections),
                         Arc::clone(&permits),
+                        shared.notices.clone(),
                     ))
                 })
                 .collect(),
@@ -183,6 +190,12 @@ impl Callback {
             tokio::select! {
                 _ = &mut deadline => break None,
                 outcome = &mut rx => break outcome.ok(),
+                Some(notice) = notices.recv() => {
+                    // Each kind of refusal is said once.
+                    if told.insert(notice.clone()) {
+                        reporter.event(Event::Warning(&notice));
+                    }
+                }
                 line = next_pasted(paste) => match line {
                     // The input ended (stdin closed): wait for the browser alone.
                     None => paste = None,
@@ -289,15 +302,33 @@ async fn accept(
     app: axum::Router,
     connections: Arc<Mutex<tokio::task::JoinSet<()>>>,
     permits: Arc<tokio::sync::Semaphore>,
+    notices: tokio::sync::mpsc::UnboundedSender<String>,
 ) {
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(_) => {
+                // Too many open files and the like: let connections close before retrying.
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
         };
         if !peer.ip().is_loopback() {
             continue; // dropped: only this machine may call back
         }
+        // Another local user's connection is refused before it can take a permit.
+        if let Ok(local) = stream.local_addr() {
+            if let Err(uid) = peer::allowed(peer, local) {
+                let _ = notices.send(format!(
+                    "refused a connection to the callback from another local user (uid {uid})"
+                ));
+                continue;
+            }
+        }
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            let _ = notices.send(format!(
+                "refusing connections to the callback: {MAX_CONNECTIONS} are open already"
+            ));
             continue; // too many open connections: refuse this one
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
@@ -361,6 +392,8 @@ struct Shared {
     hosts: HashSet<String>,
     outcome: Mutex<Option<oneshot::Sender<Outcome>>>,
     refused: AtomicU32,
+    /// What the terminal should hear about refused connections and callbacks.
+    notices: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Shared {
@@ -428,6 +461,10 @@ async fn handle(
     match judge(uri.query().unwrap_or(""), &shared.expected) {
         Verdict::Refused { title, message } => {
             shared.refuse();
+            let _ = shared.notices.send(format!(
+                "refused a callback: {}",
+                crate::text::terminal_safe(&message, 200)
+            ));
             page(StatusCode::BAD_REQUEST, title, &message)
         }
         Verdict::Final(outcome) => {

@@ -42,6 +42,11 @@ impl Pending {
     fn base(&self) -> String {
         format!("http://127.0.0.1:{}/callback", self.port)
     }
+    /// The Host the genuine callback carries.
+    fn host(&self) -> String {
+        let u = url::Url::parse(&self.location).unwrap();
+        format!("{}:{}", u.host_str().unwrap(), self.port)
+    }
     fn finish(self) -> Run {
         let page = browser::deliver(&self.location);
         assert_eq!(page.status, 200, "{}", page.body);
@@ -364,4 +369,92 @@ fn b3_d1_two_genuine_callbacks_at_once_make_exactly_one_exchange() {
     assert_eq!(h.auth.code_exchanges(), 1, "{statuses:?}");
     // Replaying the callback afterwards finds the port closed.
     assert!(std::net::TcpStream::connect(("127.0.0.1", p.port)).is_err());
+}
+
+/// Starts `script` in bash as another local user (nobody, uid 65534), its stdout piped; `None`
+/// (and a line saying so) where this process cannot switch users (it is not root).
+fn as_other_user(script: &str) -> Option<std::process::Child> {
+    let root =
+        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    if !root {
+        eprintln!("SKIPPED (needs root to run a second uid with setpriv): another user's callback");
+        return None;
+    }
+    let child = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "bash",
+            "-c",
+            script,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("setpriv runs (util-linux)");
+    Some(child)
+}
+
+/// Red team R4 and R5: another local user who read the `state` (from the browser opener's
+/// argv) delivers their own code: the connection is refused before anything is read, the
+/// terminal says so, and the genuine callback still gets through — also while that user
+/// holds 8 idle connections to the port.
+#[test]
+fn r4_r5_another_local_user_s_connections_are_refused_and_the_genuine_callback_gets_through() {
+    let h = Harness::new(AsConfig::jobber());
+    let p = start(&h);
+    let host = p.host();
+    let forged = format!("/callback?code=ATTACKER-CODE&state={}", p.state);
+    let deliver = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET {forged} HTTP/1.1\\r\\nHost: {host}\\r\\nConnection: close\\r\\n\\r\\n' >&3 && cat <&3",
+        port = p.port
+    );
+    let Some(attacker) = as_other_user(&deliver) else {
+        p.finish();
+        return;
+    };
+    let answer = attacker.wait_with_output().unwrap();
+    let answer = String::from_utf8_lossy(&answer.stdout);
+    assert!(
+        !answer.contains("HTTP/1.1"),
+        "another user got an answer: {answer}"
+    );
+
+    let hold = format!(
+        "for i in 1 2 3 4 5 6 7 8; do exec {{fd}}<>/dev/tcp/127.0.0.1/{}; done; sleep 20",
+        p.port
+    );
+    let mut holder = as_other_user(&hold).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let run = p.finish();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(
+        run.stderr
+            .contains("refused a connection to the callback from another local user (uid 65534)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        h.auth.code_exchanges(),
+        1,
+        "only the genuine code was exchanged"
+    );
+    assert!(!h.secret("ACME_ACCESS_TOKEN").unwrap_or_default().is_empty());
+}
+
+/// A callback refused for its `state` is said on the terminal, and the flow goes on.
+#[test]
+fn a_refused_callback_is_said_on_the_terminal() {
+    let h = Harness::new(AsConfig::jobber());
+    let p = start(&h);
+    let raw = raw_get(p.port, "/callback?code=x&state=not-the-state", &p.host());
+    assert_eq!(status_of(&raw), 400, "{raw}");
+    let run = p.finish();
+    assert!(
+        run.stderr.contains("refused a callback: "),
+        "{}",
+        run.stderr
+    );
 }
