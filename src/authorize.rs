@@ -68,9 +68,11 @@ pub async fn authorize(
     let _sign_in = ctx.sign_in_lock()?;
     // 1. Provider and client credentials (one Doppler read, which also tells which token
     //    secrets already exist).
-    let stored = ctx.store.load(provider).await?;
+    let mut stored = ctx.store.load(provider).await?;
     let credentials = stored.credentials(provider, &ctx.env_credentials)?;
     let endpoint = TokenEndpoint::new(provider, &credentials, &ctx.http);
+    // Before any browser or port: can this token store what the sign-in brings?
+    stored = preflight(ctx, stored).await?;
 
     // 2. PKCE verifier, challenge and state.
     let pkce = PkcePair::generate();
@@ -141,6 +143,42 @@ pub async fn authorize(
         tokens,
         redirect_uri,
     })
+}
+
+/// Before the user signs in, a write that shows whether this token can store the result: the
+/// compare-and-swap probe `doctor` makes (the lease written to its own value: nothing
+/// changes), or, before the first sign-in, the free lease the new grant would get anyway. A
+/// read-only token is found out before the browser opens, not after the code is spent.
+/// Returns the snapshot to write against (with the lease the write created).
+pub(crate) async fn preflight(ctx: &Context, stored: Stored) -> Result<Stored> {
+    use crate::error::DopplerFailure;
+    use crate::store::REFRESH_LEASE;
+    let existed = stored.exists(REFRESH_LEASE);
+    let write = if existed {
+        Write::Probe
+    } else {
+        Write::LeaseFreed
+    };
+    match ctx.store.write(&stored, write).await {
+        Ok(echo) => Ok(match echo.value(REFRESH_LEASE) {
+            Some(value) if !existed => stored.with(REFRESH_LEASE, value),
+            _ => stored,
+        }),
+        // Refused by the precondition only: the write itself was allowed.
+        Err(Error::Doppler {
+            kind: DopplerFailure::Conflict,
+            ..
+        }) => ctx.store.load(&ctx.provider).await,
+        Err(Error::Doppler {
+            kind: DopplerFailure::ReadOnly | DopplerFailure::Forbidden,
+            ..
+        }) => Err(Error::ReadOnlyCannotSignIn {
+            provider: ctx.provider.name.clone(),
+            target: ctx.store.describe_target(),
+        }),
+        Err(Error::StoreAnswerLost { .. }) => ctx.store.load(&ctx.provider).await,
+        Err(e) => Err(e),
+    }
 }
 
 /// Step 7, shared with the device flow: one store write of the new grant's tokens, its

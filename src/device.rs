@@ -50,6 +50,7 @@ pub async fn authorize_device(
     let _sign_in = ctx.sign_in_lock()?;
     let stored = ctx.store.load(provider).await?;
     let credentials = stored.credentials(provider, &ctx.env_credentials)?;
+    let stored = crate::authorize::preflight(ctx, stored).await?;
     let endpoint = TokenEndpoint::new(provider, &credentials, &ctx.http);
 
     let scopes = if opts.scopes.is_empty() {

@@ -188,6 +188,8 @@ pub enum Error {
     },
     #[error("the access token for {provider} must be refreshed, but this Doppler token cannot write, so the new tokens could not be stored")]
     ReadOnlyCannotRefresh { provider: String },
+    #[error("this Doppler token cannot write to {target}, so a sign-in to {provider} could not be stored; nothing was opened")]
+    ReadOnlyCannotSignIn { provider: String, target: String },
 }
 
 /// What could not be done to a state file.
@@ -276,7 +278,8 @@ impl Error {
             | StoreFailed { .. }
             | TokensLost { .. }
             | RevokedNotRemoved { .. }
-            | ReadOnlyCannotRefresh { .. } => ExitClass::Doppler,
+            | ReadOnlyCannotRefresh { .. }
+            | ReadOnlyCannotSignIn { .. } => ExitClass::Doppler,
         }
     }
 
@@ -391,6 +394,9 @@ impl Error {
             ),
             ReadOnlyCannotRefresh { provider } => format!(
                 "run `oauth-pkce refresh --provider {provider}` with a read/write Doppler token (a service token with write access, or a personal token); read-only tokens can then keep reading the fresh token"
+            ),
+            ReadOnlyCannotSignIn { provider, .. } => format!(
+                "put a read/write Doppler token in DOPPLER_TOKEN (a service token with write access: Doppler → project → config → Access), then run `oauth-pkce authorize --provider {provider}`"
             ),
         }
     }

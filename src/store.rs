@@ -243,6 +243,13 @@ impl Stored {
         Stored { clock, ..self }
     }
 
+    /// This snapshot with `{PREFIX}_{suffix}` holding `value` (a write's echo showed it).
+    pub(crate) fn with(mut self, suffix: &str, value: &str) -> Stored {
+        self.secrets
+            .insert(self.name(suffix), SecretString::from(value.to_string()));
+        self
+    }
+
     /// The store's clock as of this read.
     pub fn clock(&self) -> &Clock {
         &self.clock

@@ -140,6 +140,10 @@ fn every_error() -> Vec<Error> {
             source: cause(),
         },
         Error::ReadOnlyCannotRefresh { provider: p() },
+        Error::ReadOnlyCannotSignIn {
+            provider: p(),
+            target: "demo/dev".into(),
+        },
     ];
     for e in [
         "access_denied",
@@ -232,7 +236,8 @@ fn every_error() -> Vec<Error> {
             | Error::StoreFailed { .. }
             | Error::TokensLost { .. }
             | Error::RevokedNotRemoved { .. }
-            | Error::ReadOnlyCannotRefresh { .. } => {}
+            | Error::ReadOnlyCannotRefresh { .. }
+            | Error::ReadOnlyCannotSignIn { .. } => {}
         }
     }
     all

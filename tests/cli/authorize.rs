@@ -11,9 +11,10 @@ fn authorize_jobber_like_stores_tokens_with_one_read_one_exchange_one_write() {
     let h = Harness::new(AsConfig::jobber());
     let run = h.authorized();
 
-    // Request economy: 1 Doppler read, 1 token request, 1 Doppler write.
+    // Request economy: 1 Doppler read, the preflight write (the free lease, before the
+    // browser), 1 token request, 1 Doppler write of the tokens.
     assert_eq!(h.doppler.reads(), 1, "{:?}", h.doppler.requests());
-    assert_eq!(h.doppler.writes(), 1);
+    assert_eq!((h.doppler.writes(), h.doppler.token_writes()), (2, 1));
     assert_eq!(h.auth.code_exchanges(), 1);
     assert_eq!(h.auth.token_requests().len(), 1);
 
@@ -41,12 +42,13 @@ fn authorize_jobber_like_stores_tokens_with_one_read_one_exchange_one_write() {
             "{name}"
         );
     }
-    // The write is one request carrying every token secret.
+    // The write is one request carrying every token secret (after the preflight's).
     let write = h
         .doppler
         .requests()
         .into_iter()
-        .find(|r| r.method == "POST")
+        .filter(|r| r.method == "POST")
+        .nth(1)
         .unwrap();
     let body: serde_json::Value = serde_json::from_str(&write.body).unwrap();
     assert_eq!(body["change_requests"].as_array().unwrap().len(), 4);
@@ -183,7 +185,7 @@ fn consent_denied_exits_4_and_writes_nothing() {
         "{}",
         run.stderr
     );
-    assert_eq!(h.doppler.writes(), 0);
+    assert_eq!(h.doppler.token_writes(), 0);
     assert_eq!(h.auth.code_exchanges(), 0);
 }
 
@@ -228,7 +230,7 @@ fn callback_timeout_exits_4_and_closes_the_port() {
     ]);
     run.assert_error(4, "no authorization arrived within 1 s");
     assert!(run.stderr.contains("--timeout"), "{}", run.stderr);
-    assert_eq!(h.doppler.writes(), 0);
+    assert_eq!(h.doppler.token_writes(), 0);
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", h.port)).is_err(),
         "port still open"
@@ -259,12 +261,12 @@ fn a_busy_first_port_is_skipped_with_a_warning_and_all_busy_is_an_error() {
 
     let _second = std::net::TcpListener::bind(("127.0.0.1", h.port + 1)).unwrap();
     let _third = std::net::TcpListener::bind(("127.0.0.1", h.port + 2)).unwrap();
-    let writes = h.doppler.writes();
+    let writes = h.doppler.token_writes();
     let authorize_calls = h.auth.authorize_requests().len();
     let run = h.run(&["authorize", "--provider", "acme", "--no-browser"]);
     run.assert_error(4, &format!("{}-{}", h.port, h.port + 2));
     assert!(run.stderr.contains("--ports"), "{}", run.stderr);
-    assert_eq!(h.doppler.writes(), writes);
+    assert_eq!(h.doppler.token_writes(), writes);
     assert_eq!(h.auth.authorize_requests().len(), authorize_calls);
     drop(first);
 }
@@ -365,4 +367,34 @@ fn e2_the_browser_gets_the_url_as_one_argument_and_no_secrets_in_its_environment
     let mut lines = argv.lines();
     assert_eq!(lines.next(), Some("1"), "exactly one argument: {argv}");
     assert!(lines.next().unwrap().starts_with(&h.auth.authorize_url()));
+}
+
+/// Issue 15: a read-only Doppler token is found out before the user signs in — no browser,
+/// no port, no authorization request, exit 6 with what to do.
+#[test]
+fn a_read_only_doppler_token_stops_authorize_before_any_browser_or_port() {
+    use crate::support::RO_TOKEN;
+    let h = Harness::new(AsConfig::jobber());
+    let marker = h.home.path().join("browser-ran");
+    let browser = format!("touch {}", marker.display());
+    let run = h.run_env(
+        &[("DOPPLER_TOKEN", RO_TOKEN), ("BROWSER", &browser)],
+        &["authorize", "--provider", "acme", "--timeout", "5"],
+    );
+    run.assert_error(6, "this Doppler token cannot write to");
+    assert!(run.stderr.contains("nothing was opened"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`oauth-pkce authorize --provider acme`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!marker.exists(), "no browser was started");
+    assert!(h.auth.authorize_requests().is_empty());
+    assert!(
+        !run.stderr.contains("http://"),
+        "no URL was printed: {}",
+        run.stderr
+    );
+    assert_eq!(h.doppler.token_writes(), 0);
 }

@@ -242,7 +242,7 @@ fn d2_too_many_wrong_callbacks_end_the_flow_with_exit_4() {
     let run = p.running.finish();
     run.assert_error(4, "wrong state");
     assert_eq!(h.auth.code_exchanges(), 0);
-    assert_eq!(h.doppler.writes(), 0);
+    assert_eq!(h.doppler.token_writes(), 0);
 }
 
 #[test]

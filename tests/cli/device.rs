@@ -74,8 +74,8 @@ fn l1_approval_after_pending_and_slow_down_is_stored_with_one_write() {
     assert!(gaps[1] >= Duration::from_millis(5900), "{gaps:?}");
     assert_eq!(h.auth.early_polls(), 0);
 
-    // One Doppler read, one write; the tokens are the fake's live ones.
-    assert_eq!((h.doppler.reads(), h.doppler.writes()), (1, 1));
+    // One Doppler read, the preflight, one write of the tokens; they are the fake's live ones.
+    assert_eq!((h.doppler.reads(), h.doppler.token_writes()), (1, 1));
     let at = h.secret("ACME_ACCESS_TOKEN").unwrap();
     let rt = h.secret("ACME_REFRESH_TOKEN").unwrap();
     assert!(h.auth.is_live_access_token(&at) && h.auth.is_live_refresh_token(&rt));
@@ -127,7 +127,7 @@ fn denied_exits_4_and_writes_nothing() {
     );
     let run = device_run(&h, &[]);
     run.assert_error(4, "access_denied");
-    assert_eq!(h.doppler.writes(), 0);
+    assert_eq!(h.doppler.token_writes(), 0);
     assert!(h.secret("ACME_ACCESS_TOKEN").is_none());
 }
 
@@ -149,7 +149,7 @@ fn an_expired_code_exits_4_whether_the_provider_or_the_clock_says_so() {
         "{}",
         run.stderr
     );
-    assert_eq!(h.doppler.writes(), 0);
+    assert_eq!(h.doppler.token_writes(), 0);
 
     // Forever pending: the code's own 3 s lifetime ends the wait.
     let h = harness(
@@ -166,7 +166,7 @@ fn an_expired_code_exits_4_whether_the_provider_or_the_clock_says_so() {
     assert!(started.elapsed() < Duration::from_secs(10));
     // Every second until the lifetime is used up (the last poll may fall just past it).
     assert!((2..=3).contains(&h.auth.device_polls().len()));
-    assert_eq!(h.doppler.writes(), 0);
+    assert_eq!(h.doppler.token_writes(), 0);
 }
 
 /// Red team R9: an `interval` of 2^64-1 s (it would overflow the clock) is clamped; the code
@@ -185,7 +185,7 @@ fn r9_an_absurd_interval_is_clamped_and_the_code_expires_without_a_panic() {
     let run = device_run(&h, &[]);
     run.assert_error(4, "the device code expired");
     assert!(h.auth.device_polls().is_empty());
-    assert_eq!(h.doppler.writes(), 0);
+    assert_eq!(h.doppler.token_writes(), 0);
 }
 
 #[test]

@@ -51,7 +51,7 @@ fn a_pasted_redirect_url_completes_the_sign_in_and_the_hints_name_the_ssh_forwar
         run.stderr
     );
     assert_eq!(h.auth.code_exchanges(), 1);
-    assert_eq!(h.doppler.writes(), 1);
+    assert_eq!(h.doppler.token_writes(), 1);
     assert!(h
         .auth
         .is_live_access_token(&h.secret("ACME_ACCESS_TOKEN").unwrap()));
@@ -103,7 +103,7 @@ fn pasted_refusals_count_against_the_cap() {
     let run = running.finish();
     run.assert_error(4, "20 callbacks with a wrong state");
     assert_eq!(h.auth.code_exchanges(), 0);
-    assert_eq!(h.doppler.writes(), 0);
+    assert_eq!(h.doppler.token_writes(), 0);
 }
 
 #[test]
@@ -142,7 +142,7 @@ fn ctrl_c_while_waiting_exits_130_frees_the_port_and_writes_nothing() {
         std::net::TcpStream::connect(("127.0.0.1", h.port)).is_err(),
         "port still open"
     );
-    assert_eq!(h.doppler.writes(), 0);
+    assert_eq!(h.doppler.token_writes(), 0);
     assert_eq!(h.auth.code_exchanges(), 0);
     // The port can be bound again at once.
     std::net::TcpListener::bind(("127.0.0.1", h.port)).unwrap();

@@ -889,7 +889,7 @@ fn real_as_consent_denied_exits_4_and_writes_nothing() {
         cb["text"].as_str().unwrap().contains("access_denied"),
         "{report:?}"
     );
-    assert_eq!(w.doppler.writes(), 0);
+    assert_eq!(w.doppler.token_writes(), 0);
     assert!(w.doppler.reads() > reads_before);
     for name in [
         "ACME_ACCESS_TOKEN",

@@ -205,6 +205,16 @@ impl FakeDoppler {
         self.count("POST", "/v3/configs/config/secrets")
     }
 
+    /// Writes that carry tokens (any `*_ACCESS_TOKEN` change): a sign-in's preflight, which
+    /// writes only the lease, is not one.
+    pub fn token_writes(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == "/v3/configs/config/secrets")
+            .filter(|r| r.body.contains("_ACCESS_TOKEN\""))
+            .count()
+    }
+
     /// The next `times` requests whose path is `path` (any path for `None`) get `fault`
     /// instead of normal handling. Faults are matched in the order they were pushed.
     pub fn push_fault(&self, path: Option<&str>, fault: Fault, times: usize) {
