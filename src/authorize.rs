@@ -129,16 +129,35 @@ pub async fn authorize(
             required: provider.require_iss,
         },
     };
-    let code = callback
+    let (code, page) = callback
         .wait_for_code(&expected, opts.timeout, opts.paste.as_ref(), reporter)
         .await?;
 
-    // 6. The exchange.
+    // 6. The exchange, and 7. the store; the browser's page then says how it ended.
     reporter.event(Event::Exchanging);
-    let tokens = endpoint
-        .exchange_code(code, &pkce.verifier, &redirect_uri)
-        .await?;
-    store_new_grant(ctx, &stored, &tokens, reporter).await?;
+    let done = async {
+        let tokens = endpoint
+            .exchange_code(code, &pkce.verifier, &redirect_uri)
+            .await?;
+        store_new_grant(ctx, &stored, &tokens, reporter).await?;
+        Ok::<_, Error>(tokens)
+    }
+    .await;
+    match &done {
+        Ok(_) => {
+            let title = format!("Signed in to {}", provider.display_name);
+            let text = format!(
+                "The tokens are stored in {}. You can close this tab.",
+                ctx.store.describe_target()
+            );
+            page.send(title, text).await;
+        }
+        Err(e) => {
+            let text = format!("{}. Next: {}", e.with_causes(), e.hint());
+            page.send("Sign-in failed".into(), text).await;
+        }
+    }
+    let tokens = done?;
     Ok(Authorized {
         tokens,
         redirect_uri,

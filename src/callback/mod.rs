@@ -47,6 +47,8 @@ const MAX_HEADER_BYTES: usize = 8192;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// No connection lives longer than this.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the browser's page waits for the exchange and the store to finish.
+const RESULT_WAIT: Duration = Duration::from_secs(25);
 /// After a failed `accept()` (too many open files): wait, rather than spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -137,15 +139,16 @@ impl Callback {
     }
 
     /// Serves until a callback (or, with `paste`, a pasted redirect URL) with the right `state`
-    /// arrives or `timeout` passes, then closes the port and returns the authorization code.
-    /// Dropping the returned future (Ctrl-C) closes the port too.
+    /// arrives or `timeout` passes, then closes the port and returns the authorization code,
+    /// with the [`Reply`] that tells the waiting browser page how the sign-in ended. Dropping
+    /// the returned future (Ctrl-C) closes the port too.
     pub(crate) async fn wait_for_code(
         self,
         expected: &Expected,
         timeout: Duration,
         paste: Option<&PastedLines>,
         reporter: &dyn Reporter,
-    ) -> Result<SecretString> {
+    ) -> Result<(SecretString, Reply)> {
         let (tx, mut rx) = oneshot::channel();
         let (notice_tx, mut notices) = tokio::sync::mpsc::unbounded_channel::<String>();
         let mut told = HashSet::new();
@@ -160,6 +163,7 @@ impl Callback {
             outcome: Mutex::new(Some(tx)),
             refused: AtomicU32::new(0),
             notices: notice_tx,
+            result: tokio::sync::watch::channel(None).0,
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -221,9 +225,17 @@ impl Callback {
                 },
             }
         };
-        // Close the port at once, let the last page flush (no keep-alive, `Connection: close`),
-        // then cut whatever connection is left so nothing can delay the exit.
+        // Close the port at once. With a code, the browser's connection stays open for the
+        // page that says how the sign-in ended (the Reply); otherwise let the last page flush
+        // (no keep-alive, `Connection: close`), then cut whatever connection is left.
         serving.stop_accepting();
+        if let Some(Outcome::Code(code)) = outcome {
+            let reply = Reply {
+                shared: Arc::clone(&shared),
+                serving: Some(serving),
+            };
+            return Ok((code, reply));
+        }
         let mut set = std::mem::take(&mut *connections.lock().expect("connections lock"));
         let _ = tokio::time::timeout(Duration::from_millis(500), async {
             while set.join_next().await.is_some() {}
@@ -242,7 +254,7 @@ impl Callback {
                 provider,
                 message: "the callback server stopped".into(),
             }),
-            Some(Outcome::Code(code)) => Ok(code),
+            Some(Outcome::Code(_)) => unreachable!("a code returned above"),
             Some(Outcome::Refused { error, description }) => Err(Error::AuthorizationDenied {
                 provider,
                 error,
@@ -259,6 +271,32 @@ impl Callback {
                     "{MAX_REFUSED} callbacks with a wrong state or bad parameters arrived; something other than your browser is calling the callback port"
                 ),
             }),
+        }
+    }
+}
+
+/// How the sign-in ended, for the browser page still waiting (title, text).
+type Ending = Option<(String, String)>;
+
+/// The browser's page, held open after the code arrived until [`Reply::send`] says how the
+/// sign-in ended (the exchange and the store done, or what failed), in the terminal's words.
+pub(crate) struct Reply {
+    shared: Arc<Shared>,
+    serving: Option<Serving>,
+}
+
+impl Reply {
+    /// Shows `title` and `text` on the waiting page, lets it flush, and closes the server.
+    pub(crate) async fn send(mut self, title: String, text: String) {
+        self.shared.result.send_replace(Some((title, text)));
+        if let Some(serving) = self.serving.take() {
+            let mut set =
+                std::mem::take(&mut *serving.connections.lock().expect("connections lock"));
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                while set.join_next().await.is_some() {}
+            })
+            .await;
+            set.abort_all();
         }
     }
 }
@@ -394,6 +432,8 @@ struct Shared {
     refused: AtomicU32,
     /// What the terminal should hear about refused connections and callbacks.
     notices: tokio::sync::mpsc::UnboundedSender<String>,
+    /// How the sign-in ended, once it has (see [`Reply`]).
+    result: tokio::sync::watch::Sender<Ending>,
 }
 
 impl Shared {
@@ -467,9 +507,25 @@ async fn handle(
             ));
             page(StatusCode::BAD_REQUEST, title, &message)
         }
+        Verdict::Final(Outcome::Code(code)) => {
+            let mut ended = shared.result.subscribe();
+            if !shared.finish(Outcome::Code(code)) {
+                return already_done();
+            }
+            // The page answers once the exchange and the store are done, saying how it went.
+            let waited = tokio::time::timeout(RESULT_WAIT, ended.wait_for(Option::is_some)).await;
+            match waited.ok().and_then(|r| r.ok().map(|e| e.clone())).flatten() {
+                Some((title, text)) => page(StatusCode::OK, &title, &text),
+                None => page(
+                    StatusCode::OK,
+                    "Still working",
+                    "oauth-pkce received the authorization and is still storing the tokens. The terminal says how it ends.",
+                ),
+            }
+        }
         Verdict::Final(outcome) => {
             let (status, title, message) = match &outcome {
-                Outcome::Code(_) => (StatusCode::OK, "Authorization received", "oauth-pkce received the authorization. You can close this tab and return to the terminal.".to_string()),
+                Outcome::Code(_) => unreachable!("handled above"),
                 Outcome::Refused { error, description } => (
                     StatusCode::OK,
                     "Authorization failed",
@@ -485,7 +541,8 @@ async fn handle(
                 _ => (
                     StatusCode::BAD_REQUEST,
                     "Authorization failed",
-                    "The callback had no usable authorization code. Return to the terminal.".to_string(),
+                    "The callback had no usable authorization code. Return to the terminal."
+                        .to_string(),
                 ),
             };
             if shared.finish(outcome) {

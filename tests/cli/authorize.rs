@@ -398,3 +398,42 @@ fn a_read_only_doppler_token_stops_authorize_before_any_browser_or_port() {
     );
     assert_eq!(h.doppler.token_writes(), 0);
 }
+
+/// Issue 15: the browser's page tells the truth. It answers once the exchange and the store
+/// are done: after success it names the provider and where the tokens went; after a failed
+/// exchange it says what failed and what to do, in the terminal's words.
+#[test]
+fn the_callback_page_says_how_the_sign_in_ended() {
+    let h = Harness::new(AsConfig::jobber());
+    let (running, url) = h.start_authorize(20);
+    let page = browser::follow_authorization(&url);
+    let run = running.finish();
+    run.assert_code(0);
+    assert!(page.body.contains("Signed in to Acme"), "{}", page.body);
+    // The service token implies its project and config; the page says so.
+    assert!(
+        page.body
+            .contains("The tokens are stored in the project/config of the service token."),
+        "where the tokens went: {}",
+        page.body
+    );
+    assert!(!page.body.contains("Sign-in failed"));
+
+    h.auth.push_token_fault(
+        400,
+        r#"{"error":"invalid_grant","error_description":"code spent"}"#,
+        1,
+    );
+    let (running, url) = h.start_authorize(20);
+    let failed = browser::follow_authorization(&url);
+    let run = running.finish();
+    run.assert_error(5, "invalid_grant");
+    assert!(failed.body.contains("Sign-in failed"), "{}", failed.body);
+    assert!(
+        failed.body.contains("invalid_grant (code spent)"),
+        "{}",
+        failed.body
+    );
+    assert!(!failed.body.contains("Signed in"), "{}", failed.body);
+    assert_ne!(page.body, failed.body);
+}

@@ -541,7 +541,7 @@ url = "{}"
         assert_eq!(cb["error"], Value::Null);
         assert_eq!(
             cb["title"],
-            "Authorization received",
+            "Signed in to oidc-provider (real AS)",
             "{report:#}",
             report = report.0
         );
