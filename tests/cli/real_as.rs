@@ -895,10 +895,12 @@ fn real_as_consent_denied_exits_4_and_writes_nothing() {
         "ACME_ACCESS_TOKEN",
         "ACME_REFRESH_TOKEN",
         "ACME_TOKEN_EXPIRES_AT",
-        "ACME_REFRESH_LEASE",
     ] {
         assert_eq!(w.secret(name), None, "{name}");
     }
+    // Only the preflight's free lease, written before the browser opened.
+    let lease = w.secret("ACME_REFRESH_LEASE").unwrap_or_default();
+    assert!(lease.starts_with(r#"{"free":"#), "{lease}");
     assert_eq!(
         w.server
             .grants("grant.success", "authorization_code", 0)
