@@ -139,7 +139,7 @@ pub async fn authorize(
         let tokens = endpoint
             .exchange_code(code, &pkce.verifier, &redirect_uri)
             .await?;
-        store_new_grant(ctx, &stored, &tokens, reporter).await?;
+        keep_new_grant(ctx, &stored, &tokens, reporter).await?;
         Ok::<_, Error>(tokens)
     }
     .await;
@@ -196,6 +196,48 @@ pub(crate) async fn preflight(ctx: &Context, stored: Stored) -> Result<Stored> {
             target: ctx.store.describe_target(),
         }),
         Err(Error::StoreAnswerLost { .. }) => ctx.store.load(&ctx.provider).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// Step 7 for a code just spent: the tokens go to this machine's journal first (as for a
+/// refresh), so a store that fails, or a process killed, after the exchange loses nothing:
+/// the next command pushes them, unless Doppler has moved on to other tokens meanwhile.
+pub(crate) async fn keep_new_grant(
+    ctx: &Context,
+    stored: &Stored,
+    tokens: &TokenSet,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let journal = ctx.journal();
+    let pending = crate::journal::Pending {
+        tokens: tokens.clone(),
+        spent: stored
+            .refresh_token()
+            .cloned()
+            .unwrap_or_else(|| secrecy::SecretString::from(String::new())),
+        lease: None,
+        new_grant: true,
+    };
+    let journaled = match journal.save(&ctx.provider.name, &pending) {
+        Ok(()) => true,
+        Err(e) => {
+            reporter.event(Event::Warning(&format!(
+                "could not write the journal ({e}); storing in Doppler directly"
+            )));
+            false
+        }
+    };
+    match store_new_grant(ctx, stored, tokens, reporter).await {
+        Ok(()) => {
+            journal.remove();
+            Ok(())
+        }
+        Err(e) if journaled => Err(Error::StoreFailed {
+            provider: ctx.provider.name.clone(),
+            journal: journal.path.clone(),
+            source: Box::new(e),
+        }),
         Err(e) => Err(e),
     }
 }

@@ -22,7 +22,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::authorize::{store_new_grant, AuthorizeOptions};
+use crate::authorize::{keep_new_grant, AuthorizeOptions};
 use crate::browser;
 use crate::error::{Error, Result};
 use crate::oauth::{parse_error, send, Adapter, OAuthError};
@@ -88,7 +88,7 @@ pub async fn authorize_device(
         reporter,
     )
     .await?;
-    store_new_grant(ctx, &stored, &tokens, reporter).await?;
+    keep_new_grant(ctx, &stored, &tokens, reporter).await?;
     Ok(tokens)
 }
 

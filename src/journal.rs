@@ -24,6 +24,9 @@ pub(crate) struct Pending {
     pub spent: SecretString,
     /// The lease value this machine held, to release it.
     pub lease: Option<String>,
+    /// A sign-in's tokens (not a refresh's): `spent` is then the refresh token Doppler held
+    /// before it ("" for none), and they land only while Doppler still holds that one.
+    pub new_grant: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -35,6 +38,8 @@ struct Record {
     expires_at: Option<i64>,
     spent_refresh_token: String,
     lease: Option<String>,
+    #[serde(default)]
+    new_grant: bool,
 }
 
 /// The size of a journal slot: room for the largest token set seen (JWTs of a few kB each).
@@ -68,6 +73,7 @@ impl Journal {
             expires_at: pending.tokens.expires_at,
             spent_refresh_token: pending.spent.expose_secret().to_string(),
             lease: pending.lease.clone(),
+            new_grant: pending.new_grant,
         };
         let json = SecretString::from(
             serde_json::to_string(&record).expect("a journal record serializes"),
@@ -178,6 +184,7 @@ impl Journal {
             },
             spent: SecretString::from(record.spent_refresh_token),
             lease: record.lease,
+            new_grant: record.new_grant,
         }))
     }
 

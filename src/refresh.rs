@@ -254,6 +254,7 @@ pub(crate) async fn obtain(
 
     let skew = stored.clock().skew();
     let pending = Pending {
+        new_grant: false,
         tokens: tokens.on_store_clock(skew),
         spent,
         lease: Some(lease),
@@ -535,6 +536,26 @@ async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Re
         "pushing tokens that an earlier run saved on this machine to Doppler",
     ));
     let _lock = ctx.refresh_lock(LOCK_WAIT).await?;
+    if pending.new_grant {
+        // A sign-in's tokens: they land only while Doppler holds what it held before it.
+        let now = ctx.store.load(&ctx.provider).await?;
+        let at = pending.tokens.access_token.expose_secret();
+        let held = now.refresh_token().map_or("", |t| t.expose_secret());
+        if now.access_token().map(|t| t.expose_secret()) == Some(at) {
+            journal.remove();
+        } else if held == pending.spent.expose_secret() {
+            crate::authorize::store_new_grant(ctx, &now, &pending.tokens, reporter)
+                .await
+                .map_err(|e| store_failed(ctx, journal, e))?;
+            journal.remove();
+        } else {
+            reporter.event(Event::Warning(
+                "Doppler already holds newer tokens than the ones this machine saved; keeping Doppler's",
+            ));
+            journal.remove();
+        }
+        return Ok(());
+    }
     // Every secret existed when the journal was written; a read tells nothing more.
     land(
         ctx,

@@ -437,3 +437,43 @@ fn the_callback_page_says_how_the_sign_in_ended() {
     assert!(!failed.body.contains("Signed in"), "{}", failed.body);
     assert_ne!(page.body, failed.body);
 }
+
+/// Issue 15: Doppler fails the store after the code was spent. The new tokens are kept in
+/// this machine's journal (exit 6, saying so), and the next command pushes them to Doppler.
+#[test]
+fn a_store_that_fails_after_the_exchange_keeps_the_tokens_for_the_next_command() {
+    use crate::support::fake_doppler::Fault;
+    let h = Harness::new(AsConfig::jobber());
+    // The preflight's write passes; the tokens' write fails, every retry too.
+    h.doppler.push_fault_on(
+        Some("POST"),
+        Some("/v3/configs/config/secrets"),
+        1,
+        Fault::json(500, "doppler is down"),
+        20,
+    );
+    let (running, url) = h.start_authorize(20);
+    let page = browser::follow_authorization(&url);
+    let run = running.finish();
+    run.assert_error(6, "could not be written to Doppler");
+    assert!(
+        run.stderr.contains("safe on this machine"),
+        "{}",
+        run.stderr
+    );
+    assert!(page.body.contains("Sign-in failed"), "{}", page.body);
+    assert!(h.secret("ACME_ACCESS_TOKEN").is_none());
+    assert_eq!(h.pending_journals().len(), 1);
+
+    h.doppler.clear_faults();
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_code(0);
+    let rt = h.secret("ACME_REFRESH_TOKEN").unwrap();
+    assert!(
+        h.auth.is_live_refresh_token(&rt),
+        "the sign-in's tokens reached Doppler"
+    );
+    assert_eq!(run.stdout.trim(), h.secret("ACME_ACCESS_TOKEN").unwrap());
+    assert!(h.pending_journals().is_empty());
+    assert_eq!(h.auth.code_exchanges(), 1);
+}
