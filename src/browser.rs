@@ -31,6 +31,8 @@ pub(crate) enum OpenError {
         #[source]
         source: std::io::Error,
     },
+    #[error("`{program}` failed ({status})")]
+    Failed { program: String, status: String },
     #[error("no system browser opener worked")]
     NoOpener,
 }
@@ -47,17 +49,25 @@ pub(crate) fn open(url: &url::Url, browser_var: Option<&str>) -> Result<Opened, 
             let mut cmd =
                 browser_command(command, url.as_str()).ok_or(OpenError::EmptyBrowserVar)?;
             let program = cmd.get_program().to_string_lossy().into_owned();
-            spawn_detached(&mut cmd).map_err(|source| OpenError::Spawn { program, source })?;
-            Ok(Opened::BrowserVar)
+            match spawn_detached(&mut cmd) {
+                Ok(None) => Ok(Opened::BrowserVar),
+                Ok(Some(status)) => Err(OpenError::Failed { program, status }),
+                Err(source) => Err(OpenError::Spawn { program, source }),
+            }
         }
         None if browser_var.is_some() => Err(OpenError::EmptyBrowserVar),
         None => {
+            let mut failed = None;
             for mut cmd in open::commands(url.as_str()) {
-                if spawn_detached(&mut cmd).is_ok() {
-                    return Ok(Opened::System);
+                let program = cmd.get_program().to_string_lossy().into_owned();
+                match spawn_detached(&mut cmd) {
+                    Ok(None) => return Ok(Opened::System),
+                    // xdg-open without a display: try the next opener, then say so.
+                    Ok(Some(status)) => failed = Some(OpenError::Failed { program, status }),
+                    Err(_) => {}
                 }
             }
-            Err(OpenError::NoOpener)
+            Err(failed.unwrap_or(OpenError::NoOpener))
         }
     }
 }
@@ -140,9 +150,14 @@ pub(crate) fn browser_command(browser_var: &str, url: &str) -> Option<Command> {
     Some(cmd)
 }
 
+/// How long an opener may take to fail before it counts as started: xdg-open without a
+/// display exits at once; a browser started directly keeps running.
+const OPENER_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// Starts the opener with no stdin, its output away from our stdout (which carries data),
-/// secrets removed from its environment, and without waiting for it.
-fn spawn_detached(cmd: &mut Command) -> std::io::Result<()> {
+/// secrets removed from its environment. Waits at most [`OPENER_GRACE`]: `Some(status)` when
+/// it failed within that time, `None` when it succeeded or is still running.
+fn spawn_detached(cmd: &mut Command) -> std::io::Result<Option<String>> {
     for var in [env::DOPPLER_TOKEN, env::DOPPLER_TOKEN_FILE] {
         cmd.env_remove(var);
     }
@@ -159,11 +174,20 @@ fn spawn_detached(cmd: &mut Command) -> std::io::Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = cmd.spawn()?;
-    // Reap it in the background so it does not linger as a zombie while we wait.
+    let started = std::time::Instant::now();
+    while started.elapsed() < OPENER_GRACE {
+        match child.try_wait()? {
+            Some(status) if status.success() => return Ok(None),
+            Some(status) => return Ok(Some(status.to_string())),
+            None => std::thread::sleep(std::time::Duration::from_millis(25)),
+        }
+    }
+    // Still running (a browser itself): reap it in the background so it does not linger as
+    // a zombie while we wait for the callback.
     std::thread::spawn(move || {
         let _ = child.wait();
     });
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -109,6 +109,8 @@ pub(crate) struct Inputs<'a> {
     /// `$BROWSER` and `$PATH`.
     pub(crate) browser_var: Option<String>,
     pub(crate) path_var: Option<OsString>,
+    /// Linux without a display: the system opener will fail.
+    pub(crate) no_display: bool,
     pub(crate) refresh_buffer: i64,
     /// This user's state dir (locks, journals, the token cache), or why there is none.
     pub(crate) state_dir: Option<&'a std::path::Path>,
@@ -197,6 +199,7 @@ pub(crate) async fn run(inputs: Inputs<'_>) -> Vec<Check> {
     checks.push(browser_check(
         inputs.browser_var.as_deref(),
         inputs.path_var.as_deref(),
+        inputs.no_display,
     ));
     if let Some(dir) = inputs.state_dir {
         checks.push(state_dir_check(dir));

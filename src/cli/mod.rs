@@ -186,6 +186,7 @@ async fn run_doctor(args: &DoctorArgs, settings: Settings) -> Result<i32> {
         env_credentials: &settings.env_credentials,
         browser_var: settings.browser_var,
         path_var: settings.path_var,
+        no_display: settings.no_display,
         refresh_buffer: DEFAULT_REFRESH_BUFFER,
         state_dir: settings.state_dir.as_ref().ok().map(|d| d.path()),
     })

@@ -41,6 +41,8 @@ pub(crate) struct Settings {
     pub(crate) path_var: Option<OsString>,
     /// The browser is probably on another machine (SSH, or Linux without a display).
     pub(crate) remote: bool,
+    /// Linux without `DISPLAY` or `WAYLAND_DISPLAY`: the system opener cannot show a browser.
+    pub(crate) no_display: bool,
     /// stderr is a terminal that can draw a spinner; `NO_COLOR` is unset.
     animate: bool,
     colour: bool,
@@ -74,12 +76,10 @@ impl Settings {
             cwd: std::env::current_dir().unwrap_or_default(),
             home: dirs::home_dir(),
         };
-        let remote = set(env::SSH_CONNECTION)
-            || set(env::SSH_TTY)
-            || (cfg!(target_os = "linux")
-                && !set(env::DISPLAY)
-                && !set(env::WAYLAND_DISPLAY)
-                && !set(env::BROWSER));
+        let no_display =
+            cfg!(target_os = "linux") && !set(env::DISPLAY) && !set(env::WAYLAND_DISPLAY);
+        let remote =
+            set(env::SSH_CONNECTION) || set(env::SSH_TTY) || (no_display && !set(env::BROWSER));
         Settings {
             verbose: global.verbose,
             providers_dir: var(env::OAUTH_PKCE_PROVIDERS_DIR)
@@ -96,6 +96,7 @@ impl Settings {
             browser_var: var(env::BROWSER),
             path_var: std::env::var_os(env::PATH),
             remote,
+            no_display,
             animate: std::io::stderr().is_terminal() && var(env::TERM).as_deref() != Some("dumb"),
             colour: !set(env::NO_COLOR),
             overrides_told: Default::default(),

@@ -477,3 +477,31 @@ fn a_store_that_fails_after_the_exchange_keeps_the_tokens_for_the_next_command()
     assert!(h.pending_journals().is_empty());
     assert_eq!(h.auth.code_exchanges(), 1);
 }
+
+/// Issue 15: an opener that fails is reported as a failure, never as "Opened your browser",
+/// and the way to finish without it is shown.
+#[test]
+fn an_opener_that_fails_is_said_and_the_other_routes_are_shown() {
+    let h = Harness::new(AsConfig::jobber());
+    let run = h.run_env(
+        &[("BROWSER", "false")],
+        &["authorize", "--provider", "acme", "--timeout", "1"],
+    );
+    run.assert_code(4);
+    assert!(
+        !run.stderr.contains("Opened your browser"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("Could not open a browser (`false` failed (exit status: 1))"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("ssh -L"),
+        "the way to finish without it: {}",
+        run.stderr
+    );
+}

@@ -169,8 +169,9 @@ fn a_cached_token_readable_by_other_users_fails_with_the_fix() {
 fn a_read_only_token_is_reported_as_such_and_nothing_is_written() {
     let h = Harness::new(AsConfig::jobber());
     h.store_grant(3600);
+    let (browser, _) = browser(&h);
     let mut cmd = h.cmd();
-    cmd.env("DOPPLER_TOKEN", RO_TOKEN);
+    cmd.env("DOPPLER_TOKEN", RO_TOKEN).env("BROWSER", &browser);
     let (run, checks) = doctor(cmd, &["--provider", "acme"]);
     let write = check(&checks, "doppler write", Some("acme"));
     assert_eq!(write["status"], "warn", "{write:#}");
@@ -403,4 +404,32 @@ fn proxy_and_ca_settings_are_shown_without_credentials_and_a_bad_ca_file_fails()
         net["detail"].as_str().unwrap().contains("missing-ca.pem"),
         "{net:#}"
     );
+}
+
+/// Issue 15: a system opener without a display is not a working opener.
+#[test]
+fn a_system_opener_without_a_display_is_a_warning_with_the_paste_route() {
+    let h = Harness::new(AsConfig::jobber());
+    let bin = h.home.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    script(&bin, "xdg-open", "exit 3");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let mut cmd = h.cmd();
+    cmd.env("PATH", &path).env_remove("BROWSER");
+    let (_, checks) = doctor(cmd, &[]);
+    let browser = check(&checks, "browser", None);
+    assert_eq!(browser["status"], "warn", "{browser:#}");
+    assert!(
+        browser["detail"].as_str().unwrap().contains("no display"),
+        "{browser:#}"
+    );
+    assert!(
+        browser["next"].as_str().unwrap().contains("--no-browser"),
+        "{browser:#}"
+    );
+
+    let mut cmd = h.cmd();
+    cmd.env("PATH", &path).env("DISPLAY", ":0");
+    let (_, checks) = doctor(cmd, &[]);
+    assert_eq!(status(&checks, "browser"), "pass");
 }

@@ -89,7 +89,11 @@ pub(super) fn clock_check(clock: &oauth_pkce::bin::Clock) -> Check {
     .next("sync this machine's clock: timedatectl set-ntp true (Linux), w32tm /resync (Windows)")
 }
 
-pub(super) fn browser_check(browser_var: Option<&str>, path: Option<&std::ffi::OsStr>) -> Check {
+pub(super) fn browser_check(
+    browser_var: Option<&str>,
+    path: Option<&std::ffi::OsStr>,
+    no_display: bool,
+) -> Check {
     match find_opener(browser_var.filter(|b| !b.trim().is_empty()), path) {
         Opener::BrowserVar {
             program,
@@ -110,6 +114,16 @@ pub(super) fn browser_check(browser_var: Option<&str>, path: Option<&std::ffi::O
             format!("BROWSER names `{program}`, which is not on PATH"),
         )
         .next("fix or unset BROWSER, or run `authorize --no-browser` and open the URL yourself"),
+        Opener::System {
+            found: Some((name, _)),
+            ..
+        } if no_display => Check::new(
+            "browser",
+            None,
+            Status::Warn,
+            format!("the system opener `{name}` is there, but no display (DISPLAY and WAYLAND_DISPLAY are unset): it cannot show a browser"),
+        )
+        .next("run `oauth-pkce authorize --provider NAME --no-browser`, open the URL on a machine with a browser and paste back the address it ends on; or set BROWSER"),
         Opener::System {
             found: Some((name, at)),
             ..
