@@ -28,6 +28,8 @@ pub const OAUTH_PKCE_CACHE: &str = "OAUTH_PKCE_CACHE";
 pub const NO_COLOR: &str = "NO_COLOR";
 /// `dumb` disables the spinner.
 pub const TERM: &str = "TERM";
+/// The terminal's width, as shells export it: long text is wrapped to it (default 80).
+pub const COLUMNS: &str = "COLUMNS";
 /// Set in an SSH session: the browser is probably on another machine.
 pub const SSH_CONNECTION: &str = "SSH_CONNECTION";
 /// Set in an interactive SSH session.

@@ -48,7 +48,7 @@ pub(crate) enum Command {
     /// Print a valid access token, refreshing it first if it expires within the buffer.
     Token(TokenArgs),
     /// List the providers oauth-pkce knows, built-in and custom.
-    Providers(JsonArg),
+    Providers(ProvidersArgs),
     /// Try the whole cycle on this machine: a built-in local authorization server and an
     /// in-memory Doppler-compatible store (no Doppler account, no provider app needed).
     ///
@@ -140,6 +140,15 @@ pub(crate) struct ExecArgs {
         value_parser = clap::value_parser!(std::ffi::OsString)
     )]
     pub(crate) command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProvidersArgs {
+    #[command(flatten)]
+    pub(crate) json: JsonArg,
+    /// Also show each provider's secrets, source and what limits a CLI flow.
+    #[arg(long)]
+    pub(crate) wide: bool,
 }
 
 #[derive(Debug, Args)]

@@ -45,7 +45,8 @@ impl Cli {
         let settings = Settings::resolve(&self.global);
         match &self.command {
             Command::Providers(args) => {
-                output::print_providers(&settings.catalog()?, args.json);
+                let catalog = settings.catalog()?;
+                output::print_providers(&catalog, args.json.json, args.wide, settings.columns);
                 Ok(0)
             }
             Command::Demo(args) => {

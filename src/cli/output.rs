@@ -328,33 +328,46 @@ pub(crate) fn print_status(rows: &[ProviderStatus], json: bool) {
     if rows.is_empty() {
         return;
     }
-    let yes = |b: bool| if b { "yes" } else { "no" };
-    let table: Vec<[String; 9]> = rows
+    // Narrow (under 80 columns): the token masked short, the time left, the refresh
+    // token's state, this machine's cache; `--json` has every field.
+    let table: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
+            let access = r
+                .access_token
+                .as_deref()
+                .map(|m| m.split(" (").next().unwrap_or(m).to_string())
+                .unwrap_or_else(|| "-".into());
+            let refresh = match (r.refresh_token_present, r.refresh_due) {
+                (false, _) => "none",
+                (true, true) => "due",
+                (true, false) => "stored",
+            };
+            let expires = match (r.access_token.is_some(), r.expires_in) {
+                (false, _) => "-".to_string(),
+                (true, Some(secs)) => time_left(secs),
+                (true, None) => "unknown".to_string(),
+            };
             [
                 r.provider.clone(),
-                yes(r.client_id_present).into(),
-                r.access_token.clone().unwrap_or_else(|| "-".into()),
-                r.expires_at
-                    .map(local_time)
-                    .unwrap_or_else(|| "unknown".into()),
-                r.expires_in.map(time_left).unwrap_or_else(|| "-".into()),
-                yes(r.refresh_token_present).into(),
-                yes(r.refresh_due).into(),
-                yes(r.cached_until.is_some()).into(),
+                access,
+                expires,
+                refresh.into(),
+                if r.cached_until.is_some() {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
                 r.check.as_ref().map(describe_check).unwrap_or_default(),
             ]
         })
         .collect();
     let header = [
         "PROVIDER",
-        "CLIENT ID",
         "ACCESS TOKEN",
         "EXPIRES",
-        "TIME LEFT",
-        "REFRESH TOKEN",
-        "REFRESH DUE",
+        "REFRESH",
         "CACHED",
         "CHECK",
     ];
@@ -362,7 +375,7 @@ pub(crate) fn print_status(rows: &[ProviderStatus], json: bool) {
         write_table(&mut out, &header, &table);
     } else {
         // Without --check, no CHECK column.
-        let table: Vec<[String; 8]> = table
+        let table: Vec<[String; 5]> = table
             .into_iter()
             .map(|row| std::array::from_fn(|i| row[i].clone()))
             .collect();
@@ -376,7 +389,8 @@ fn describe_check(check: &oauth_pkce::bin::CheckOutcome) -> String {
         (CheckResult::Ok, None) => "ok".into(),
         (CheckResult::Failed, Some(s)) => format!("FAILED ({s})"),
         (CheckResult::Failed, None) => "FAILED (unreachable)".into(),
-        (CheckResult::Skipped, _) => format!("skipped: {}", check.detail),
+        // Why, in `--json` (`detail`): the table stays narrow.
+        (CheckResult::Skipped, _) => "skipped".into(),
     }
 }
 
@@ -390,7 +404,9 @@ pub(crate) fn overridden(p: &Provider) {
     );
 }
 
-pub(crate) fn print_providers(catalog: &Catalog, json: bool) {
+/// The providers: a narrow table (the URI to register), or with `wide` each one's secrets,
+/// source and limits wrapped to `width` columns.
+pub(crate) fn print_providers(catalog: &Catalog, json: bool, wide: bool, width: usize) {
     let mut out = std::io::stdout().lock();
     if json {
         let list: Vec<&Provider> = catalog.iter().collect();
@@ -401,72 +417,96 @@ pub(crate) fn print_providers(catalog: &Catalog, json: bool) {
         );
         return;
     }
-    let rows: Vec<[String; 6]> = catalog
+    // Narrow: the name, rotation, and the one redirect URI to register with the provider.
+    let rows: Vec<[String; 3]> = catalog
         .iter()
         .map(|p| {
             let redirect = if p.loopback_unsupported.is_some() {
                 "none: no loopback flow".to_string()
             } else {
-                format!("http://{}:{}{}", p.redirect_host, p.ports, p.redirect_path)
+                p.redirect_uri(p.ports.first)
             };
             [
                 p.name.clone(),
-                plain(&p.display_name),
                 p.refresh_token_rotation.to_string(),
                 redirect,
-                format!("{}_*", p.secret_prefix),
-                if p.overrides_builtin {
-                    format!("{} (overrides built-in)", terminal_safe(&p.source, 80))
-                } else {
-                    terminal_safe(&p.source, 80)
-                },
             ]
         })
         .collect();
     write_table(
         &mut out,
-        &[
-            "NAME",
-            "DISPLAY NAME",
-            "ROTATES REFRESH TOKENS",
-            "REDIRECT URI",
-            "SECRETS",
-            "SOURCE",
-        ],
+        &["NAME", "ROTATES", "REGISTER REDIRECT URI"],
         &rows,
     );
-    // What limits a CLI flow, one paragraph per provider, below the table.
-    let notes: Vec<(String, String)> = catalog
-        .iter()
-        .filter_map(|p| {
-            let mut text = Vec::new();
-            let sentence = |t: &str| {
-                let t = t.trim();
-                if t.ends_with(['.', '!', '?']) {
-                    t.to_string()
-                } else {
-                    format!("{t}.")
-                }
-            };
-            if let Some(u) = &p.loopback_unsupported {
-                text.push(format!(
-                    "No loopback flow: {} Instead: {}",
-                    sentence(&u.reason),
-                    sentence(&u.alternative)
-                ));
+    for p in catalog.iter().filter(|p| p.overrides_builtin) {
+        let _ = writeln!(
+            out,
+            "{}: from {} (overrides the built-in)",
+            p.name,
+            terminal_safe(&p.source, 200)
+        );
+    }
+    if !wide {
+        let _ = writeln!(
+            out,
+            "\nEach provider's secrets, source and limits: `oauth-pkce providers --wide`."
+        );
+        return;
+    }
+    // What limits a CLI flow, one paragraph per provider, wrapped below the table.
+    let _ = writeln!(out);
+    for p in catalog.iter() {
+        let mut text = vec![
+            format!(
+                "{}, from {}.",
+                plain(&p.display_name),
+                terminal_safe(&p.source, 200)
+            ),
+            format!("Secrets: {}_*.", p.secret_prefix),
+        ];
+        let sentence = |t: &str| {
+            let t = t.trim();
+            if t.ends_with(['.', '!', '?']) {
+                t.to_string()
+            } else {
+                format!("{t}.")
             }
-            if let Some(l) = &p.limitations {
-                text.push(sentence(l));
-            }
-            (!text.is_empty()).then(|| (p.name.clone(), plain(&text.join(" "))))
-        })
-        .collect();
-    if !notes.is_empty() {
-        let _ = writeln!(out, "\nLimits of a CLI flow:");
-        for (name, text) in notes {
-            let _ = writeln!(out, "  {name}: {text}");
+        };
+        if let Some(u) = &p.loopback_unsupported {
+            text.push(format!(
+                "No loopback flow: {} Instead: {}",
+                sentence(&u.reason),
+                sentence(&u.alternative)
+            ));
+        }
+        if let Some(l) = &p.limitations {
+            text.push(sentence(l));
+        }
+        let _ = writeln!(out, "{}:", p.name);
+        for line in wrap(&plain(&text.join(" ")), width.saturating_sub(2).max(40)) {
+            let _ = writeln!(out, "  {line}");
         }
     }
+}
+
+/// `text` broken at spaces into lines of at most `width` characters (a longer word stays
+/// whole on its own line).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// Text from a provider file on one line, without control characters.
@@ -516,6 +556,13 @@ pub(crate) fn status_notes(rows: &[ProviderStatus]) -> i32 {
             "hint: run `oauth-pkce authorize --provider NAME` (see `oauth-pkce providers`)"
         );
         return 1;
+    }
+    for r in rows.iter().filter(|r| !r.client_id_present) {
+        let _ = writeln!(
+            err,
+            "{}: no client id in Doppler or the environment (a refresh needs it)",
+            r.provider
+        );
     }
     for r in rows.iter().filter(|r| !r.usable) {
         let _ = writeln!(

@@ -43,6 +43,8 @@ pub(crate) struct Settings {
     pub(crate) remote: bool,
     /// Linux without `DISPLAY` or `WAYLAND_DISPLAY`: the system opener cannot show a browser.
     pub(crate) no_display: bool,
+    /// The terminal's width (`COLUMNS`, else 80), for wrapped text.
+    pub(crate) columns: usize,
     /// stderr is a terminal that can draw a spinner; `NO_COLOR` is unset.
     animate: bool,
     colour: bool,
@@ -97,6 +99,10 @@ impl Settings {
             path_var: std::env::var_os(env::PATH),
             remote,
             no_display,
+            columns: var(env::COLUMNS)
+                .and_then(|c| c.trim().parse().ok())
+                .filter(|c| *c >= 40)
+                .unwrap_or(80),
             animate: std::io::stderr().is_terminal() && var(env::TERM).as_deref() != Some("dumb"),
             colour: !set(env::NO_COLOR),
             overrides_told: Default::default(),

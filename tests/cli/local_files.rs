@@ -48,7 +48,9 @@ fn r2_a_user_file_that_replaces_a_built_in_is_said_once_and_shown() {
     let providers = h.run(&["providers"]);
     providers.assert_code(0);
     assert!(
-        providers.stdout.contains("(overrides built-in)"),
+        providers
+            .stdout
+            .contains(&format!("jobber: from {} (overrides the built-in)", file.display())),
         "{}",
         providers.stdout
     );

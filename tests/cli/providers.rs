@@ -472,17 +472,24 @@ fn providers_shows_rotation_and_what_limits_a_cli_flow() {
             .to_string()
     };
     assert!(run.stdout.starts_with("NAME"), "{}", run.stdout);
-    assert!(run.stdout.contains("ROTATES REFRESH TOKENS"));
+    assert!(run.stdout.contains("REGISTER REDIRECT URI"));
     assert!(line("jobber").contains(" yes "), "{}", line("jobber"));
-    assert!(line("jobber").contains("http://localhost:3000/callback"));
+    assert!(line("jobber").ends_with("http://localhost:3000/callback"));
+    // The URI to register, never a range nobody can register.
+    assert!(!run.stdout.contains("3000-3010"), "{}", run.stdout);
     assert!(line("github").contains("app setting"));
     assert!(line("stripe").contains("no loopback flow"));
-    assert!(run.stdout.contains("Limits of a CLI flow:"));
+    assert!(run.stdout.contains("`oauth-pkce providers --wide`"));
+
+    let wide = h.run(&["providers", "--wide"]);
+    wide.assert_code(0);
     assert!(
-        run.stdout.contains("  stripe: No loopback flow:"),
+        wide.stdout
+            .contains("stripe:\n  Stripe (Connect), from built-in providers/stripe.toml."),
         "{}",
-        run.stdout
+        wide.stdout
     );
+    assert!(wide.stdout.contains("No loopback flow:"), "{}", wide.stdout);
 
     let run = h.run(&["providers", "--json"]);
     let list: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -534,7 +541,7 @@ fn status_check_reports_per_provider_and_fails_on_a_refused_token() {
     run.assert_code(0);
     assert!(run.stdout.contains("CHECK"), "{}", run.stdout);
     assert!(run.stdout.contains("ok (200)"), "{}", run.stdout);
-    assert!(run.stdout.contains("skipped: "), "{}", run.stdout);
+    assert!(run.stdout.contains(" skipped"), "{}", run.stdout);
     assert_eq!(h.auth.userinfo_requests(), 1);
     let (at, rt) = stored_pair(&h);
     run.assert_no_leak(&[&at, &rt]);
@@ -575,4 +582,32 @@ fn status_check_reports_per_provider_and_fails_on_a_refused_token() {
         run.stderr
     );
     assert!(!run.stderr.contains("revoked-or-unknown-token"));
+}
+
+/// Issue 15: `providers` (narrow and `--wide`) and `status` fit an 80-column terminal.
+#[test]
+fn providers_and_status_fit_80_columns() {
+    let h = Harness::new(AsConfig::jobber());
+    h.authorized();
+    let fits = |what: &str, text: &str| {
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{what}: {} columns:\n{line}",
+                line.chars().count()
+            );
+        }
+    };
+    let env = [("COLUMNS", "80")];
+    for args in [
+        &["providers"][..],
+        &["providers", "--wide"],
+        &["status"],
+        &["status", "--check"],
+    ] {
+        let run = h.run_env(&env, args);
+        assert!(!run.stdout.is_empty(), "{args:?}");
+        fits(&args.join(" "), &run.stdout);
+        fits(&args.join(" "), &run.stderr);
+    }
 }
