@@ -304,10 +304,15 @@ impl Error {
     pub fn hint(&self) -> String {
         use Error::*;
         match self {
-            UnknownProvider { known, .. } => format!(
-                "known providers: {}; run `oauth-pkce providers`, or add a TOML file with --provider-file",
-                known.join(", ")
-            ),
+            UnknownProvider { name, known } => {
+                let near = crate::text::nearest(&name.to_ascii_lowercase(), known.iter().map(String::as_str))
+                    .map(|n| format!("did you mean `{n}`? "))
+                    .unwrap_or_default();
+                format!(
+                    "{near}`oauth-pkce providers` lists the {} known ones; add your own with --provider-file",
+                    known.len()
+                )
+            }
             ProviderFile { .. } => "fix the file, then run the command again (docs/providers.md lists every key; `oauth-pkce providers --json` shows the built-in providers in full)".into(),
             ReadFile { .. } => "check that the file exists and is readable".into(),
             StateFile { .. } => "oauth-pkce keeps locks and journals there: check that the directory is yours, writable (mode 0700) and the disk not full, then run the command again".into(),

@@ -83,6 +83,36 @@ pub fn terminal_safe(text: &str, max: usize) -> String {
     out
 }
 
+/// The candidate nearest to `unknown`, when it is close enough to be a typo (at most 2
+/// edits, or a third of it).
+pub(crate) fn nearest<'a>(
+    unknown: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<String> {
+    let distance = |a: &str, b: &str| {
+        // Levenshtein over chars, one row at a time.
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut diagonal = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let above = row[j + 1];
+                row[j + 1] = (above + 1)
+                    .min(row[j] + 1)
+                    .min(diagonal + usize::from(ca != *cb));
+                diagonal = above;
+            }
+        }
+        row[b.len()]
+    };
+    candidates
+        .map(|key| (distance(unknown, key), key))
+        .min()
+        .filter(|(d, _)| *d <= 2.max(unknown.chars().count() / 3))
+        .map(|(_, key)| key.to_string())
+}
+
 /// Escapes `& < > " '` for HTML text and attribute values.
 pub fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

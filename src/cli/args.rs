@@ -40,6 +40,7 @@ pub(crate) struct Global {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Authorize in the browser once and store the tokens in Doppler.
+    #[command(visible_alias = "login")]
     Authorize(AuthorizeArgs),
     /// Show what is stored for one provider, or for every provider with anything stored.
     Status(StatusArgs),
@@ -109,8 +110,8 @@ pub(crate) struct DoctorArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RevokeArgs {
-    #[arg(long, short = 'p')]
-    pub(crate) provider: String,
+    #[command(flatten)]
+    pub(crate) provider: ProviderArg,
     /// Only remove the tokens from Doppler; do not ask the provider to revoke them.
     #[arg(long)]
     pub(crate) local_only: bool,
@@ -160,9 +161,8 @@ pub(crate) struct JsonArg {
 
 #[derive(Debug, Args)]
 pub(crate) struct AuthorizeArgs {
-    /// The provider (see `oauth-pkce providers`).
-    #[arg(long, short = 'p')]
-    pub(crate) provider: String,
+    #[command(flatten)]
+    pub(crate) provider: ProviderArg,
     /// Callback ports to try, first free wins: "A-B" or "A" (default: the provider's, else 3000-3010).
     #[arg(long, value_parser = parse_ports)]
     pub(crate) ports: Option<PortRange>,
@@ -205,16 +205,16 @@ pub(crate) struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RefreshArgs {
-    #[arg(long, short = 'p')]
-    pub(crate) provider: String,
+    #[command(flatten)]
+    pub(crate) provider: ProviderArg,
     #[command(flatten)]
     pub(crate) json: JsonArg,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct TokenArgs {
-    #[arg(long, short = 'p')]
-    pub(crate) provider: String,
+    #[command(flatten)]
+    pub(crate) provider: ProviderArg,
     #[command(flatten)]
     pub(crate) buffer: BufferArg,
     #[command(flatten)]
@@ -223,6 +223,27 @@ pub(crate) struct TokenArgs {
     /// copy, re-read Doppler, and refresh only if Doppler still holds the refused token.
     #[arg(long = "after-401")]
     pub(crate) after_401: bool,
+}
+
+/// The one provider a command is about: `--provider NAME` (`-p`), or the name alone.
+#[derive(Debug, Args)]
+#[group(id = "the_provider", required = true, multiple = false)]
+pub(crate) struct ProviderArg {
+    /// The provider, e.g. jobber (see `oauth-pkce providers`).
+    #[arg(long = "provider", short = 'p', value_name = "NAME")]
+    flag: Option<String>,
+    /// The provider, as `--provider` (e.g. `oauth-pkce token jobber`).
+    #[arg(value_name = "PROVIDER")]
+    name: Option<String>,
+}
+
+impl ProviderArg {
+    pub(crate) fn name(&self) -> &str {
+        self.flag
+            .as_deref()
+            .or(self.name.as_deref())
+            .expect("clap requires one of them")
+    }
 }
 
 #[derive(Debug, Args)]

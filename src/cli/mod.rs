@@ -67,7 +67,7 @@ impl Cli {
 
 async fn run_authorize(args: &AuthorizeArgs, settings: Settings) -> Result<i32> {
     // Refuse a provider without the flow asked for before anything else is needed.
-    let provider = settings.provider(&args.provider)?;
+    let provider = settings.provider(args.provider.name())?;
     if !args.device {
         provider.ensure_loopback_flow()?;
     } else if provider.device_authorization_url.is_none() {
@@ -105,7 +105,7 @@ async fn run_authorize(args: &AuthorizeArgs, settings: Settings) -> Result<i32> 
 }
 
 async fn run_refresh(args: &RefreshArgs, settings: Settings) -> Result<i32> {
-    let provider = settings.provider(&args.provider)?;
+    let provider = settings.provider(args.provider.name())?;
     let reporter = settings.reporter();
     let ctx = settings.ready()?.context(provider, DEFAULT_REFRESH_BUFFER);
     let fresh = refresh::refresh(&ctx, &reporter).await?;
@@ -115,7 +115,7 @@ async fn run_refresh(args: &RefreshArgs, settings: Settings) -> Result<i32> {
 }
 
 async fn run_token(args: &TokenArgs, settings: Settings) -> Result<i32> {
-    let provider = settings.provider(&args.provider)?;
+    let provider = settings.provider(args.provider.name())?;
     let reporter = settings.reporter();
     let mut ctx = settings
         .ready()?
@@ -163,7 +163,7 @@ async fn run_exec(args: &ExecArgs, settings: Settings) -> Result<i32> {
 }
 
 async fn run_revoke(args: &RevokeArgs, settings: Settings) -> Result<i32> {
-    let provider = settings.provider(&args.provider)?;
+    let provider = settings.provider(args.provider.name())?;
     let reporter = settings.reporter();
     let ctx = settings.ready()?.context(provider, DEFAULT_REFRESH_BUFFER);
     let done = oauth_pkce::bin::revoke(&ctx, args.local_only, &reporter).await?;

@@ -96,7 +96,10 @@ impl Catalog {
 
     /// Only the provider called `name`: the user's files are read (they may override it), but
     /// of the built-ins only `{name}.toml` is parsed. What a command with `--provider` needs.
+    /// Names match whatever their case (`JOBBER` is `jobber`).
     pub fn find(dir: Option<&Path>, files: &[PathBuf], name: &str) -> Result<Provider> {
+        let name = name.to_ascii_lowercase();
+        let name = name.as_str();
         let mut user = Catalog::default();
         user.add_user_files(dir, files)?;
         if let Some(p) = user.providers.remove(name) {
@@ -127,10 +130,10 @@ impl Catalog {
         self.providers.insert(provider.name.clone(), provider);
     }
 
-    /// The provider called `name`, or an error listing the known ones.
+    /// The provider called `name` (whatever its case), or an error listing the known ones.
     pub fn get(&self, name: &str) -> Result<&Provider> {
         self.providers
-            .get(name)
+            .get(&name.to_ascii_lowercase())
             .ok_or_else(|| Error::UnknownProvider {
                 name: name.to_string(),
                 known: self.providers.keys().cloned().collect(),

@@ -581,29 +581,5 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
 fn nearest_key(rest: &str) -> Option<String> {
     let (unknown, expected) = rest.split_once(", expected ")?;
     let unknown = unknown.trim_matches('`');
-    let distance = |a: &str, b: &str| {
-        // Levenshtein over chars, one row at a time.
-        let b: Vec<char> = b.chars().collect();
-        let mut row: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut diagonal = row[0];
-            row[0] = i + 1;
-            for (j, cb) in b.iter().enumerate() {
-                let above = row[j + 1];
-                row[j + 1] = (above + 1)
-                    .min(row[j] + 1)
-                    .min(diagonal + usize::from(ca != *cb));
-                diagonal = above;
-            }
-        }
-        row[b.len()]
-    };
-    expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(|key| (distance(unknown, key), key))
-        .min()
-        .filter(|(d, _)| *d <= 2.max(unknown.chars().count() / 3))
-        .map(|(_, key)| key.to_string())
+    crate::text::nearest(unknown, expected.split('`').skip(1).step_by(2))
 }

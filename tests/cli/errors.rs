@@ -169,3 +169,48 @@ fn i1_a_doppler_that_keeps_failing_gets_exactly_four_attempts() {
     assert_eq!(h.doppler.requests().len(), 4);
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+/// Issue 15: provider names match whatever their case, a typo gets the nearest name, the
+/// provider may be given without `--provider`, and `login` is `authorize`.
+#[test]
+fn provider_names_fold_case_suggest_the_nearest_and_may_stand_alone() {
+    let h = Harness::new(AsConfig::jobber());
+    h.authorized();
+    let at = h.secret("ACME_ACCESS_TOKEN").unwrap();
+    for args in [
+        &["token", "--provider", "ACME"][..],
+        &["token", "acme"],
+        &["token", "Acme"],
+    ] {
+        let run = h.run(args);
+        run.assert_code(0);
+        assert_eq!(run.stdout.trim(), at, "{args:?}");
+    }
+    let run = h.run(&["token", "jober"]);
+    run.assert_error(3, "unknown provider `jober`");
+    assert!(
+        run.stderr.contains("did you mean `jobber`?"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("github, gitlab"),
+        "no list of every name: {}",
+        run.stderr
+    );
+    // Both forms at once is a usage error.
+    h.run(&["token", "acme", "--provider", "acme"])
+        .assert_code(2);
+    // `login` is `authorize` (as in gh and the Doppler CLI).
+    let help = h.run(&["login", "--help"]);
+    help.assert_code(0);
+    assert!(help.stdout.contains("--no-browser"), "{}", help.stdout);
+    for command in ["token", "refresh", "revoke", "authorize"] {
+        let help = h.run(&[command, "--help"]);
+        assert!(
+            help.stdout.contains("The provider, e.g. jobber"),
+            "{command}: {}",
+            help.stdout
+        );
+    }
+}

@@ -48,9 +48,10 @@ fn r2_a_user_file_that_replaces_a_built_in_is_said_once_and_shown() {
     let providers = h.run(&["providers"]);
     providers.assert_code(0);
     assert!(
-        providers
-            .stdout
-            .contains(&format!("jobber: from {} (overrides the built-in)", file.display())),
+        providers.stdout.contains(&format!(
+            "jobber: from {} (overrides the built-in)",
+            file.display()
+        )),
         "{}",
         providers.stdout
     );
