@@ -323,7 +323,7 @@ impl Error {
             ),
             NoDopplerToken => "set DOPPLER_TOKEN (a service token with write access is best), point DOPPLER_TOKEN_FILE at a file holding one, or run `doppler login` and `doppler setup`".into(),
             DopplerTokenInKeyring => "oauth-pkce cannot read the OS keyring: set DOPPLER_TOKEN (or DOPPLER_TOKEN_FILE) to a Doppler token".into(),
-            Config(_) => "check the Doppler project/config (--project/--config, DOPPLER_PROJECT/DOPPLER_CONFIG) and DOPPLER_API_HOST".into(),
+            Config(_) => "fix what the error names (a setting, file or directory), then run the command again; `oauth-pkce doctor` checks the whole setup".into(),
             Network(_) => "fix the CA file (a PEM file of CA certificates: SSL_CERT_FILE, OAUTH_PKCE_CA_FILE or --ca-file) or the proxy variables (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY)".into(),
             NoLoopbackFlow { alternative, .. } => alternative.clone(),
             NoDeviceFlow { provider } => format!(

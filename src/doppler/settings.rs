@@ -136,6 +136,16 @@ impl DopplerSettings {
             "enclave.project",
         );
         let config = pick(&inputs.config_flag, env::DOPPLER_CONFIG, "enclave.config");
+        // Only a service token implies its project and config; any other must be told them.
+        let implies_target = token.starts_with("dp.st.");
+        if !implies_target && (project.is_none() || config.is_none()) {
+            return Err(Error::Config(
+                "this Doppler token (not a service token) names no project and config: pass \
+                 --project NAME --config NAME (or set DOPPLER_PROJECT and DOPPLER_CONFIG, or run \
+                 `doppler setup` in this directory)"
+                    .into(),
+            ));
+        }
 
         let host_text = inputs
             .var(env::DOPPLER_API_HOST)
@@ -358,10 +368,15 @@ mod tests {
             DopplerSettings::resolve(&inputs(&[], "/app/sub/deeper", Some(home.path()))).unwrap();
         assert_eq!(s.token.expose_secret(), "dp.st.dev.sub");
         assert_eq!((s.project, s.config), (None, None));
-        // /app2 is not inside /app.
-        let s = DopplerSettings::resolve(&inputs(&[], "/app2", Some(home.path()))).unwrap();
+        // /app2 is not inside /app: its personal token gets no project from /app, and a
+        // personal token without a project and config is a configuration error naming the fix.
+        let e = DopplerSettings::resolve(&inputs(&[], "/app2", Some(home.path())))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pass --project NAME --config NAME"), "{e}");
+        let vars = [("DOPPLER_PROJECT", "p"), ("DOPPLER_CONFIG", "c")];
+        let s = DopplerSettings::resolve(&inputs(&vars, "/app2", Some(home.path()))).unwrap();
         assert_eq!(s.token.expose_secret(), "dp.pt.app2");
-        assert_eq!(s.project, None);
     }
 
     /// Red team R11: `https://user:pw@…` in DOPPLER_API_HOST is refused, password unprinted.

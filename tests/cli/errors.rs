@@ -214,3 +214,18 @@ fn provider_names_fold_case_suggest_the_nearest_and_may_stand_alone() {
         );
     }
 }
+
+/// Issue 15: a personal Doppler token without a project and config is a configuration error
+/// (exit 3) that says to pass them, before any request.
+#[test]
+fn a_personal_token_without_project_and_config_says_to_pass_them() {
+    let h = Harness::new(AsConfig::jobber());
+    h.doppler
+        .add_personal_token("dp.pt.FAKE-personal-for-tests");
+    let run = h.run_env(
+        &[("DOPPLER_TOKEN", "dp.pt.FAKE-personal-for-tests")],
+        &["token", "--provider", "acme"],
+    );
+    run.assert_error(3, "pass --project NAME --config NAME");
+    assert!(h.doppler.requests().is_empty());
+}
