@@ -81,6 +81,16 @@ pub(crate) enum Command {
     /// a provider's REFRESH_LEASE secret to the value it already holds (a compare-and-swap that
     /// changes nothing). Exit code 0 when nothing failed (warnings allowed), else 1.
     Doctor(DoctorArgs),
+    /// A git credential helper: answers `get` for the hosts of a provider's `git_hosts`
+    /// (github.com, gitlab.com) with a valid access token; any other host gets no answer.
+    ///
+    /// Set up: `git config --global credential.https://github.com.helper ''` then
+    /// `git config --global --add credential.https://github.com.helper '!oauth-pkce git-credential'`.
+    GitCredential {
+        /// What git asks: `get` is answered; `store` and `erase` do nothing.
+        #[arg(value_enum)]
+        action: GitAction,
+    },
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     #[command(
         after_help = "Examples:\n  oauth-pkce completions bash > ~/.local/share/bash-completion/completions/oauth-pkce\n  oauth-pkce completions zsh > \"${fpath[1]}/_oauth-pkce\"\n  oauth-pkce completions fish > ~/.config/fish/completions/oauth-pkce.fish"
@@ -223,6 +233,27 @@ pub(crate) struct TokenArgs {
     /// copy, re-read Doppler, and refresh only if Doppler still holds the refused token.
     #[arg(long = "after-401")]
     pub(crate) after_401: bool,
+    /// How to print it: the token alone, JSON, an Authorization header line, that header as
+    /// JSON (for tools that run a command for request headers), or a Kubernetes
+    /// ExecCredential (kubectl's `users[].user.exec`).
+    #[arg(long, value_enum, default_value_t = TokenFormat::Plain)]
+    pub(crate) format: TokenFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum GitAction {
+    Get,
+    Store,
+    Erase,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum TokenFormat {
+    Plain,
+    Json,
+    Header,
+    HeadersJson,
+    ExecCredential,
 }
 
 /// The one provider a command is about: `--provider NAME` (`-p`), or the name alone.

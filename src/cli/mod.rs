@@ -7,14 +7,13 @@ mod demo;
 mod demo_server;
 mod doctor;
 mod exec;
+mod git;
 mod output;
 mod settings;
 mod spinner;
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::time::Duration;
-
-use secrecy::ExposeSecret as _;
 
 use oauth_pkce::bin::{authorize, refresh, status_all, status_of, AuthorizeOptions};
 use oauth_pkce::{Catalog, Error, Reporter, Result, DEFAULT_REFRESH_BUFFER};
@@ -60,6 +59,7 @@ impl Cli {
             Command::Doctor(args) => run_doctor(args, settings).await,
             Command::Token(args) => run_token(args, settings).await,
             Command::Status(args) => run_status(args, settings).await,
+            Command::GitCredential { action } => git::credential(*action, settings).await,
             Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
         }
     }
@@ -121,15 +121,12 @@ async fn run_token(args: &TokenArgs, settings: Settings) -> Result<i32> {
         .ready()?
         .context(provider, args.buffer.refresh_buffer);
     ctx.cache &= !args.cache.no_cache;
-    let token = if args.after_401 {
-        refresh::after_unauthorized(&ctx, &reporter)
-            .await?
-            .access_token
+    let fresh = if args.after_401 {
+        refresh::after_unauthorized(&ctx, &reporter).await?
     } else {
-        let source = oauth_pkce::TokenSource::new(ctx).with_reporter(Box::new(reporter));
-        source.access_token().await?
+        refresh::token(&ctx, &reporter).await?
     };
-    let _ = writeln!(std::io::stdout().lock(), "{}", token.expose_secret());
+    output::print_token(&fresh, &ctx.provider.name, args.format);
     Ok(0)
 }
 

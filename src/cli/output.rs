@@ -16,7 +16,7 @@ use oauth_pkce::bin::{CheckResult, ProviderStatus};
 use oauth_pkce::{Catalog, Provider};
 use oauth_pkce::{Context, Error, Event, Reporter, Result};
 
-use super::args::Cli;
+use super::args::{Cli, TokenFormat};
 use super::spinner;
 
 /// Prints [`Event`]s to stderr. `verbose == 0` still shows what a person needs. While a person
@@ -392,6 +392,49 @@ fn describe_check(check: &oauth_pkce::bin::CheckOutcome) -> String {
         // Why, in `--json` (`detail`): the table stays narrow.
         (CheckResult::Skipped, _) => "skipped".into(),
     }
+}
+
+/// git asked for a host whose provider has nothing stored: no answer (git moves on), a hint.
+pub(crate) fn git_not_authorized(host: &str, provider: &str) {
+    eprintln!(
+        "oauth-pkce: nothing stored for {host}; run `oauth-pkce authorize --provider {provider}`"
+    );
+}
+
+/// The token on stdout, in the format asked for, and nothing else.
+pub(crate) fn print_token(fresh: &oauth_pkce::Fresh, provider: &str, format: TokenFormat) {
+    use serde_json::json;
+    let token = fresh.access_token.expose_secret();
+    let bearer = format!("Bearer {token}");
+    let text = match format {
+        TokenFormat::Plain => token.to_string(),
+        TokenFormat::Header => format!("Authorization: {bearer}"),
+        TokenFormat::Json => json!({
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_at": fresh.expires_at,
+            "provider": provider,
+        })
+        .to_string(),
+        TokenFormat::HeadersJson => json!({ "Authorization": bearer }).to_string(),
+        TokenFormat::ExecCredential => {
+            let mut status = json!({ "token": token });
+            if let Some(at) = fresh
+                .expires_at
+                .and_then(|e| chrono::DateTime::<chrono::Utc>::from_timestamp(e, 0))
+            {
+                status["expirationTimestamp"] =
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into();
+            }
+            json!({
+                "apiVersion": "client.authentication.k8s.io/v1",
+                "kind": "ExecCredential",
+                "status": status,
+            })
+            .to_string()
+        }
+    };
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 /// Says that a user's file replaces a built-in preset: that file now decides where the

@@ -242,6 +242,13 @@ pub struct Provider {
     /// a callback without it is refused. Needs `issuer`.
     #[serde(default)]
     pub require_iss: bool,
+    /// Hosts whose git-over-HTTPS credential is this provider's access token
+    /// (`oauth-pkce git-credential`), e.g. `github.com`.
+    #[serde(default)]
+    pub git_hosts: Vec<String>,
+    /// The user name git sends with that token (GitHub: `x-access-token`; GitLab: `oauth2`).
+    #[serde(default)]
+    pub git_username: Option<String>,
     /// Where the definition came from: `built-in` or a file path.
     #[serde(skip_deserializing, default)]
     pub source: String,
@@ -329,6 +336,16 @@ impl Provider {
             let url = url::Url::parse(issuer)
                 .map_err(|e| format!("key `issuer`: `{issuer}` is not a URL ({e})"))?;
             check_endpoint("issuer", &url)?;
+        }
+        if let Some(host) = self.git_hosts.iter().find(|h| {
+            h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b))
+        }) {
+            return Err(format!(
+                "key `git_hosts`: `{host}` must be a host name (and port), like `github.com`"
+            ));
         }
         if self.require_iss && self.issuer.is_none() {
             return Err("key `require_iss`: needs `issuer`".into());

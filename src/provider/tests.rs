@@ -419,3 +419,27 @@ fn unknown_provider_lists_known_ones() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Issue 18: the built-in GitHub and GitLab presets answer git for their hosts.
+#[test]
+fn github_and_gitlab_carry_their_git_hosts_and_user_names() {
+    let catalog = Catalog::load(None, &[]).unwrap();
+    let git = |name: &str| {
+        let p = catalog.get(name).unwrap();
+        (p.git_hosts.clone(), p.git_username.clone())
+    };
+    assert_eq!(
+        git("github"),
+        (
+            vec!["github.com".to_string()],
+            Some("x-access-token".into())
+        )
+    );
+    assert_eq!(
+        git("gitlab"),
+        (vec!["gitlab.com".to_string()], Some("oauth2".into()))
+    );
+    assert!(git("jobber").0.is_empty());
+    let bad = format!("{MINIMAL}git_hosts = [\"https://github.com/\"]\n");
+    assert!(error_of(&bad).contains("key `git_hosts`"));
+}

@@ -25,6 +25,7 @@ mod errors;
 mod exec;
 mod fake_as_selftest;
 mod fleet;
+mod git;
 mod headless;
 mod leaks;
 mod local_files;

@@ -301,3 +301,51 @@ fn a_custom_file_overrides_the_builtin_of_the_same_name() {
         Some(h.auth.token_url().as_str())
     );
 }
+
+/// Issue 18: `token --format` — every format goes through the same path and prints only the
+/// token in that shape on stdout.
+#[test]
+fn token_formats_for_other_tools() {
+    let h = Harness::new(AsConfig::jobber());
+    let (at, _) = h.store_grant(3600);
+    let expires_at: i64 = h.secret("ACME_TOKEN_EXPIRES_AT").unwrap().parse().unwrap();
+    let run = |format: &str| {
+        let run = h.run(&["token", "--provider", "acme", "--format", format]);
+        run.assert_code(0);
+        assert_eq!(run.stderr, "", "{format}");
+        assert_eq!(
+            run.stdout.lines().count(),
+            1,
+            "{format}: one line\n{}",
+            run.stdout
+        );
+        run.stdout.trim_end().to_string()
+    };
+    assert_eq!(run("plain"), at);
+    assert_eq!(run("header"), format!("Authorization: Bearer {at}"));
+    let json: serde_json::Value = serde_json::from_str(&run("json")).unwrap();
+    assert_eq!(json["access_token"], at.as_str());
+    assert_eq!(json["token_type"], "Bearer");
+    assert_eq!(json["provider"], "acme");
+    assert!(
+        (json["expires_at"].as_i64().unwrap() - expires_at).abs() <= 2,
+        "{json}"
+    );
+    let headers: serde_json::Value = serde_json::from_str(&run("headers-json")).unwrap();
+    assert_eq!(
+        headers,
+        serde_json::json!({ "Authorization": format!("Bearer {at}") })
+    );
+    let cred: serde_json::Value = serde_json::from_str(&run("exec-credential")).unwrap();
+    assert_eq!(cred["apiVersion"], "client.authentication.k8s.io/v1");
+    assert_eq!(cred["kind"], "ExecCredential");
+    assert_eq!(cred["status"]["token"], at.as_str());
+    let stamp = cred["status"]["expirationTimestamp"].as_str().unwrap();
+    let parsed = chrono::DateTime::parse_from_rfc3339(stamp)
+        .unwrap()
+        .timestamp();
+    assert!((parsed - expires_at).abs() <= 2, "{stamp}");
+    assert!(stamp.ends_with('Z'), "{stamp}");
+    h.run(&["token", "--provider", "acme", "--format", "yaml"])
+        .assert_code(2);
+}
