@@ -98,7 +98,7 @@ pub mod bin {
     pub use crate::store::{
         secret_names, Clock, Stored, Write, CLIENT_ID, CLIENT_SECRET, REFRESH_LEASE,
     };
-    pub use crate::text::{html_escape, mask, terminal_safe};
+    pub use crate::text::{html_escape, mask, printable, terminal_safe};
     pub use crate::token::now;
 }
 

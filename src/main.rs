@@ -38,7 +38,7 @@ fn report(e: &oauth_pkce::Error) -> i32 {
         "error: {}",
         oauth_pkce::bin::terminal_safe(&e.with_causes(), 1000)
     );
-    eprintln!("hint: {}", e.hint());
+    eprintln!("hint: {}", oauth_pkce::bin::printable(&e.hint()));
     e.exit_code()
 }
 

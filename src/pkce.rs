@@ -36,6 +36,8 @@ impl PkcePair {
     /// A fresh verifier, challenge and state from the OS CSPRNG.
     pub(crate) fn generate() -> Self {
         let verifier = random_token();
+        // The verifier is never shown; the state is, in the URL the user opens.
+        crate::text::conceal(verifier.expose_secret());
         let challenge = s256_challenge(verifier.expose_secret());
         PkcePair {
             verifier,
@@ -51,7 +53,6 @@ pub fn random_token() -> SecretString {
     OsRng.fill_bytes(&mut bytes);
     let encoded = URL_SAFE_NO_PAD.encode(bytes);
     bytes.fill(0);
-    crate::text::conceal(&encoded);
     SecretString::from(encoded)
 }
 

@@ -113,6 +113,17 @@ pub(crate) fn nearest<'a>(
         .map(|(_, key)| key.to_string())
 }
 
+/// `text` without control characters (escape sequences, C1 codes, DEL), line breaks and tabs
+/// kept, and every concealed secret redacted: the one filter every line oauth-pkce writes to
+/// stderr goes through, whatever it holds (a provider file's values, a program name, server
+/// text). Unlike [`terminal_safe`], Unicode text stays.
+pub fn printable(text: &str) -> String {
+    redact(text)
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect()
+}
+
 /// Escapes `& < > " '` for HTML text and attribute values.
 pub fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -11,13 +11,33 @@ use std::time::{Duration, Instant};
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
 
-use oauth_pkce::bin::{mask, terminal_safe};
+use oauth_pkce::bin::{mask, printable, terminal_safe};
 use oauth_pkce::bin::{CheckResult, ProviderStatus};
 use oauth_pkce::{Catalog, Provider};
 use oauth_pkce::{Context, Error, Event, Reporter, Result};
 
 use super::args::{Cli, TokenFormat};
 use super::spinner;
+
+/// stderr through [`printable`]: no escape sequence or control character from any text
+/// (provider files, program names, server answers) reaches the terminal.
+pub(crate) struct SafeStderr(std::io::StderrLock<'static>);
+
+pub(crate) fn stderr() -> SafeStderr {
+    SafeStderr(std::io::stderr().lock())
+}
+
+impl std::io::Write for SafeStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // `write!` hands over whole `str` pieces, so a piece is never cut inside a character.
+        self.0
+            .write_all(printable(&String::from_utf8_lossy(buf)).as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
 
 /// Prints [`Event`]s to stderr. `verbose == 0` still shows what a person needs. While a person
 /// is awaited, a spinner shows the time left when stderr is a terminal; otherwise plain lines.
@@ -64,7 +84,7 @@ impl Stderr {
 impl Reporter for Stderr {
     fn event(&self, event: Event<'_>) {
         let paused = self.pause();
-        let mut err = std::io::stderr().lock();
+        let mut err = stderr();
         let _ = match event {
             Event::Remote { port, redirect_uri, paste } => {
                 self.pasting.store(paste, std::sync::atomic::Ordering::Relaxed);
@@ -273,9 +293,9 @@ pub(crate) fn print_checks(checks: &[super::doctor::Check], json: bool) {
     let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
     let (failed, warned) = (count(Status::Fail), count(Status::Warn));
     if failed == 0 && warned == 0 {
-        eprintln!("All checks passed.");
+        let _ = writeln!(stderr(), "All checks passed.");
     } else {
-        eprintln!("{failed} failed, {warned} with warnings.");
+        let _ = writeln!(stderr(), "{failed} failed, {warned} with warnings.");
     }
 }
 
@@ -290,7 +310,8 @@ pub(crate) fn print_revoked(done: &oauth_pkce::bin::Revoked, target: &str, json:
         return;
     }
     if done.nothing_stored {
-        eprintln!(
+        let _ = writeln!(
+            stderr(),
             "Nothing is stored in Doppler ({target}) for {}: nothing to revoke.",
             done.provider
         );
@@ -396,7 +417,8 @@ fn describe_check(check: &oauth_pkce::bin::CheckOutcome) -> String {
 
 /// git asked for a host whose provider has nothing stored: no answer (git moves on), a hint.
 pub(crate) fn git_not_authorized(host: &str, provider: &str) {
-    eprintln!(
+    let _ = writeln!(
+        stderr(),
         "oauth-pkce: nothing stored for {host}; run `oauth-pkce authorize --provider {provider}`"
     );
 }
@@ -440,7 +462,8 @@ pub(crate) fn print_token(fresh: &oauth_pkce::Fresh, provider: &str, format: Tok
 /// Says that a user's file replaces a built-in preset: that file now decides where the
 /// refresh token and client secret go.
 pub(crate) fn overridden(p: &Provider) {
-    eprintln!(
+    let _ = writeln!(
+        stderr(),
         "note: provider `{}` is defined by {}, not the built-in preset",
         p.name,
         terminal_safe(&p.source, 200)
@@ -591,7 +614,7 @@ fn write_table<const N: usize>(
 
 /// What `status` says on stderr about each row that needs attention; the exit code.
 pub(crate) fn status_notes(rows: &[ProviderStatus]) -> i32 {
-    let mut err = std::io::stderr().lock();
+    let mut err = stderr();
     if rows.is_empty() {
         let _ = writeln!(err, "Nothing is stored in Doppler for any known provider.");
         let _ = writeln!(

@@ -229,3 +229,43 @@ fn a_personal_token_without_project_and_config_says_to_pass_them() {
     run.assert_error(3, "pass --project NAME --config NAME");
     assert!(h.doppler.requests().is_empty());
 }
+
+/// Red team R10: escape sequences from local configuration (a provider file's
+/// `redirect_path`, the program `exec` cannot start) never reach the terminal.
+#[test]
+fn r10_escape_sequences_from_local_config_never_reach_the_terminal() {
+    let h = Harness::new(AsConfig::jobber());
+    h.write_provider("acme", "redirect_path = \"/cb\\u001b]52;c;eA==\\u0007\"\n");
+    let run = h.run(&[
+        "authorize",
+        "--provider",
+        "acme",
+        "--no-browser",
+        "--timeout",
+        "1",
+    ]);
+    run.assert_code(4);
+    assert!(
+        run.stderr.contains("/cb]52;c;eA=="),
+        "the text stays, its escapes go: {}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains('\u{1b}') && !run.stderr.contains('\u{7}'),
+        "{:?}",
+        run.stderr
+    );
+
+    let h = Harness::new(AsConfig::jobber());
+    h.authorized();
+    let run = h.run(&[
+        "exec",
+        "--provider",
+        "acme",
+        "--",
+        "no-such-\u{1b}[2J-program",
+    ]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("no-such-"), "{}", run.stderr);
+    assert!(!run.stderr.contains('\u{1b}'), "{:?}", run.stderr);
+}
