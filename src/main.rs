@@ -43,17 +43,23 @@ fn report(e: &oauth_pkce::Error) -> i32 {
 }
 
 /// No core dumps (they would hold tokens), and on Linux no ptrace or /proc reading of this
-/// process by other processes of the same user.
+/// process by other processes of the same user. Only the soft core limit is lowered: `exec`'s
+/// command inherits it but may raise it again up to the hard limit, which stays as it was.
 #[allow(unsafe_code)]
 fn harden() {
     #[cfg(unix)]
-    // SAFETY: setrlimit and prctl are called with valid arguments and touch no Rust memory.
+    // SAFETY: getrlimit, setrlimit and prctl are called with valid pointers to a local
+    // struct and touch no other memory.
     unsafe {
-        let zero = libc::rlimit {
+        let mut limit = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+        if libc::getrlimit(libc::RLIMIT_CORE, &mut limit) != 0 {
+            limit.rlim_max = 0;
+        }
+        limit.rlim_cur = 0;
+        libc::setrlimit(libc::RLIMIT_CORE, &limit);
         #[cfg(target_os = "linux")]
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }

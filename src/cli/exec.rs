@@ -5,8 +5,13 @@
 //!
 //! Signals while the command runs (Unix): Ctrl-C, Ctrl-\ and a terminal hang-up reach the
 //! command directly (it is in the terminal's foreground process group), so this process
-//! ignores SIGINT, SIGQUIT and SIGHUP and waits for the command to finish; SIGTERM, which a
-//! supervisor sends to this process only, is forwarded to the command.
+//! ignores SIGINT, SIGQUIT and SIGHUP and waits for the command to finish; SIGTERM, SIGUSR1
+//! and SIGUSR2, which a supervisor sends to this process only (and whose default would end it
+//! and orphan the command), are forwarded to the command.
+//!
+//! Core dumps: oauth-pkce sets its own soft core limit to 0 (a dump would hold tokens) and
+//! leaves the hard limit as it was, so the command starts without core dumps and may turn
+//! them back on (`ulimit -c unlimited`).
 
 use std::ffi::OsString;
 
@@ -82,11 +87,13 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
     1
 }
 
-/// SIGTERM to forward; SIGINT, SIGQUIT and SIGHUP received and dropped (the terminal sends
-/// them to the command too).
+/// SIGTERM, SIGUSR1 and SIGUSR2 to forward; SIGINT, SIGQUIT and SIGHUP received and dropped
+/// (the terminal sends them to the command too).
 #[cfg(unix)]
 struct Signals {
     term: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     quit: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
@@ -101,6 +108,8 @@ impl Signals {
         };
         Ok(Signals {
             term: on(SignalKind::terminate())?,
+            usr1: on(SignalKind::user_defined1())?,
+            usr2: on(SignalKind::user_defined2())?,
             int: on(SignalKind::interrupt())?,
             quit: on(SignalKind::quit())?,
             hup: on(SignalKind::hangup())?,
@@ -112,6 +121,8 @@ impl Signals {
         loop {
             tokio::select! {
                 got = self.term.recv() => return got.map(|_| libc::SIGTERM),
+                got = self.usr1.recv() => return got.map(|_| libc::SIGUSR1),
+                got = self.usr2.recv() => return got.map(|_| libc::SIGUSR2),
                 _ = self.int.recv() => {}
                 _ = self.quit.recv() => {}
                 _ = self.hup.recv() => {}

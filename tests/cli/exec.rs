@@ -225,3 +225,49 @@ fn sigterm_is_forwarded_and_ctrl_c_is_left_to_the_command() {
     assert!(run.stderr.contains("got-int"), "{}", run.stderr);
     assert!(!run.stderr.contains("interrupted"), "{}", run.stderr);
 }
+
+/// Red team R12: SIGUSR1 (and SIGUSR2) sent to oauth-pkce alone would end it and orphan the
+/// command; they are forwarded, and the command's code passes through.
+#[test]
+fn r12_sigusr1_is_forwarded_to_the_command() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(3600);
+    let script =
+        r#"trap 'echo got-usr1 >&2; exit 5' USR1; echo ready >&2; while :; do sleep 0.05; done"#;
+    let mut running = Running::spawn(
+        h.cmd()
+            .args(["exec", "-p", "acme", "--", "sh", "-c", script])
+            .process_group(0),
+    );
+    running.wait_for_line("ready");
+    let pid = running.id() as i32;
+    // SAFETY: kill(2) on the child process we spawned.
+    unsafe { libc::kill(pid, libc::SIGUSR1) };
+    let run = running.finish();
+    run.assert_code(5);
+    assert!(run.stderr.contains("got-usr1"), "{}", run.stderr);
+}
+
+/// Red team R12: the command starts without core dumps (soft limit 0) but keeps the hard limit
+/// oauth-pkce was given, so it may turn them back on.
+#[test]
+fn r12_the_command_may_raise_its_core_limit_again() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(3600);
+    let hard = std::process::Command::new("sh")
+        .args(["-c", "ulimit -H -c"])
+        .output()
+        .unwrap();
+    let hard = String::from_utf8_lossy(&hard.stdout).trim().to_string();
+    let run = h.run(&[
+        "exec",
+        "-p",
+        "acme",
+        "--",
+        "sh",
+        "-c",
+        "ulimit -S -c; ulimit -H -c",
+    ]);
+    run.assert_code(0);
+    assert_eq!(run.stdout, format!("0\n{hard}\n"), "{}", run.stderr);
+}
