@@ -275,11 +275,7 @@ fn pasted_lines(flag: bool) -> Option<oauth_pkce::bin::PastedLines> {
 fn in_foreground() -> bool {
     #[cfg(unix)]
     {
-        // SAFETY: tcgetpgrp and getpgrp only read process state.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp()
-        }
+        rustix::termios::tcgetpgrp(std::io::stdin()).is_ok_and(|p| p == rustix::process::getpgrp())
     }
     #[cfg(not(unix))]
     {
