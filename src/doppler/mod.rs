@@ -2,8 +2,8 @@
 //!
 //! The wire format follows `reference/doppler-api.md`: one `GET /v3/configs/config/secrets`
 //! with a `secrets=` filter reads everything a command needs; one `POST` with
-//! `change_requests` writes every token secret (visibility `masked`), with `originalValue`
-//! as the per-secret compare-and-swap.
+//! `change_requests` writes every token secret (new ones `masked`, existing ones keep their
+//! visibility), with `originalValue` as the per-secret compare-and-swap.
 
 mod settings;
 
@@ -130,7 +130,7 @@ impl Doppler {
         })
     }
 
-    /// Writes every change in one request (visibility `masked`) and returns what Doppler
+    /// Writes every change in one request (new secrets `masked`) and returns what Doppler
     /// echoes: whether each change took is for the caller to compare (Doppler may answer a
     /// failed `originalValue` with 200 and that change skipped). A lost answer (a 5xx, a
     /// timeout or a reset after the request was sent) is [`Error::StoreAnswerLost`]: the
@@ -144,7 +144,10 @@ impl Doppler {
             value: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
             original_value: Option<&'a str>,
-            visibility: &'static str,
+            /// Only for a new secret: an existing one keeps the visibility its owner gave it
+            /// (a `restricted` token secret stays restricted).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            visibility: Option<&'static str>,
         }
         #[derive(Serialize)]
         struct Body<'a> {
@@ -164,7 +167,7 @@ impl Doppler {
                     original_name: c.exists.then_some(c.name.as_str()),
                     value: c.value.expose_secret(),
                     original_value: c.original.as_ref().map(|v| v.expose_secret()),
-                    visibility: "masked",
+                    visibility: (!c.exists).then_some("masked"),
                 })
                 .collect(),
         };

@@ -543,3 +543,24 @@ fn r7_a_full_disk_while_doppler_fails_keeps_the_rotated_token_in_the_reserved_jo
     assert!(journal_files(&h).is_empty());
     assert!(!h.auth.grant_revoked());
 }
+
+/// Issue 17: a write never downgrades a secret's visibility: a refresh token the user made
+/// `restricted` stays restricted after a refresh; new secrets are `masked`.
+#[test]
+fn a_refresh_keeps_the_visibility_the_user_gave_a_secret() {
+    use crate::support::{CONFIG, PROJECT};
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(10);
+    h.doppler
+        .set_visibility(PROJECT, CONFIG, "ACME_REFRESH_TOKEN", "restricted");
+    h.run(&["refresh", "--provider", "acme"]).assert_code(0);
+    assert_eq!(
+        h.doppler
+            .visibility(PROJECT, CONFIG, "ACME_REFRESH_TOKEN")
+            .as_deref(),
+        Some("restricted")
+    );
+    assert!(h
+        .auth
+        .is_live_refresh_token(&h.secret("ACME_REFRESH_TOKEN").unwrap()));
+}
