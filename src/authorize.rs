@@ -96,6 +96,12 @@ pub async fn authorize(
     };
     let url =
         endpoint.authorization_url(&callback.redirect_uri, scopes, &pkce.challenge, &pkce.state)?;
+    if !provider.pkce {
+        reporter.event(Event::Warning(&format!(
+            "PKCE is off for {} (`pkce = false` in {}): the sign-in rests on `state` and the client secret",
+            provider.name, provider.source
+        )));
+    }
     reporter.event(Event::AuthorizationUrl(&url));
     let mut opened = false;
     if !opts.no_browser {

@@ -226,9 +226,11 @@ impl<'a> TokenEndpoint<'a> {
         state: &SecretString,
     ) -> Result<url::Url> {
         let client = self.client(Some(redirect_uri))?;
-        let mut request = client
-            .authorize_url(|| CsrfToken::new(state.expose_secret().to_string()))
-            .set_pkce_challenge(challenge_of(challenge));
+        let mut request =
+            client.authorize_url(|| CsrfToken::new(state.expose_secret().to_string()));
+        if self.provider.pkce {
+            request = request.set_pkce_challenge(challenge_of(challenge));
+        }
         // Scopes are joined here rather than by oauth2 (which always uses `scope` and spaces):
         // Slack wants `user_scope=a,b`, Linear `scope=a,b`.
         if !scopes.is_empty() {
@@ -252,11 +254,13 @@ impl<'a> TokenEndpoint<'a> {
     ) -> Result<TokenSet> {
         let client = self.client(Some(redirect_uri))?;
         let send = Adapter::once(self.http, self.provider);
-        let result = client
-            .exchange_code(AuthorizationCode::new(code.expose_secret().to_string()))
-            .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_string()))
-            .request_async(&send)
-            .await;
+        let mut request =
+            client.exchange_code(AuthorizationCode::new(code.expose_secret().to_string()));
+        if self.provider.pkce {
+            request = request
+                .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_string()));
+        }
+        let result = request.request_async(&send).await;
         self.finish(result, false)
     }
 

@@ -242,6 +242,10 @@ pub struct Provider {
     /// a callback without it is refused. Needs `issuer`.
     #[serde(default)]
     pub require_iss: bool,
+    /// Send PKCE (RFC 7636, S256). On by default; `false` only for a server that refuses the
+    /// parameters (the loopback flow then rests on `state` and the client secret alone).
+    #[serde(default = "default_true")]
+    pub pkce: bool,
     /// Hosts whose git-over-HTTPS credential is this provider's access token
     /// (`oauth-pkce git-credential`), e.g. `github.com`.
     #[serde(default)]
@@ -255,6 +259,10 @@ pub struct Provider {
     /// A user's file that replaces the built-in preset of the same name.
     #[serde(skip_deserializing, default)]
     pub overrides_builtin: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The keys without a default (the fields of [`Provider`] serde requires).

@@ -611,3 +611,33 @@ fn providers_and_status_fit_80_columns() {
         fits(&args.join(" "), &run.stderr);
     }
 }
+
+/// Issue 17: PKCE can be switched off per provider (`pkce = false`) for a server that does not
+/// take it: no challenge in the authorization request, no verifier in the exchange, a warning.
+#[test]
+fn pkce_can_be_switched_off_for_a_provider_that_does_not_take_it() {
+    let h = Harness::new(AsConfig {
+        no_pkce: true,
+        ..AsConfig::jobber()
+    });
+    h.write_provider("acme", "pkce = false\n");
+    let run = h.authorized();
+    assert!(
+        run.stderr.contains("PKCE is off for acme"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(authorize_param(&h, 0, "code_challenge"), None);
+    assert_eq!(authorize_param(&h, 0, "code_challenge_method"), None);
+    let exchange = &h.auth.token_requests()[0];
+    assert_eq!(exchange.param("code_verifier"), None);
+    assert!(h.secret("ACME_REFRESH_TOKEN").is_some());
+    // By default PKCE is sent, S256.
+    let h = Harness::new(AsConfig::jobber());
+    let run = h.authorized();
+    assert!(!run.stderr.contains("PKCE is off"));
+    assert_eq!(
+        authorize_param(&h, 0, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+}

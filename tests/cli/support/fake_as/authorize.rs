@@ -57,12 +57,14 @@ impl Inner {
         let state = param("state")
             .filter(|s| !s.is_empty())
             .ok_or("state is missing or empty")?;
-        if param("code_challenge_method") != Some("S256") {
-            return Err("code_challenge_method must be S256".into());
-        }
         let challenge = param("code_challenge").unwrap_or_default();
-        if challenge.len() != 43 || !challenge.bytes().all(is_base64url) {
-            return Err("code_challenge must be 43 base64url characters".into());
+        if !self.cfg.no_pkce {
+            if param("code_challenge_method") != Some("S256") {
+                return Err("code_challenge_method must be S256".into());
+            }
+            if challenge.len() != 43 || !challenge.bytes().all(is_base64url) {
+                return Err("code_challenge must be 43 base64url characters".into());
+            }
         }
         if self.deny {
             location

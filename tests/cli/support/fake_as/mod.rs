@@ -131,6 +131,8 @@ pub struct AsConfig {
     pub registered_redirect_uris: Option<Vec<String>>,
     /// `redirect_uri` with host `localhost` is refused (Spotify).
     pub reject_localhost_redirect: bool,
+    /// A server that knows nothing of PKCE (RFC 7636): neither requires nor checks it.
+    pub no_pkce: bool,
     /// `Some((name, value))`: a refresh token is issued only when the authorization request had
     /// `name=value` (for `scope`: `value` among the scopes) — Google `access_type=offline`,
     /// Dropbox `token_access_type=offline`, Microsoft/Atlassian `offline_access`.
@@ -206,6 +208,7 @@ impl AsConfig {
             error_style: ErrorStyle::Rfc6749,
             registered_redirect_uris: None,
             reject_localhost_redirect: false,
+            no_pkce: false,
             refresh_token_requires: None,
             refresh_requires_redirect_uri: false,
         }

@@ -103,11 +103,12 @@ impl Inner {
                 .copied()
                 .ok_or_else(|| invalid_request(format!("{name} is missing")))
         };
-        let (code, redirect_uri, verifier) = (
-            required("code")?,
-            required("redirect_uri")?,
-            required("code_verifier")?,
-        );
+        let (code, redirect_uri) = (required("code")?, required("redirect_uri")?);
+        let verifier = if self.cfg.no_pkce {
+            params.get("code_verifier").copied().unwrap_or_default()
+        } else {
+            required("code_verifier")?
+        };
         let Some(entry) = self.codes.get_mut(code) else {
             return Err(invalid_grant("unknown authorization code"));
         };
@@ -131,13 +132,15 @@ impl Inner {
                 "redirect_uri does not match the authorization request",
             ));
         }
-        if !(43..=128).contains(&verifier.len()) || !verifier.bytes().all(is_unreserved) {
-            return Err(invalid_request(
-                "code_verifier must be 43-128 unreserved characters",
-            ));
-        }
-        if s256(verifier) != challenge {
-            return Err(invalid_grant("PKCE verification failed"));
+        if !self.cfg.no_pkce {
+            if !(43..=128).contains(&verifier.len()) || !verifier.bytes().all(is_unreserved) {
+                return Err(invalid_request(
+                    "code_verifier must be 43-128 unreserved characters",
+                ));
+            }
+            if s256(verifier) != challenge {
+                return Err(invalid_grant("PKCE verification failed"));
+            }
         }
         let grant = self.new_grant(scope, Some(bound_uri));
         if let Some(entry) = self.codes.get_mut(code) {
