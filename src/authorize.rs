@@ -262,6 +262,9 @@ pub(crate) async fn store_new_grant(
             "the token response had no expires_in and the access token is not a JWT with exp: the expiry is unknown, so `token` cannot refresh ahead of time",
         ));
     }
+    if let Some(w) = &tokens.warning {
+        reporter.event(Event::Warning(&format!("{} says: {w}", ctx.provider.name)));
+    }
     if tokens.refresh_token.is_none() {
         reporter.event(Event::Warning("the provider returned no refresh token: run `authorize` again when the access token expires"));
     }

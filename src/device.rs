@@ -369,6 +369,8 @@ mod tests {
             refresh_token: None,
             expires_at: None,
             expiry_source: crate::token::ExpirySource::Unknown,
+            refresh_expires_at: None,
+            warning: None,
         }
     }
 

@@ -40,6 +40,8 @@ struct Record {
     lease: Option<String>,
     #[serde(default)]
     new_grant: bool,
+    #[serde(default)]
+    refresh_expires_at: Option<i64>,
 }
 
 /// The size of a journal slot: room for the largest token set seen (JWTs of a few kB each).
@@ -74,6 +76,7 @@ impl Journal {
             spent_refresh_token: pending.spent.expose_secret().to_string(),
             lease: pending.lease.clone(),
             new_grant: pending.new_grant,
+            refresh_expires_at: pending.tokens.refresh_expires_at,
         };
         let json = SecretString::from(
             serde_json::to_string(&record).expect("a journal record serializes"),
@@ -181,6 +184,8 @@ impl Journal {
                 refresh_token: record.refresh_token.map(SecretString::from),
                 expires_at: record.expires_at,
                 expiry_source,
+                refresh_expires_at: record.refresh_expires_at,
+                warning: None,
             },
             spent: SecretString::from(record.spent_refresh_token),
             lease: record.lease,

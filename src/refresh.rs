@@ -251,6 +251,9 @@ pub(crate) async fn obtain(
             "the refresh response had no expires_in and the access token is not a JWT with exp: the expiry is unknown",
         ));
     }
+    if let Some(w) = &tokens.warning {
+        reporter.event(Event::Warning(&format!("{} says: {w}", ctx.provider.name)));
+    }
 
     let skew = stored.clock().skew();
     let pending = Pending {

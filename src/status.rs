@@ -33,6 +33,10 @@ pub struct ProviderStatus {
     /// Until when (Unix seconds, this machine's clock) this machine's cache holds a token for
     /// the provider; `None` when it holds none.
     pub cached_until: Option<i64>,
+    /// When the refresh token itself dies (Unix seconds), when the provider said.
+    pub refresh_token_expires_at: Option<i64>,
+    /// Seconds the grant has left (negative once dead); `None` when unknown.
+    pub refresh_token_expires_in: Option<i64>,
     /// The `[check]` request's outcome, with `--check`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckOutcome>,
@@ -153,6 +157,9 @@ impl ProviderStatus {
         // Judged on the store's clock, which every machine shares.
         let now = stored.clock().now();
         let valid_now = access.is_some() && expires_at.is_none_or(|e| e > now);
+        let refresh_expires_at = stored.refresh_expires_at();
+        // A refresh token past its own expiry gets nothing: the grant is dead.
+        let refresh_alive = refresh_present && refresh_expires_at.is_none_or(|e| e > now);
         ProviderStatus {
             provider: provider.name.clone(),
             display_name: provider.display_name.clone(),
@@ -162,8 +169,10 @@ impl ProviderStatus {
             expires_in: expires_at.map(|e| e.saturating_sub(now)),
             refresh_token_present: refresh_present,
             refresh_due: access.is_some() && due_at(expires_at, buffer, now),
-            usable: valid_now || refresh_present,
+            usable: valid_now || refresh_alive,
             cached_until: None,
+            refresh_token_expires_at: refresh_expires_at,
+            refresh_token_expires_in: refresh_expires_at.map(|e| e.saturating_sub(now)),
             check: None,
         }
     }

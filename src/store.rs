@@ -24,6 +24,8 @@ pub const CLIENT_SECRET: &str = "CLIENT_SECRET";
 pub(crate) const ACCESS_TOKEN: &str = "ACCESS_TOKEN";
 pub(crate) const REFRESH_TOKEN: &str = "REFRESH_TOKEN";
 pub(crate) const TOKEN_EXPIRES_AT: &str = "TOKEN_EXPIRES_AT";
+/// When the refresh token itself dies (Unix seconds), when the provider said.
+pub(crate) const REFRESH_TOKEN_EXPIRES_AT: &str = "REFRESH_TOKEN_EXPIRES_AT";
 pub const REFRESH_LEASE: &str = "REFRESH_LEASE";
 
 /// Every suffix, in the order they are read.
@@ -34,6 +36,7 @@ pub(crate) const SUFFIXES: &[&str] = &[
     REFRESH_TOKEN,
     TOKEN_EXPIRES_AT,
     REFRESH_LEASE,
+    REFRESH_TOKEN_EXPIRES_AT,
 ];
 
 /// `1*VSCHAR` (RFC 6749 Appendix A): printable ASCII, space included.
@@ -318,6 +321,15 @@ impl Stored {
             .filter(|t| is_vschar(t.expose_secret()))
     }
 
+    /// `{PREFIX}_REFRESH_TOKEN_EXPIRES_AT` as Unix seconds: when the refresh token dies.
+    pub fn refresh_expires_at(&self) -> Option<i64> {
+        self.get(REFRESH_TOKEN_EXPIRES_AT)?
+            .expose_secret()
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// `{PREFIX}_TOKEN_EXPIRES_AT` as Unix seconds; `None` when empty or not a number.
     pub fn expires_at(&self) -> Option<i64> {
         self.get(TOKEN_EXPIRES_AT)?
@@ -438,16 +450,21 @@ impl Stored {
                 let empty = || SecretString::from(String::new());
                 // The refresh token first: only while it is the one read.
                 let read = self.refresh_token().map(|t| t.expose_secret().to_string());
-                let mut changes: Vec<Change> = [REFRESH_TOKEN, ACCESS_TOKEN, TOKEN_EXPIRES_AT]
-                    .into_iter()
-                    .filter(|s| self.exists(s))
-                    .map(|suffix| {
-                        let original = (suffix == REFRESH_TOKEN)
-                            .then_some(read.as_deref())
-                            .flatten();
-                        self.change(suffix, empty(), original)
-                    })
-                    .collect();
+                let mut changes: Vec<Change> = [
+                    REFRESH_TOKEN,
+                    ACCESS_TOKEN,
+                    TOKEN_EXPIRES_AT,
+                    REFRESH_TOKEN_EXPIRES_AT,
+                ]
+                .into_iter()
+                .filter(|s| self.exists(s))
+                .map(|suffix| {
+                    let original = (suffix == REFRESH_TOKEN)
+                        .then_some(read.as_deref())
+                        .flatten();
+                    self.change(suffix, empty(), original)
+                })
+                .collect();
                 changes.extend(lease.map(|l| self.change(REFRESH_LEASE, free(), Some(l))));
                 changes
             }
@@ -483,11 +500,18 @@ impl Stored {
         spent: Option<&SecretString>,
     ) -> Vec<Change> {
         let expires_at = tokens.expires_at.map(|e| e.to_string()).unwrap_or_default();
-        vec![
+        let mut changes = vec![
             self.change(REFRESH_TOKEN, refresh, spent.map(|s| s.expose_secret())),
             self.change(ACCESS_TOKEN, tokens.access_token.clone(), None),
             self.change(TOKEN_EXPIRES_AT, SecretString::from(expires_at), None),
-        ]
+        ];
+        // The refresh token's own expiry, when the provider gave one (never against a
+        // snapshot that was not read: whether the secret exists is then unknown).
+        if let (Some(at), false) = (tokens.refresh_expires_at, self.assumed) {
+            let value = SecretString::from(at.to_string());
+            changes.push(self.change(REFRESH_TOKEN_EXPIRES_AT, value, None));
+        }
+        changes
     }
 }
 

@@ -55,6 +55,10 @@ pub struct TokenSet {
     pub expires_at: Option<i64>,
     /// Where `expires_at` came from.
     pub expiry_source: ExpirySource,
+    /// When the refresh token itself dies (Unix seconds), from `refresh_token_expires_in`.
+    pub refresh_expires_at: Option<i64>,
+    /// A `warning` the provider sent with the tokens (Jobber), terminal-safe.
+    pub warning: Option<String>,
 }
 
 impl TokenSet {
@@ -65,7 +69,12 @@ impl TokenSet {
             ExpirySource::ExpiresIn => self.expires_at.map(|e| e + skew),
             _ => self.expires_at,
         };
-        TokenSet { expires_at, ..self }
+        let refresh_expires_at = self.refresh_expires_at.map(|e| e + skew);
+        TokenSet {
+            expires_at,
+            refresh_expires_at,
+            ..self
+        }
     }
 }
 
@@ -105,6 +114,24 @@ pub(crate) struct ProviderTokenResponse {
     expires_in: Option<u64>,
     #[serde(default, alias = "refreshToken")]
     refresh_token: Option<RefreshToken>,
+    /// GitHub App user tokens and the OAuth 2.1 drafts; Intuit's `x_` name.
+    #[serde(
+        default,
+        deserialize_with = "lenient_seconds",
+        alias = "x_refresh_token_expires_in"
+    )]
+    refresh_token_expires_in: Option<u64>,
+    /// Jobber sends one (e.g. rotation off, a replayed refresh token).
+    #[serde(default, deserialize_with = "lenient_text")]
+    warning: Option<String>,
+}
+
+fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    })
 }
 
 fn bearer() -> BasicTokenType {
@@ -392,11 +419,17 @@ pub(crate) fn token_set(response: ProviderTokenResponse) -> Result<TokenSet> {
     if let Some(rt) = &refresh_token {
         crate::text::conceal(rt.expose_secret());
     }
+    // A refresh token's lifetime is clamped like every duration a server sends (10 years).
+    let refresh_expires_at = response
+        .refresh_token_expires_in
+        .map(|secs| now() + secs.min(10 * 366 * 86_400) as i64);
     Ok(TokenSet {
         access_token: SecretString::from(access.to_string()),
         refresh_token,
         expires_at,
         expiry_source,
+        refresh_expires_at,
+        warning: response.warning.map(|w| terminal_safe(&w, 300)),
     })
 }
 

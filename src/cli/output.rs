@@ -612,6 +612,9 @@ fn write_table<const N: usize>(
     }
 }
 
+/// A grant with less than this left (its refresh token's own expiry) is warned about.
+const GRANT_WARNING: i64 = 14 * 86_400;
+
 /// What `status` says on stderr about each row that needs attention; the exit code.
 pub(crate) fn status_notes(rows: &[ProviderStatus]) -> i32 {
     let mut err = stderr();
@@ -629,6 +632,30 @@ pub(crate) fn status_notes(rows: &[ProviderStatus]) -> i32 {
             "{}: no client id in Doppler or the environment (a refresh needs it)",
             r.provider
         );
+    }
+    // Grants that die of old age or disuse: said before a script fails at 3 a.m.
+    for r in rows.iter() {
+        match r.refresh_token_expires_in {
+            Some(left) if left <= 0 => {
+                let _ = writeln!(
+                    err,
+                    "{}: the refresh token expired {}; run `oauth-pkce authorize --provider {}`",
+                    r.provider,
+                    time_left(left).trim_start_matches("expired "),
+                    r.provider
+                );
+            }
+            Some(left) if left < GRANT_WARNING => {
+                let _ = writeln!(
+                    err,
+                    "warning: {}: the refresh token expires {} (the provider said so); sign in again before then: `oauth-pkce authorize --provider {}`",
+                    r.provider,
+                    time_left(left),
+                    r.provider
+                );
+            }
+            _ => {}
+        }
     }
     for r in rows.iter().filter(|r| !r.usable) {
         let _ = writeln!(
@@ -652,7 +679,10 @@ pub(crate) fn status_notes(rows: &[ProviderStatus]) -> i32 {
             r.provider
         );
     }
-    let ok = rows.iter().all(|r| r.usable && !check_failed(r));
+    let dead = |r: &ProviderStatus| r.refresh_token_expires_in.is_some_and(|l| l <= 0);
+    let ok = rows
+        .iter()
+        .all(|r| r.usable && !check_failed(r) && !dead(r));
     if ok {
         0
     } else {

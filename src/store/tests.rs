@@ -27,6 +27,8 @@ fn tokens(refresh: Option<&str>) -> TokenSet {
         refresh_token: refresh.map(SecretString::from),
         expires_at: Some(100),
         expiry_source: crate::token::ExpirySource::ExpiresIn,
+        refresh_expires_at: None,
+        warning: None,
     }
 }
 

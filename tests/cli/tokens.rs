@@ -349,3 +349,56 @@ fn token_formats_for_other_tools() {
     h.run(&["token", "--provider", "acme", "--format", "yaml"])
         .assert_code(2);
 }
+
+/// Issue 17: token health. A refresh token's own lifetime (`refresh_token_expires_in`) is
+/// stored, shown by `status --json`, warned about under 14 days, and a dead grant makes
+/// `status` exit 1 with what to do; a provider's `warning` is shown on stderr.
+#[test]
+fn a_refresh_token_s_own_expiry_is_stored_shown_and_warned_about() {
+    let h = Harness::new(AsConfig {
+        refresh_token_expires_in: Some(13 * 86_400),
+        warning: Some("API version 2025-04-16 is deprecated; move to 2026-05-12".into()),
+        ..AsConfig::jobber()
+    });
+    let run = h.authorized();
+    assert!(
+        run.stderr
+            .contains("acme says: API version 2025-04-16 is deprecated; move to 2026-05-12"),
+        "{}",
+        run.stderr
+    );
+    let at: i64 = h
+        .secret("ACME_REFRESH_TOKEN_EXPIRES_AT")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((at - (now() + 13 * 86_400)).abs() < 30, "{at}");
+
+    let run = h.run(&["status", "--provider", "acme"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr
+            .contains("warning: acme: the refresh token expires in 1"),
+        "{}",
+        run.stderr
+    );
+    let json = h.run(&["status", "--provider", "acme", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(rows[0]["refresh_token_expires_at"], at);
+
+    // A refresh stores the new one's expiry too.
+    h.set_secret("ACME_TOKEN_EXPIRES_AT", "1");
+    h.run(&["refresh", "--provider", "acme"]).assert_code(0);
+    assert!(h.secret("ACME_REFRESH_TOKEN_EXPIRES_AT").is_some());
+
+    // Dead: status says so and exits 1, even while the access token is valid.
+    h.set_secret("ACME_REFRESH_TOKEN_EXPIRES_AT", &(now() - 3600).to_string());
+    let run = h.run(&["status", "--provider", "acme"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("acme: the refresh token expired 1h 0m ago"),
+        "{}",
+        run.stderr
+    );
+}

@@ -133,6 +133,10 @@ pub struct AsConfig {
     pub reject_localhost_redirect: bool,
     /// A server that knows nothing of PKCE (RFC 7636): neither requires nor checks it.
     pub no_pkce: bool,
+    /// Sent with every refresh token as `refresh_token_expires_in` (GitHub App user tokens).
+    pub refresh_token_expires_in: Option<u64>,
+    /// Sent with every token answer as `warning` (Jobber).
+    pub warning: Option<String>,
     /// `Some((name, value))`: a refresh token is issued only when the authorization request had
     /// `name=value` (for `scope`: `value` among the scopes) — Google `access_type=offline`,
     /// Dropbox `token_access_type=offline`, Microsoft/Atlassian `offline_access`.
@@ -209,6 +213,8 @@ impl AsConfig {
             registered_redirect_uris: None,
             reject_localhost_redirect: false,
             no_pkce: false,
+            refresh_token_expires_in: None,
+            warning: None,
             refresh_token_requires: None,
             refresh_requires_redirect_uri: false,
         }

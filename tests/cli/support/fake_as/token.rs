@@ -227,6 +227,12 @@ impl Inner {
         }
         if let Some(rt) = refresh_token {
             body.insert("refresh_token".into(), rt.into());
+            if let Some(ttl) = self.cfg.refresh_token_expires_in {
+                body.insert("refresh_token_expires_in".into(), ttl.into());
+            }
+        }
+        if let Some(warning) = &self.cfg.warning {
+            body.insert("warning".into(), warning.clone().into());
         }
         if let Some(scope) = &self.grants[grant].scope {
             body.insert("scope".into(), scope.clone().into());
