@@ -40,9 +40,27 @@ pub(crate) fn parse_error(body: &[u8]) -> Option<OAuthError> {
         error_description: Option<String>,
         message: Option<String>,
     }
-    let answer: Answer = serde_json::from_slice(body).ok()?;
     let safe = |t: &str, max| crate::text::terminal_safe(t, max);
+    // A refused refresh token said in words (Jobber: "The provided refresh token is not
+    // valid."), whatever the shape around it: `message`, an `error` that is a sentence, or
+    // plain text.
+    let refused_refresh = |text: &str| {
+        let lower = text.to_ascii_lowercase();
+        lower.contains("refresh token")
+            && (lower.contains("invalid") || lower.contains("not valid"))
+    };
+    let refused = |text: &str| OAuthError {
+        error: "invalid_grant".into(),
+        description: Some(safe(text, 256)),
+    };
+    let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
+        let text = std::str::from_utf8(body).ok()?.trim();
+        return (text.len() <= 1024 && refused_refresh(text)).then(|| refused(text));
+    };
     if let Some(error) = answer.error.filter(|e| !e.is_empty()) {
+        if error.contains(' ') && refused_refresh(&error) {
+            return Some(refused(&error));
+        }
         return Some(OAuthError {
             error: safe(&error, 64),
             description: answer.error_description.map(|d| safe(&d, 256)),
@@ -55,16 +73,11 @@ pub(crate) fn parse_error(body: &[u8]) -> Option<OAuthError> {
             description: None,
         });
     }
-    let lower = message.to_ascii_lowercase();
-    let refused_refresh = lower.contains("refresh token")
-        && (lower.contains("invalid") || lower.contains("not valid"));
+    if refused_refresh(&message) {
+        return Some(refused(&message));
+    }
     Some(OAuthError {
-        error: if refused_refresh {
-            "invalid_grant"
-        } else {
-            "error"
-        }
-        .into(),
+        error: "error".into(),
         description: Some(safe(&message, 256)),
     })
 }
@@ -311,6 +324,23 @@ mod tests {
         assert_eq!(parse_error(other), e("error", Some("rate limited")));
         assert_eq!(parse_error(br#"{"access_token":"x"}"#), None);
         assert_eq!(parse_error(b"<html>"), None);
+        // Jobber's refusal whatever its shape: a sentence as `error`, or plain text.
+        let jobber_error = br#"{"error":"The provided refresh token is not valid."}"#;
+        assert_eq!(
+            parse_error(jobber_error),
+            e(
+                "invalid_grant",
+                Some("The provided refresh token is not valid.")
+            )
+        );
+        assert_eq!(
+            parse_error(b"The provided refresh token is not valid.\n"),
+            e(
+                "invalid_grant",
+                Some("The provided refresh token is not valid.")
+            )
+        );
+        assert_eq!(parse_error(b"Bad request"), None);
     }
 
     fn names(a: &ClientAuthentication) -> Vec<&str> {

@@ -344,10 +344,20 @@ impl<'a> TokenEndpoint<'a> {
             }
         };
         match e {
-            RequestTokenError::ServerResponse(r) => refused(
-                terminal_safe(r.error().as_ref(), 64),
-                r.error_description().map(|d| terminal_safe(d, 256)),
-            ),
+            RequestTokenError::ServerResponse(r) => {
+                // Through the one OAuth error reader, which knows refusals said in words.
+                let body = serde_json::json!({
+                    "error": r.error().as_ref(),
+                    "error_description": r.error_description(),
+                });
+                match crate::oauth::parse_error(body.to_string().as_bytes()) {
+                    Some(e) => refused(e.error, e.description),
+                    None => refused(
+                        terminal_safe(r.error().as_ref(), 64),
+                        r.error_description().map(|d| terminal_safe(d, 256)),
+                    ),
+                }
+            }
             RequestTokenError::Request(source) if refreshing && source.sent => {
                 Error::RefreshUncertain {
                     provider: self.provider.name.clone(),

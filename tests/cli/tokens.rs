@@ -402,3 +402,25 @@ fn a_refresh_token_s_own_expiry_is_stored_shown_and_warned_about() {
         run.stderr
     );
 }
+
+/// Issue 17: Jobber's refusal of a spent refresh token is exit 1 (sign in again) whatever its
+/// shape: `{"message": …}`, a sentence as `error`, or plain text.
+#[test]
+fn jobber_s_refused_refresh_token_is_exit_1_whatever_its_shape() {
+    for body in [
+        r#"{"message":"The provided refresh token is not valid."}"#,
+        r#"{"error":"The provided refresh token is not valid."}"#,
+        "The provided refresh token is not valid.",
+    ] {
+        let h = Harness::new(AsConfig::jobber());
+        h.store_grant(10);
+        h.auth.push_token_fault(401, body, 1);
+        let run = h.run(&["refresh", "--provider", "acme"]);
+        run.assert_error(1, "The provided refresh token is not valid.");
+        assert!(
+            run.stderr.contains("oauth-pkce authorize --provider acme"),
+            "{body}: {}",
+            run.stderr
+        );
+    }
+}
