@@ -217,6 +217,15 @@ pub(crate) struct StatusArgs {
 pub(crate) struct RefreshArgs {
     #[command(flatten)]
     pub(crate) provider: ProviderArg,
+    /// Every provider with a refresh token in Doppler, instead of one (for cron).
+    #[arg(long, group = "the_provider")]
+    pub(crate) all: bool,
+    /// Only refresh what is due (expires within the buffer): a keep-alive that spends
+    /// nothing otherwise.
+    #[arg(long)]
+    pub(crate) if_due: bool,
+    #[command(flatten)]
+    pub(crate) buffer: BufferArg,
     #[command(flatten)]
     pub(crate) json: JsonArg,
 }
@@ -269,11 +278,13 @@ pub(crate) struct ProviderArg {
 }
 
 impl ProviderArg {
+    /// The provider named (clap requires one, except beside `refresh --all`).
     pub(crate) fn name(&self) -> &str {
-        self.flag
-            .as_deref()
-            .or(self.name.as_deref())
-            .expect("clap requires one of them")
+        self.given().expect("clap requires one of them")
+    }
+
+    pub(crate) fn given(&self) -> Option<&str> {
+        self.flag.as_deref().or(self.name.as_deref())
     }
 }
 

@@ -105,13 +105,64 @@ async fn run_authorize(args: &AuthorizeArgs, settings: Settings) -> Result<i32> 
 }
 
 async fn run_refresh(args: &RefreshArgs, settings: Settings) -> Result<i32> {
-    let provider = settings.provider(args.provider.name())?;
+    let buffer = args.buffer.refresh_buffer;
     let reporter = settings.reporter();
-    let ctx = settings.ready()?.context(provider, DEFAULT_REFRESH_BUFFER);
-    let fresh = refresh::refresh(&ctx, &reporter).await?;
-    Summary::new(&ctx, &fresh.access_token, true, fresh.expires_at)
-        .print("Refreshed", args.json.json);
+    let Some(name) = args.provider.given() else {
+        return refresh_all(args, settings).await;
+    };
+    let provider = settings.provider(name)?;
+    let ctx = settings.ready()?.context(provider, buffer);
+    let fresh = if args.if_due {
+        refresh::token(&ctx, &reporter).await?
+    } else {
+        refresh::refresh(&ctx, &reporter).await?
+    };
+    let verb = if fresh.refreshed || !args.if_due {
+        "Refreshed"
+    } else {
+        "Still valid"
+    };
+    Summary::new(&ctx, &fresh.access_token, true, fresh.expires_at).print(verb, args.json.json);
     Ok(0)
+}
+
+/// `refresh --all [--if-due]`: every provider with a refresh token in Doppler (one read
+/// finds them), one after the other; a failure is reported and the others still run; the
+/// exit code is the first failure's.
+async fn refresh_all(args: &RefreshArgs, settings: Settings) -> Result<i32> {
+    let buffer = args.buffer.refresh_buffer;
+    let catalog = settings.catalog()?;
+    let reporter = settings.reporter();
+    let ready = settings.ready()?;
+    let rows = status_all(&ready.store(), &catalog, buffer, None).await?;
+    let mut code = 0;
+    for row in rows.iter().filter(|r| r.refresh_token_present) {
+        let provider = catalog.get(&row.provider)?.clone();
+        let ctx = ready.context(provider, buffer);
+        let done = if args.if_due {
+            refresh::token(&ctx, &reporter).await
+        } else {
+            refresh::refresh(&ctx, &reporter).await
+        };
+        match done {
+            Ok(fresh) => {
+                let verb = if fresh.refreshed {
+                    "Refreshed"
+                } else {
+                    "Still valid"
+                };
+                Summary::new(&ctx, &fresh.access_token, true, fresh.expires_at)
+                    .print(verb, args.json.json);
+            }
+            Err(e) => {
+                output::error_of(&row.provider, &e);
+                if code == 0 {
+                    code = e.exit_code();
+                }
+            }
+        }
+    }
+    Ok(code)
 }
 
 async fn run_token(args: &TokenArgs, settings: Settings) -> Result<i32> {

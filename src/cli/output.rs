@@ -415,6 +415,17 @@ fn describe_check(check: &oauth_pkce::bin::CheckOutcome) -> String {
     }
 }
 
+/// One provider's failure in a command over several (`refresh --all`): the others go on.
+pub(crate) fn error_of(provider: &str, e: &Error) {
+    let mut err = stderr();
+    let _ = writeln!(
+        err,
+        "error: {provider}: {}",
+        terminal_safe(&e.with_causes(), 1000)
+    );
+    let _ = writeln!(err, "hint: {}", e.hint());
+}
+
 /// git asked for a host whose provider has nothing stored: no answer (git moves on), a hint.
 pub(crate) fn git_not_authorized(host: &str, provider: &str) {
     let _ = writeln!(

@@ -424,3 +424,31 @@ fn jobber_s_refused_refresh_token_is_exit_1_whatever_its_shape() {
         );
     }
 }
+
+/// Issue 17: `refresh --all --if-due` (for cron) refreshes exactly the stored providers that
+/// are due, and nothing else; `refresh --all` refreshes every one.
+#[test]
+fn refresh_all_if_due_refreshes_exactly_the_due_providers() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(10); // acme: due
+    h.write_provider("beta", "secret_prefix = \"BETA\"\n");
+    let (at, rt) = h.auth.issue_grant();
+    h.set_secret("BETA_CLIENT_ID", crate::support::fake_as::CLIENT_ID);
+    h.set_secret("BETA_CLIENT_SECRET", crate::support::fake_as::CLIENT_SECRET);
+    h.set_secret("BETA_ACCESS_TOKEN", &at);
+    h.set_secret("BETA_REFRESH_TOKEN", &rt);
+    h.set_secret("BETA_TOKEN_EXPIRES_AT", &(now() + 3600).to_string()); // beta: not due
+
+    let run = h.run(&["refresh", "--all", "--if-due"]);
+    run.assert_code(0);
+    assert_eq!(h.auth.refreshes(), 1, "{}", run.stdout);
+    assert!(run.stdout.contains("Refreshed acme"), "{}", run.stdout);
+    assert!(run.stdout.contains("Still valid beta"), "{}", run.stdout);
+    assert_eq!(h.secret("BETA_REFRESH_TOKEN").as_deref(), Some(rt.as_str()));
+
+    let run = h.run(&["refresh", "--all"]);
+    run.assert_code(0);
+    assert_eq!(h.auth.refreshes(), 3, "both refreshed: {}", run.stdout);
+    h.run(&["refresh", "--all", "--provider", "acme"])
+        .assert_code(2);
+}
