@@ -81,6 +81,12 @@ pub(crate) enum Command {
     /// a provider's REFRESH_LEASE secret to the value it already holds (a compare-and-swap that
     /// changes nothing). Exit code 0 when nothing failed (warnings allowed), else 1.
     Doctor(DoctorArgs),
+    /// A local API gateway: forwards requests to the provider's API with a valid token, so
+    /// the program calling it (an AI agent, a script) never holds the token.
+    ///
+    /// Each request needs the proxy's key (printed on stderr at start, or --key-file) in an
+    /// X-OAuth-Pkce-Key header or as the first path segment. Loopback only.
+    Proxy(ProxyArgs),
     /// A git credential helper: answers `get` for the hosts of a provider's `git_hosts`
     /// (github.com, gitlab.com) with a valid access token; any other host gets no answer.
     ///
@@ -263,6 +269,23 @@ pub(crate) enum TokenFormat {
     Header,
     HeadersJson,
     ExecCredential,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProxyArgs {
+    #[command(flatten)]
+    pub(crate) provider: ProviderArg,
+    /// Where to listen (loopback only; default: the first free of 127.0.0.1:8400-8410).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+    /// Read the key from this file (mode 0600) instead of making one up.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// Write `http://ADDR` to this file once listening, for scripts to wait on.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) ready_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) buffer: BufferArg,
 }
 
 /// The one provider a command is about: `--provider NAME` (`-p`), or the name alone.

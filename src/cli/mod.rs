@@ -9,6 +9,7 @@ mod doctor;
 mod exec;
 mod git;
 mod output;
+mod proxy;
 mod settings;
 mod spinner;
 
@@ -20,7 +21,8 @@ use oauth_pkce::{Catalog, Error, Reporter, Result, DEFAULT_REFRESH_BUFFER};
 
 pub(crate) use args::Cli;
 use args::{
-    AuthorizeArgs, Command, DoctorArgs, ExecArgs, RefreshArgs, RevokeArgs, StatusArgs, TokenArgs,
+    AuthorizeArgs, Command, DoctorArgs, ExecArgs, ProxyArgs, RefreshArgs, RevokeArgs, StatusArgs,
+    TokenArgs,
 };
 use output::{Stderr, Summary};
 use settings::{Ready, Settings};
@@ -60,6 +62,7 @@ impl Cli {
             Command::Token(args) => run_token(args, settings).await,
             Command::Status(args) => run_status(args, settings).await,
             Command::GitCredential { action } => git::credential(*action, settings).await,
+            Command::Proxy(args) => run_proxy(args, settings).await,
             Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
         }
     }
@@ -163,6 +166,50 @@ async fn refresh_all(args: &RefreshArgs, settings: Settings) -> Result<i32> {
         }
     }
     Ok(code)
+}
+
+async fn run_proxy(args: &ProxyArgs, settings: Settings) -> Result<i32> {
+    let provider = settings.provider(args.provider.name())?;
+    let key = match &args.key_file {
+        Some(path) => Some(read_key(path)?),
+        None => None,
+    };
+    let reporter = settings.reporter();
+    let ctx = settings
+        .ready()?
+        .context(provider, args.buffer.refresh_buffer);
+    let source = oauth_pkce::TokenSource::new(ctx).with_reporter(Box::new(reporter));
+    let options = proxy::Options {
+        listen: args.listen,
+        key,
+        ready_file: args.ready_file.clone(),
+    };
+    proxy::run(source, options).await
+}
+
+/// The proxy's key from `path`: a file only its owner may read, holding one line.
+fn read_key(path: &std::path::Path) -> Result<secrecy::SecretString> {
+    let bad = |why: String| Error::Usage(format!("--key-file {}: {why}", path.display()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(bad(format!(
+                "others may read it (mode {:o}); run `chmod 600 {}`",
+                meta.permissions().mode() & 0o777,
+                path.display()
+            )));
+        }
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let key = text.trim();
+    if key.len() < 16 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad(
+            "the key must be one line of at least 16 printable characters".into(),
+        ));
+    }
+    Ok(secrecy::SecretString::from(key.to_string()))
 }
 
 async fn run_token(args: &TokenArgs, settings: Settings) -> Result<i32> {

@@ -415,6 +415,26 @@ fn describe_check(check: &oauth_pkce::bin::CheckOutcome) -> String {
     }
 }
 
+/// The proxy is listening: where, to what, and (when it made one up) its key.
+pub(crate) fn proxy_listening(
+    addr: std::net::SocketAddr,
+    base: &url::Url,
+    key: Option<&secrecy::SecretString>,
+) {
+    let mut err = stderr();
+    let _ = writeln!(
+        err,
+        "proxy: listening on http://{addr}, forwarding to {base}"
+    );
+    if let Some(key) = key {
+        let _ = writeln!(
+            err,
+            "proxy: key (send it as X-OAuth-Pkce-Key): {}",
+            key.expose_secret()
+        );
+    }
+}
+
 /// One provider's failure in a command over several (`refresh --all`): the others go on.
 pub(crate) fn error_of(provider: &str, e: &Error) {
     let mut err = stderr();

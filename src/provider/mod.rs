@@ -246,6 +246,10 @@ pub struct Provider {
     /// parameters (the loopback flow then rests on `state` and the client secret alone).
     #[serde(default = "default_true")]
     pub pkce: bool,
+    /// Where `oauth-pkce proxy` forwards requests (the API's base URL, e.g.
+    /// `https://api.github.com`).
+    #[serde(default)]
+    pub api_base_url: Option<url::Url>,
     /// Hosts whose git-over-HTTPS credential is this provider's access token
     /// (`oauth-pkce git-credential`), e.g. `github.com`.
     #[serde(default)]
@@ -363,6 +367,9 @@ impl Provider {
         }
         if let Some(url) = &self.device_authorization_url {
             check_endpoint("device_authorization_url", url)?;
+        }
+        if let Some(url) = &self.api_base_url {
+            check_endpoint("api_base_url", url)?;
         }
         if let Some(check) = &self.check {
             check_endpoint("check.url", &check.url)?;

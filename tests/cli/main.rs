@@ -31,6 +31,7 @@ mod leaks;
 mod local_files;
 mod network;
 mod providers;
+mod proxy;
 mod real_as;
 mod revoke;
 mod rotation;
