@@ -69,7 +69,7 @@ pub fn mask(secret: &str) -> String {
 /// Keeps printable ASCII (RFC 6749's NQSCHAR range plus `"` and `\`), replaces everything
 /// else (escape sequences, control characters, non-ASCII) with `?`, and truncates to `max`
 /// characters. Used for any text a server sent that reaches the terminal. Every secret this
-/// process has handled ([`conceal`]) is redacted first, whatever the text's source.
+/// process has handled (`conceal`) is redacted first, whatever the text's source.
 pub fn terminal_safe(text: &str, max: usize) -> String {
     let text = redact(text);
     let mut out: String = text
