@@ -268,6 +268,7 @@ async fn run_revoke(args: &RevokeArgs, settings: Settings) -> Result<i32> {
 }
 
 async fn run_doctor(args: &DoctorArgs, settings: Settings) -> Result<i32> {
+    let (marks, columns) = (settings.marks, settings.columns);
     let catalog = settings.catalog()?;
     let provider = match &args.provider {
         Some(name) => Some(catalog.get(name)?.clone()),
@@ -287,7 +288,7 @@ async fn run_doctor(args: &DoctorArgs, settings: Settings) -> Result<i32> {
         state_dir: settings.state_dir.as_ref().ok().map(|d| d.path()),
     })
     .await;
-    output::print_checks(&checks, args.json.json);
+    output::print_checks(&checks, args.json.json, marks, columns);
     Ok(doctor::exit_code(&checks))
 }
 

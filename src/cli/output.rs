@@ -262,7 +262,10 @@ pub(crate) fn print_man(command: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn print_checks(checks: &[super::doctor::Check], json: bool) {
+/// `doctor`'s checks: JSON, or one line per check (its mark and name) with what was found and
+/// what to do wrapped below it to `width`; marks are ✓ ! ✗ - on a terminal without NO_COLOR,
+/// words (`ok`, `WARN`, `FAIL`, `skip`) otherwise.
+pub(crate) fn print_checks(checks: &[super::doctor::Check], json: bool, marks: bool, width: usize) {
     use super::doctor::Status;
     let mut out = std::io::stdout().lock();
     if json {
@@ -276,17 +279,28 @@ pub(crate) fn print_checks(checks: &[super::doctor::Check], json: bool) {
             Some(p) => format!("{p}: {}", c.check),
             None => c.check.clone(),
         };
-        let width = checks.iter().map(|c| label(c).len()).max().unwrap_or(0);
+        let text = width.saturating_sub(6).max(40);
         for c in checks {
-            let status = match c.status {
-                Status::Pass => "ok",
-                Status::Warn => "WARN",
-                Status::Fail => "FAIL",
-                Status::Skip => "skip",
+            let status = match (c.status, marks) {
+                (Status::Pass, true) => "✓",
+                (Status::Warn, true) => "!",
+                (Status::Fail, true) => "✗",
+                (Status::Skip, true) => "-",
+                (Status::Pass, false) => "ok",
+                (Status::Warn, false) => "WARN",
+                (Status::Fail, false) => "FAIL",
+                (Status::Skip, false) => "skip",
             };
-            let _ = writeln!(out, "{status:<4}  {:<width$}  {}", label(c), c.detail);
+            let _ = writeln!(out, "{status:<4}  {}", label(c));
+            for line in wrap(&c.detail, text) {
+                let _ = writeln!(out, "      {line}");
+            }
             if let Some(next) = &c.next {
-                let _ = writeln!(out, "      {:<width$}  next: {next}", "");
+                let lines = wrap(&format!("next: {next}"), text - 2);
+                for (i, line) in lines.iter().enumerate() {
+                    let indent = if i == 0 { "      " } else { "        " };
+                    let _ = writeln!(out, "{indent}{line}");
+                }
             }
         }
     }

@@ -45,6 +45,8 @@ pub(crate) struct Settings {
     pub(crate) no_display: bool,
     /// The terminal's width (`COLUMNS`, else 80), for wrapped text.
     pub(crate) columns: usize,
+    /// stdout is a terminal that can show ✓/✗ (not `NO_COLOR`, not `TERM=dumb`).
+    pub(crate) marks: bool,
     /// stderr is a terminal that can draw a spinner; `NO_COLOR` is unset.
     animate: bool,
     colour: bool,
@@ -99,6 +101,9 @@ impl Settings {
             path_var: std::env::var_os(env::PATH),
             remote,
             no_display,
+            marks: std::io::stdout().is_terminal()
+                && !set(env::NO_COLOR)
+                && var(env::TERM).as_deref() != Some("dumb"),
             columns: var(env::COLUMNS)
                 .and_then(|c| c.trim().parse().ok())
                 .filter(|c| *c >= 40)

@@ -97,18 +97,23 @@ fn a_healthy_setup_passes_every_check_with_one_read_and_one_no_op_write() {
     assert!(!marker.exists(), "no browser was started");
     run.assert_no_leak(&[&at, &rt, CLIENT_SECRET, &h.token]);
 
-    // The text form: one line per check.
+    // The text form: one line per check, what was found wrapped under it, within 80
+    // columns; words, not marks, when stdout is not a terminal.
     let mut cmd = h.cmd();
-    cmd.env("BROWSER", &browser);
+    cmd.env("BROWSER", &browser).env("COLUMNS", "80");
     let run = Running::spawn(cmd.args(["doctor", "-p", "acme"])).finish();
     run.assert_code(0);
     assert!(
-        run.stdout
-            .lines()
-            .any(|l| l.starts_with("ok    acme: doppler write")),
+        run.stdout.lines().any(|l| l == "ok    acme: doppler write"),
         "{}",
         run.stdout
     );
+    assert!(
+        run.stdout.lines().all(|l| l.chars().count() <= 80),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains('✓'), "{}", run.stdout);
     assert!(
         run.stdout.contains("acme: callback ports"),
         "{}",
