@@ -93,6 +93,8 @@ pub enum Error {
     SignInInProgress { provider: String },
     #[error("the device code expired before the sign-in was approved (after {seconds} s)")]
     DeviceCodeExpired { provider: String, seconds: u64 },
+    #[error("Deny was chosen on the demo's consent page, so the demo stopped before any token")]
+    DemoDenied,
 
     // ---- provider (5) ------------------------------------------------------------------
     #[error("the token endpoint refused the request: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
@@ -261,7 +263,8 @@ impl Error {
             | AuthorizationDenied { .. }
             | SignInInProgress { .. }
             | Authorization { .. }
-            | DeviceCodeExpired { .. } => ExitClass::Authorization,
+            | DeviceCodeExpired { .. }
+            | DemoDenied => ExitClass::Authorization,
             TokenEndpoint { .. }
             | ProviderUnreachable { .. }
             | ProviderResponse(_)
@@ -365,6 +368,7 @@ impl Error {
             },
             ProviderUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and the provider's token_url, then retry; for a certificate error, trust your CA with --ca-file, OAUTH_PKCE_CA_FILE or SSL_CERT_FILE".into(),
             ProviderResponse(_) => "the provider answered something that is not an OAuth token response; check token_url in the provider file".into(),
+            DemoDenied => "run `oauth-pkce demo` again and choose Approve, or `oauth-pkce demo --no-browser` to let the demo approve".into(),
             RefreshUncertain { provider, .. } => format!(
                 "the stored tokens were kept and the refresh was not sent again (if {provider} rotated the refresh token before failing, it is spent); run `oauth-pkce refresh --provider {provider}` once: if that is refused (exit 1), sign in again with `oauth-pkce authorize --provider {provider}`"
             ),

@@ -11,7 +11,7 @@ use secrecy::ExposeSecret as _;
 
 use super::demo_server::Demo;
 use oauth_pkce::bin::{authorize, refresh, status_of, AuthorizeOptions};
-use oauth_pkce::{Event, Reporter, Result};
+use oauth_pkce::{Error, Event, Reporter, Result};
 
 use super::args::DemoArgs;
 use super::output::{print_status, Stderr, Summary};
@@ -74,7 +74,11 @@ pub(super) async fn run(
         }
     };
     let done = tokio::select! {
-        done = signed_in => done?,
+        // Deny on the demo's own page: say how to run the demo again, not `authorize`.
+        done = signed_in => done.map_err(|e| match e {
+            Error::AuthorizationDenied { .. } => Error::DemoDenied,
+            e => e,
+        })?,
         e = browser => return Err(e),
     };
     Summary::new(

@@ -82,6 +82,7 @@ fn every_error() -> Vec<Error> {
             source: "timed out".into(),
         },
         Error::ProviderResponse("not JSON".into()),
+        Error::DemoDenied,
         Error::RefreshUncertain {
             provider: p(),
             detail: "timed out after 60 s".into(),
@@ -219,6 +220,7 @@ fn every_error() -> Vec<Error> {
             | Error::Authorization { .. }
             | Error::SignInInProgress { .. }
             | Error::DeviceCodeExpired { .. }
+            | Error::DemoDenied
             | Error::TokenEndpoint { .. }
             | Error::ProviderUnreachable { .. }
             | Error::ProviderResponse(_)

@@ -112,16 +112,16 @@ fn demo_no_browser_runs_the_whole_cycle_unattended_on_loopback_only() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-#[test]
-fn demo_in_a_browser_shows_a_consent_page_that_approves_through_the_real_callback() {
-    let tmp = tempfile::tempdir().unwrap();
-    let opened = tmp.path().join("opened");
+/// `oauth-pkce demo` with a `$BROWSER` that only records the URL; waits for it and returns
+/// the running demo and the URL the browser was given.
+fn demo_with_recorded_browser(tmp: &Path) -> (Running, String) {
+    let opened = tmp.join("opened");
     let browser_script = crate::support::script(
-        tmp.path(),
+        tmp,
         "browser.sh",
         &format!("printf '%s' \"$1\" > '{}'", opened.display()),
     );
-    let mut cmd = demo_cmd(tmp.path(), &["--timeout", "30"]);
+    let mut cmd = demo_cmd(tmp, &["--timeout", "30"]);
     cmd.env("BROWSER", &browser_script);
     let mut running = Running::spawn(&mut cmd);
     running.wait_for_line("Waiting up to 30 s");
@@ -134,18 +134,29 @@ fn demo_in_a_browser_shows_a_consent_page_that_approves_through_the_real_callbac
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    // The consent page: escaped, locked down, a form posting to /approve.
-    let page = browser::open(&url);
-    assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.header("content-security-policy").is_some());
-    let id = page
-        .body
-        .split("name=\"request\" value=\"")
+    (running, url)
+}
+
+/// The request id of the consent page's form.
+fn request_id(body: &str) -> String {
+    body.split("name=\"request\" value=\"")
         .nth(1)
         .unwrap()
         .split('"')
         .next()
-        .unwrap();
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn demo_in_a_browser_shows_a_consent_page_that_approves_through_the_real_callback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (running, url) = demo_with_recorded_browser(tmp.path());
+    // The consent page: escaped, locked down, a form posting to /approve.
+    let page = browser::open(&url);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.header("content-security-policy").is_some());
+    let id = request_id(&page.body);
     let base = url.split("/authorize").next().unwrap();
     let approved = http::request(
         "POST",
@@ -167,4 +178,34 @@ fn demo_in_a_browser_shows_a_consent_page_that_approves_through_the_real_callbac
     assert_eq!(again.status, 400);
     let run = running.finish();
     assert_whole_cycle(&run);
+}
+
+/// Issue 15: Deny on the demo's consent page ends the demo with exit 4 and a hint to run the
+/// demo again (not `authorize`, which needs a real app).
+#[test]
+fn deny_on_the_demo_s_consent_page_says_to_run_the_demo_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (running, url) = demo_with_recorded_browser(tmp.path());
+    let id = request_id(&browser::open(&url).body);
+    let base = url.split("/authorize").next().unwrap();
+    let denied = http::request(
+        "POST",
+        &format!("{base}/approve"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!("request={id}&decision=deny"),
+    );
+    assert_eq!(denied.status, 303);
+    browser::deliver(denied.header("location").unwrap());
+    let run = running.finish();
+    run.assert_error(4, "Deny was chosen on the demo's consent page");
+    assert!(
+        run.stderr.contains("run `oauth-pkce demo` again"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("oauth-pkce authorize"),
+        "{}",
+        run.stderr
+    );
 }
