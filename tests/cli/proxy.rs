@@ -15,17 +15,27 @@ struct Proxy {
 }
 
 fn start(h: &Harness) -> Proxy {
+    start_with(h, h.cmd(), h.home.path(), &[])
+}
+
+/// The proxy run by `cmd` (a machine's), its files in `dir`, with `extra` arguments.
+fn start_with(
+    h: &Harness,
+    mut cmd: std::process::Command,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> Proxy {
     h.write_provider("acme", &format!("api_base_url = \"{}\"\n", h.auth.url()));
-    let key_file = h.home.path().join("proxy.key");
+    let key_file = dir.join("proxy.key");
     std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
     std::fs::set_permissions(
         &key_file,
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    let ready = h.home.path().join("proxy.ready");
+    let ready = dir.join("proxy.ready");
     let _ = std::fs::remove_file(&ready);
-    let running = Running::spawn(h.cmd().args([
+    let running = Running::spawn(cmd.args(extra).args([
         "proxy",
         "--provider",
         "acme",
@@ -122,4 +132,56 @@ fn the_proxy_refuses_a_non_loopback_address_and_a_provider_without_an_api() {
     h.write_provider("acme", &format!("api_base_url = \"{}\"\n", h.auth.url()));
     h.run(&["proxy", "--provider", "acme", "--listen", "0.0.0.0:8400"])
         .assert_error(2, "loopback only");
+}
+
+/// Two proxies on two machines, the token due: requests through both at once make one
+/// refresh at the authorization server (the lease), and both succeed. At -vv nothing a proxy
+/// prints, and no answer it gives, holds a token or the key.
+#[test]
+fn two_proxies_on_two_machines_refresh_once_and_print_no_secret() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(10);
+    let other = h.other_machine();
+    let a = start_with(&h, h.cmd(), h.home.path(), &["-vv"]);
+    let b = start_with(&h, other.cmd(), other.home.path(), &["-vv"]);
+    let answers: Vec<http::Response> = std::thread::scope(|s| {
+        let calls: Vec<_> = [&a.url, &b.url]
+            .into_iter()
+            .map(|url| {
+                s.spawn(move || http::get(&format!("{url}/userinfo"), &[("X-OAuth-Pkce-Key", KEY)]))
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for r in &answers {
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!(h.auth.refreshes(), 1, "one refresh for both machines");
+    let mut secrets: Vec<String> = h.auth.minted();
+    secrets.push(KEY.to_string());
+    secrets.push(crate::support::fake_as::CLIENT_SECRET.to_string());
+    for proxy in [a, b] {
+        let pid = proxy.running.id() as i32;
+        // SAFETY: kill(2) on the child process we spawned.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let run = proxy.running.finish();
+        run.assert_code(0);
+        assert!(
+            run.stderr.contains("DEBUG") || run.stderr.contains("TRACE"),
+            "-vv logged"
+        );
+        for s in secrets.iter().filter(|s| s.len() >= 8) {
+            assert!(
+                !run.stderr.contains(s.as_str()),
+                "a secret on stderr: {}",
+                run.stderr
+            );
+        }
+    }
+    for r in &answers {
+        for s in secrets.iter().filter(|s| s.len() >= 8) {
+            assert!(!r.body.contains(s.as_str()), "{}", r.body);
+            assert!(r.headers.iter().all(|(_, v)| !v.contains(s.as_str())));
+        }
+    }
 }
