@@ -505,3 +505,29 @@ fn an_opener_that_fails_is_said_and_the_other_routes_are_shown() {
         run.stderr
     );
 }
+
+/// Issue 17: a `restricted` client secret stays restricted after `authorize` (oauth-pkce
+/// writes only its token secrets, and never sends a visibility for an existing one).
+#[test]
+fn a_restricted_client_secret_stays_restricted_after_authorize() {
+    let h = Harness::new(AsConfig::jobber());
+    h.doppler
+        .set_visibility(PROJECT, CONFIG, "ACME_CLIENT_SECRET", "restricted");
+    h.authorized();
+    assert_eq!(
+        h.doppler
+            .visibility(PROJECT, CONFIG, "ACME_CLIENT_SECRET")
+            .as_deref(),
+        Some("restricted")
+    );
+    // A second sign-in rewrites existing token secrets: their visibility is kept too.
+    h.doppler
+        .set_visibility(PROJECT, CONFIG, "ACME_ACCESS_TOKEN", "restricted");
+    h.authorized();
+    assert_eq!(
+        h.doppler
+            .visibility(PROJECT, CONFIG, "ACME_ACCESS_TOKEN")
+            .as_deref(),
+        Some("restricted")
+    );
+}
