@@ -25,6 +25,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::lease::{self, Leased};
+use crate::provider::TokenRequestFormat;
 use crate::refresh::LOCK_WAIT;
 use crate::store::{Stored, Write};
 use crate::token::ClientCredentials;
@@ -165,15 +166,33 @@ async fn send(
     hint: &'static str,
 ) -> Result<()> {
     let provider = &ctx.provider;
-    let mut form = url::form_urlencoded::Serializer::new(String::new());
-    form.append_pair("token", token.expose_secret())
-        .append_pair("token_type_hint", hint);
     let auth = crate::oauth::client_authentication(provider.client_auth, credentials);
-    for (name, value) in &auth.form {
-        form.append_pair(name, value.expose_secret());
-    }
+    let (body, content_type) = match provider.revocation_body {
+        TokenRequestFormat::Form => {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("token", token.expose_secret())
+                .append_pair("token_type_hint", hint);
+            for (name, value) in &auth.form {
+                form.append_pair(name, value.expose_secret());
+            }
+            (form.finish(), "application/x-www-form-urlencoded")
+        }
+        // Notion and QuickBooks: `{"token": …}` (client credentials in the Basic header, or
+        // beside the token for client_secret_post).
+        TokenRequestFormat::Json => {
+            let mut object = serde_json::Map::new();
+            object.insert("token".into(), token.expose_secret().into());
+            for (name, value) in &auth.form {
+                object.insert((*name).into(), value.expose_secret().into());
+            }
+            (
+                serde_json::Value::Object(object).to_string(),
+                "application/json",
+            )
+        }
+    };
     let basic = auth.header;
-    let body = SecretString::from(form.finish());
+    let body = SecretString::from(body);
     tracing::debug!(token_type_hint = hint, "revoking at the provider");
     let response = ctx
         .http
@@ -183,10 +202,7 @@ async fn send(
                 .client()
                 .post(url)
                 .header(reqwest::header::ACCEPT, "application/json")
-                .header(
-                    reqwest::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
+                .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(body.expose_secret().to_string());
             if let Some(b) = &basic {
                 let mut value = reqwest::header::HeaderValue::from_str(b.expose_secret())

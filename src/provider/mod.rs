@@ -246,6 +246,10 @@ pub struct Provider {
     /// parameters (the loopback flow then rests on `state` and the client secret alone).
     #[serde(default = "default_true")]
     pub pkce: bool,
+    /// How `revoke` sends its request: `form` (RFC 7009: `token` and `token_type_hint`), or
+    /// `json` (`{"token": …}`, Notion's and QuickBooks' documented body).
+    #[serde(default)]
+    pub revocation_body: TokenRequestFormat,
     /// Where `oauth-pkce proxy` forwards requests (the API's base URL, e.g.
     /// `https://api.github.com`).
     #[serde(default)]

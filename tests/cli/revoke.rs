@@ -257,3 +257,35 @@ fn only_an_access_token_stored_is_revoked_alone() {
     );
     assert_eq!(h.secret("ACME_ACCESS_TOKEN").as_deref(), Some(""));
 }
+
+/// Issue 17: Notion's and QuickBooks' revocation takes `{"token": …}` as JSON
+/// (`revocation_body = "json"`), with the client in the Basic header.
+#[test]
+fn a_json_revocation_body_for_providers_that_document_one() {
+    let h = Harness::new(AsConfig {
+        revoke_json: true,
+        ..AsConfig::basic()
+    });
+    h.authorized();
+    let rt = h.secret("ACME_REFRESH_TOKEN").unwrap();
+    h.write_provider(
+        "acme",
+        &format!(
+            "revocation_url = \"{}\"\nrevocation_body = \"json\"\n",
+            h.auth.revoke_url()
+        ),
+    );
+    h.run(&["revoke", "--provider", "acme"]).assert_code(0);
+    let first = &h.auth.revoke_requests()[0];
+    assert_eq!(first.content_type.as_deref(), Some("application/json"));
+    assert_eq!(first.param("token"), Some(rt.as_str()));
+    assert_eq!(first.param("token_type_hint"), None);
+    assert!(first
+        .authorization
+        .as_deref()
+        .is_some_and(|a| a.starts_with("Basic ")));
+    assert!(
+        !h.auth.is_live_refresh_token(&rt),
+        "revoked at the provider"
+    );
+}

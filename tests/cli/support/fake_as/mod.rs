@@ -137,6 +137,8 @@ pub struct AsConfig {
     pub refresh_token_expires_in: Option<u64>,
     /// Sent with every token answer as `warning` (Jobber).
     pub warning: Option<String>,
+    /// `POST /revoke` takes `{"token": …}` as JSON (Notion, QuickBooks), not a form.
+    pub revoke_json: bool,
     /// `Some((name, value))`: a refresh token is issued only when the authorization request had
     /// `name=value` (for `scope`: `value` among the scopes) — Google `access_type=offline`,
     /// Dropbox `token_access_type=offline`, Microsoft/Atlassian `offline_access`.
@@ -215,6 +217,7 @@ impl AsConfig {
             no_pkce: false,
             refresh_token_expires_in: None,
             warning: None,
+            revoke_json: false,
             refresh_token_requires: None,
             refresh_requires_redirect_uri: false,
         }

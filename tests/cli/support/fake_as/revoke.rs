@@ -11,8 +11,13 @@ pub(super) async fn revoke(
     body: Bytes,
 ) -> Response {
     let mut inner = lock(&shared);
+    let json_revocation = inner.cfg.revoke_json;
     let req = TokenRequest {
-        form: parse_pairs(&body),
+        form: if json_revocation {
+            json_pairs(&body)
+        } else {
+            parse_pairs(&body)
+        },
         authorization: header_str(&headers, header::AUTHORIZATION),
         content_type: header_str(&headers, header::CONTENT_TYPE),
         accept: header_str(&headers, header::ACCEPT),
@@ -22,11 +27,16 @@ pub(super) async fn revoke(
     if let Some(fault) = inner.revoke_faults.pop_front() {
         return fault_response(&fault, req.authorization.as_deref(), &body);
     }
+    // Notion's and QuickBooks' shape: `{"token": …}` as JSON, nothing else accepted.
+    let expected = if json_revocation {
+        "application/json"
+    } else {
+        "application/x-www-form-urlencoded"
+    };
     let form_body = req.content_type.as_deref().is_some_and(|c| {
-        c.split(';').next().is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
+        c.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case(expected))
     });
     let error = |e: OAuthError| {
         json_response(
@@ -36,9 +46,7 @@ pub(super) async fn revoke(
         )
     };
     if !form_body {
-        return error(invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
+        return error(invalid_request(format!("the body must be {expected}")));
     }
     let params: HashMap<&str, &str> = req
         .form
