@@ -1,4 +1,4 @@
-//! The authorize flow, SPEC.md's seven steps: credentials → PKCE + state → callback port →
+//! The authorize flow (docs/ARCHITECTURE.md, "The flow"): credentials → PKCE + state → callback port →
 //! authorization URL and browser → wait for the callback (or a pasted redirect URL) → code
 //! exchange → one Doppler write.
 

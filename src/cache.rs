@@ -1,4 +1,4 @@
-//! This machine's token cache (SPEC.md, "This machine's cache"): the access token and its
+//! This machine's token cache (docs/usage.md, "`token`: the cache"): the access token and its
 //! expiry, never the refresh token, one file per (store target, provider) in the state dir's
 //! `cache/` (0600 files in a 0700 dir, written atomically, never through a symlink).
 //!

@@ -1,10 +1,10 @@
 //! The one HTTP client: redirects off, connect and total timeouts, a user agent, capped bodies,
-//! and the retry policy of SPEC.md (429, any 5xx and connection failures; a few attempts with
+//! and the retry policy of docs/usage.md's "Retries" (429, any 5xx and connection failures; a few attempts with
 //! backoff inside about 30 s, honouring `Retry-After` and `X-RateLimit-Reset` within that
-//! bound). Reads, the token endpoint, revocation and `[check]` requests go through
-//! [`Http::send`]; a store write goes through [`Http::send_write`], which resends only what
-//! provably did not arrive (a refused connection, a 429) — a write whose answer was lost may
-//! have landed, and only a re-read can tell.
+//! bound). Reads, device polls, revocation and `[check]` requests go through [`Http::send`];
+//! a store write, a code exchange and a refresh go through [`Http::send_write`], which resends
+//! only what provably did not arrive (a refused connection, a 429) — a write whose answer was
+//! lost may have landed, and only a re-read can tell.
 //!
 //! Networks ([`NetworkSettings`]): proxies from `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` with
 //! `NO_PROXY` (curl's rules), never for loopback hosts; extra CA certificates from

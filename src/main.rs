@@ -1,4 +1,4 @@
-//! `oauth-pkce`: parse, run, print the error and a hint, exit with SPEC.md's code.
+//! `oauth-pkce`: parse, run, print the error and a hint, exit with the code the README's "Exit codes" gives.
 
 mod cli;
 

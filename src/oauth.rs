@@ -40,33 +40,32 @@ pub(crate) fn parse_error(body: &[u8]) -> Option<OAuthError> {
         error_description: Option<String>,
         message: Option<String>,
     }
-    let safe = |t: &str, max| crate::text::terminal_safe(t, max);
-    // A refused refresh token said in words (Jobber: "The provided refresh token is not
-    // valid."), whatever the shape around it: `message`, an `error` that is a sentence, or
-    // plain text.
-    let refused_refresh = |text: &str| {
-        let lower = text.to_ascii_lowercase();
-        lower.contains("refresh token")
-            && (lower.contains("invalid") || lower.contains("not valid"))
-    };
-    let refused = |text: &str| OAuthError {
-        error: "invalid_grant".into(),
-        description: Some(safe(text, 256)),
-    };
     let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
+        // Plain text: only a refused refresh token said in words is read from it.
         let text = std::str::from_utf8(body).ok()?.trim();
         return (text.len() <= 1024 && refused_refresh(text)).then(|| refused(text));
     };
-    if let Some(error) = answer.error.filter(|e| !e.is_empty()) {
+    error_of(answer.error, answer.error_description, answer.message)
+}
+
+/// An OAuth error from its fields, however a server filled them: RFC 6749's `error` (a code,
+/// or a sentence saying the refresh token was refused), else `message`.
+pub(crate) fn error_of(
+    error: Option<String>,
+    description: Option<String>,
+    message: Option<String>,
+) -> Option<OAuthError> {
+    let safe = |t: &str, max| crate::text::terminal_safe(t, max);
+    if let Some(error) = error.filter(|e| !e.is_empty()) {
         if error.contains(' ') && refused_refresh(&error) {
             return Some(refused(&error));
         }
         return Some(OAuthError {
             error: safe(&error, 64),
-            description: answer.error_description.map(|d| safe(&d, 256)),
+            description: description.map(|d| safe(&d, 256)),
         });
     }
-    let message = answer.message.filter(|m| !m.is_empty())?;
+    let message = message.filter(|m| !m.is_empty())?;
     if MESSAGE_CODES.contains(&message.as_str()) {
         return Some(OAuthError {
             error: message,
@@ -80,6 +79,20 @@ pub(crate) fn parse_error(body: &[u8]) -> Option<OAuthError> {
         error: "error".into(),
         description: Some(safe(&message, 256)),
     })
+}
+
+/// A refused refresh token said in words (Jobber: "The provided refresh token is not valid.",
+/// Twitch: "Invalid refresh token").
+fn refused_refresh(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains("refresh token") && (lower.contains("invalid") || lower.contains("not valid"))
+}
+
+fn refused(text: &str) -> OAuthError {
+    OAuthError {
+        error: "invalid_grant".into(),
+        description: Some(crate::text::terminal_safe(text, 256)),
+    }
 }
 
 /// Largest token-endpoint response accepted.

@@ -1,6 +1,7 @@
-//! The store seam: where the tokens of one provider are kept, under the names of SPEC.md
-//! (`{PREFIX}_CLIENT_ID`, `_CLIENT_SECRET`, `_ACCESS_TOKEN`, `_REFRESH_TOKEN`,
-//! `_TOKEN_EXPIRES_AT`, `_REFRESH_LEASE`), read in one request and written in one request.
+//! The store seam: where the tokens of one provider are kept, under the names docs/usage.md
+//! lists (`{PREFIX}_CLIENT_ID`, `_CLIENT_SECRET`, `_ACCESS_TOKEN`, `_REFRESH_TOKEN`,
+//! `_TOKEN_EXPIRES_AT`, `_REFRESH_LEASE`, `_REFRESH_TOKEN_EXPIRES_AT`), read in one request
+//! and written in one request.
 //!
 //! Callers read a snapshot ([`Stored`]) and ask for a [`Write`] *relative to it*: a new grant,
 //! a rotation, taking, creating or releasing the lease, clearing, a probe. Each store turns

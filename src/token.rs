@@ -1,6 +1,6 @@
 //! The token endpoint: the authorization URL, the code exchange and the refresh, through the
 //! `oauth2` crate with our own HTTP policy ([`crate::http`]: no redirects, timeouts, retries,
-//! a 64 KiB body cap), and the [`TokenSet`] they produce with its expiry derived as SPEC.md says:
+//! a 64 KiB body cap), and the [`TokenSet`] they produce with its expiry derived as docs/usage.md says:
 //! `expires_in`, else the access token's JWT `exp`, else unknown.
 //!
 //! The device authorization grant (RFC 8628) is [`crate::device`]'s, on this endpoint.
@@ -345,17 +345,14 @@ impl<'a> TokenEndpoint<'a> {
         };
         match e {
             RequestTokenError::ServerResponse(r) => {
-                // Through the one OAuth error reader, which knows refusals said in words.
-                let body = serde_json::json!({
-                    "error": r.error().as_ref(),
-                    "error_description": r.error_description(),
-                });
-                match crate::oauth::parse_error(body.to_string().as_bytes()) {
+                // The one OAuth error reader, which knows refusals said in words.
+                match crate::oauth::error_of(
+                    Some(r.error().as_ref().to_string()),
+                    r.error_description().cloned(),
+                    None,
+                ) {
                     Some(e) => refused(e.error, e.description),
-                    None => refused(
-                        terminal_safe(r.error().as_ref(), 64),
-                        r.error_description().map(|d| terminal_safe(d, 256)),
-                    ),
+                    None => refused("error".into(), None),
                 }
             }
             RequestTokenError::Request(source) if refreshing && source.sent => {

@@ -1,4 +1,4 @@
-//! Where the Doppler settings come from (SPEC.md, first match wins): the token from
+//! Where the Doppler settings come from (first match wins; docs/usage.md, "The Doppler token"): the token from
 //! `DOPPLER_TOKEN`, else the file named by `DOPPLER_TOKEN_FILE`, else the token the Doppler
 //! CLI's own configuration (`~/.doppler/.doppler.yaml`, moved by `DOPPLER_CONFIG_DIR`)
 //! scopes to the current directory; project and config from flags, else

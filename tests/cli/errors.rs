@@ -220,6 +220,7 @@ fn provider_names_fold_case_suggest_the_nearest_and_may_stand_alone() {
 #[test]
 fn a_personal_token_without_project_and_config_says_to_pass_them() {
     let h = Harness::new(AsConfig::jobber());
+    // A fake personal token, known only to this test's fake Doppler: not a real Doppler token.
     h.doppler
         .add_personal_token("dp.pt.FAKE-personal-for-tests");
     let run = h.run_env(

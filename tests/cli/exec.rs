@@ -189,6 +189,23 @@ fn errors_before_the_command_starts_use_spec_codes_and_run_nothing() {
     assert!(h.doppler.secret(PROJECT, "dev", "ACME_CLIENT_ID").is_some());
 }
 
+/// Runs `exec -- sh -c script` in a process group of its own, waits for the script's
+/// `ready`, sends `sig` to oauth-pkce (or, with `group`, to the whole group, as a terminal's
+/// Ctrl-C does) and returns how it ended.
+fn exec_then_signal(h: &Harness, script: &str, sig: i32, group: bool) -> crate::support::Run {
+    let mut running = Running::spawn(
+        h.cmd()
+            .args(["exec", "-p", "acme", "--", "sh", "-c", script])
+            .process_group(0),
+    );
+    running.wait_for_line("ready");
+    let pid = running.id() as i32;
+    let target = if group { -pid } else { pid };
+    // SAFETY: kill(2) on the child we spawned, or its own process group (process_group(0)).
+    unsafe { libc::kill(target, sig) };
+    running.finish()
+}
+
 #[test]
 fn sigterm_is_forwarded_and_ctrl_c_is_left_to_the_command() {
     let h = Harness::new(AsConfig::jobber());
@@ -196,56 +213,36 @@ fn sigterm_is_forwarded_and_ctrl_c_is_left_to_the_command() {
     let script = r#"trap 'echo got-term >&2; exit 3' TERM; trap 'echo got-int >&2; exit 4' INT; echo ready >&2; while :; do sleep 0.05; done"#;
 
     // A supervisor's SIGTERM to oauth-pkce reaches the command.
-    let mut running = Running::spawn(
-        h.cmd()
-            .args(["exec", "-p", "acme", "--", "sh", "-c", script])
-            .process_group(0),
-    );
-    running.wait_for_line("ready");
-    let pid = running.id() as i32;
-    // SAFETY: kill(2) on the child process we spawned.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let run = running.finish();
+    let run = exec_then_signal(&h, script, libc::SIGTERM, false);
     run.assert_code(3);
     assert!(run.stderr.contains("got-term"), "{}", run.stderr);
 
     // Ctrl-C in a terminal goes to the whole foreground process group: the command decides,
     // oauth-pkce waits for it and passes its code through (no "interrupted" of its own).
-    let mut running = Running::spawn(
-        h.cmd()
-            .args(["exec", "-p", "acme", "--", "sh", "-c", script])
-            .process_group(0),
-    );
-    running.wait_for_line("ready");
-    let pid = running.id() as i32;
-    // SAFETY: the process group of the child we spawned (its own, by process_group(0)).
-    unsafe { libc::kill(-pid, libc::SIGINT) };
-    let run = running.finish();
+    let run = exec_then_signal(&h, script, libc::SIGINT, true);
     run.assert_code(4);
     assert!(run.stderr.contains("got-int"), "{}", run.stderr);
     assert!(!run.stderr.contains("interrupted"), "{}", run.stderr);
 }
 
-/// Red team R12: SIGUSR1 (and SIGUSR2) sent to oauth-pkce alone would end it and orphan the
+/// Red team R12: SIGUSR1 and SIGUSR2 sent to oauth-pkce alone would end it and orphan the
 /// command; they are forwarded, and the command's code passes through.
 #[test]
 fn r12_sigusr1_is_forwarded_to_the_command() {
     let h = Harness::new(AsConfig::jobber());
     h.store_grant(3600);
-    let script =
-        r#"trap 'echo got-usr1 >&2; exit 5' USR1; echo ready >&2; while :; do sleep 0.05; done"#;
-    let mut running = Running::spawn(
-        h.cmd()
-            .args(["exec", "-p", "acme", "--", "sh", "-c", script])
-            .process_group(0),
-    );
-    running.wait_for_line("ready");
-    let pid = running.id() as i32;
-    // SAFETY: kill(2) on the child process we spawned.
-    unsafe { libc::kill(pid, libc::SIGUSR1) };
-    let run = running.finish();
-    run.assert_code(5);
-    assert!(run.stderr.contains("got-usr1"), "{}", run.stderr);
+    for (sig, name) in [(libc::SIGUSR1, "USR1"), (libc::SIGUSR2, "USR2")] {
+        let script = format!(
+            "trap 'echo got-{name} >&2; exit 5' {name}; echo ready >&2; while :; do sleep 0.05; done"
+        );
+        let run = exec_then_signal(&h, &script, sig, false);
+        run.assert_code(5);
+        assert!(
+            run.stderr.contains(&format!("got-{name}")),
+            "{}",
+            run.stderr
+        );
+    }
 }
 
 /// Red team R12: the command starts without core dumps (soft limit 0) but keeps the hard limit

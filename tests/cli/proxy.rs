@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::support::fake_as::AsConfig;
 use crate::support::{http, Harness, Running};
 
+/// The proxy key these tests use (a fake, made up for them).
 const KEY: &str = "proxy-key-FAKE-0123456789abcdef";
 
 struct Proxy {
