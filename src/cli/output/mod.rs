@@ -148,6 +148,15 @@ impl Reporter for Stderr {
     }
 }
 
+/// `value` as pretty JSON on its own line (what every `--json` prints).
+pub(crate) fn print_json<T: Serialize + ?Sized>(out: &mut impl std::io::Write, value: &T) {
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
 /// What `authorize` and `refresh` print: tokens masked.
 #[derive(Serialize)]
 pub(crate) struct Summary {
@@ -177,11 +186,7 @@ impl Summary {
     pub(crate) fn print(&self, verb: &str, json: bool) {
         let mut out = std::io::stdout().lock();
         if json {
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(self).unwrap_or_default()
-            );
+            print_json(&mut out, self);
             return;
         }
         let _ = writeln!(
@@ -267,11 +272,7 @@ pub(crate) fn print_man(command: Option<&str>) -> Result<()> {
 pub(crate) fn print_revoked(done: &oauth_pkce::bin::Revoked, target: &str, json: bool) {
     let mut out = std::io::stdout().lock();
     if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(done).unwrap_or_default()
-        );
+        print_json(&mut out, done);
         return;
     }
     if done.nothing_stored {

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use oauth_pkce::bin::{terminal_safe, CheckResult, ProviderStatus};
 use oauth_pkce::{Catalog, Provider};
 
-use super::{stderr, time_left};
+use super::{print_json, stderr, time_left};
 
 /// `doctor`'s checks: JSON, or one line per check (its mark and name) with what was found and
 /// what to do wrapped below it to `width`; marks are ✓ ! ✗ - on a terminal without NO_COLOR,
@@ -20,11 +20,7 @@ pub(crate) fn print_checks(
     use crate::cli::doctor::Status;
     let mut out = std::io::stdout().lock();
     if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(checks).unwrap_or_default()
-        );
+        print_json(&mut out, checks);
     } else {
         let label = |c: &crate::cli::doctor::Check| match &c.provider {
             Some(p) => format!("{p}: {}", c.check),
@@ -67,11 +63,7 @@ pub(crate) fn print_checks(
 pub(crate) fn print_status(rows: &[ProviderStatus], json: bool) {
     let mut out = std::io::stdout().lock();
     if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(rows).unwrap_or_default()
-        );
+        print_json(&mut out, rows);
         return;
     }
     if rows.is_empty() {
@@ -149,11 +141,7 @@ pub(crate) fn print_providers(catalog: &Catalog, json: bool, wide: bool, width: 
     let mut out = std::io::stdout().lock();
     if json {
         let list: Vec<&Provider> = catalog.iter().collect();
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&list).unwrap_or_default()
-        );
+        print_json(&mut out, &list);
         return;
     }
     // Narrow: the name, rotation, and the one redirect URI to register with the provider.
