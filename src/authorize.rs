@@ -154,7 +154,7 @@ pub async fn authorize(
             let title = format!("Signed in to {}", provider.display_name);
             let text = format!(
                 "The tokens are stored in {}. You can close this tab.",
-                ctx.store.describe_target()
+                ctx.store.describe()
             );
             page.send(title, text).await;
         }
@@ -190,17 +190,21 @@ pub(crate) async fn preflight(ctx: &Context, stored: Stored) -> Result<Stored> {
             _ => stored,
         }),
         // Refused by the precondition only: the write itself was allowed.
-        Err(Error::Doppler {
-            kind: DopplerFailure::Conflict,
-            ..
-        }) => ctx.store.load(&ctx.provider).await,
-        Err(Error::Doppler {
-            kind: DopplerFailure::ReadOnly | DopplerFailure::Forbidden,
-            ..
-        }) => Err(Error::ReadOnlyCannotSignIn {
-            provider: ctx.provider.name.clone(),
-            target: ctx.store.describe_target(),
-        }),
+        Err(e) if matches!(e.store_refusal(), Some((_, DopplerFailure::Conflict))) => {
+            ctx.store.load(&ctx.provider).await
+        }
+        Err(e)
+            if matches!(
+                e.store_refusal(),
+                Some((_, DopplerFailure::ReadOnly | DopplerFailure::Forbidden))
+            ) =>
+        {
+            Err(Error::ReadOnlyCannotSignIn {
+                provider: ctx.provider.name.clone(),
+                target: ctx.store.describe_target(),
+                store: ctx.store.kind(),
+            })
+        }
         Err(Error::StoreAnswerLost { .. }) => ctx.store.load(&ctx.provider).await,
         Err(e) => Err(e),
     }
@@ -229,7 +233,8 @@ pub(crate) async fn keep_new_grant(
         Ok(()) => true,
         Err(e) => {
             reporter.event(Event::Warning(&format!(
-                "could not write the journal ({e}); storing in Doppler directly"
+                "could not write the journal ({e}); storing in {} directly",
+                ctx.store.kind()
             )));
             false
         }
@@ -241,6 +246,7 @@ pub(crate) async fn keep_new_grant(
         }
         Err(e) if journaled => Err(Error::StoreFailed {
             provider: ctx.provider.name.clone(),
+            store: ctx.store.kind(),
             journal: journal.path.clone(),
             source: Box::new(e),
         }),
@@ -280,8 +286,10 @@ pub(crate) async fn store_new_grant(
         Err(e) => return Err(e),
     };
     if !landed {
-        return Err(Error::DopplerResponse(
-            "the new tokens were sent but Doppler does not hold them".into(),
+        let store = ctx.store.kind();
+        return Err(Error::store_response(
+            &store,
+            format!("the new tokens were sent but {store} does not hold them"),
         ));
     }
     // This machine's cache: the new grant replaces whatever it held.

@@ -12,6 +12,24 @@ pub const DOPPLER_CONFIG: &str = "DOPPLER_CONFIG";
 pub const DOPPLER_API_HOST: &str = "DOPPLER_API_HOST";
 /// Where the Doppler CLI keeps `.doppler.yaml` (default `~/.doppler`).
 pub const DOPPLER_CONFIG_DIR: &str = "DOPPLER_CONFIG_DIR";
+/// Which store keeps the tokens: `doppler` (the default) or `vault`.
+pub const OAUTH_PKCE_STORE: &str = "OAUTH_PKCE_STORE";
+/// The Vault (or OpenBao) server's address.
+pub const VAULT_ADDR: &str = "VAULT_ADDR";
+/// OpenBao's name for the address, read after `VAULT_ADDR`.
+pub const BAO_ADDR: &str = "BAO_ADDR";
+/// The Vault token (else `BAO_TOKEN`, else `~/.vault-token`).
+pub const VAULT_TOKEN: &str = "VAULT_TOKEN";
+/// OpenBao's name for the token, read after `VAULT_TOKEN`.
+pub const BAO_TOKEN: &str = "BAO_TOKEN";
+/// The Vault namespace (Vault Enterprise, OpenBao).
+pub const VAULT_NAMESPACE: &str = "VAULT_NAMESPACE";
+/// A PEM file of the CA that signed the Vault server's certificate.
+pub const VAULT_CACERT: &str = "VAULT_CACERT";
+/// The KV version 2 mount holding the tokens (default `secret`).
+pub const OAUTH_PKCE_VAULT_MOUNT: &str = "OAUTH_PKCE_VAULT_MOUNT";
+/// The path under the mount; each provider's secret is `{path}/{provider}` (default `oauth-pkce`).
+pub const OAUTH_PKCE_VAULT_PATH: &str = "OAUTH_PKCE_VAULT_PATH";
 /// Directory of the user's provider TOML files.
 pub const OAUTH_PKCE_PROVIDERS_DIR: &str = "OAUTH_PKCE_PROVIDERS_DIR";
 /// The browser command (`%s` is the URL).
@@ -57,12 +75,21 @@ pub const NO_PROXY: &str = "NO_PROXY";
 /// Set by a CGI server: `HTTP_PROXY` may then come from a request header, so it is ignored.
 pub const REQUEST_METHOD: &str = "REQUEST_METHOD";
 
-/// The variables read when resolving Doppler settings.
-pub const DOPPLER_VARS: &[&str] = &[
+/// The variables read when resolving the store's settings (Doppler's, Vault's, the choice).
+pub const STORE_VARS: &[&str] = &[
     DOPPLER_TOKEN,
     DOPPLER_TOKEN_FILE,
     DOPPLER_PROJECT,
     DOPPLER_CONFIG,
     DOPPLER_API_HOST,
     DOPPLER_CONFIG_DIR,
+    OAUTH_PKCE_STORE,
+    VAULT_ADDR,
+    BAO_ADDR,
+    VAULT_TOKEN,
+    BAO_TOKEN,
+    VAULT_NAMESPACE,
+    VAULT_CACERT,
+    OAUTH_PKCE_VAULT_MOUNT,
+    OAUTH_PKCE_VAULT_PATH,
 ];

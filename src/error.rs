@@ -17,7 +17,7 @@ pub enum ExitClass {
     Authorization = 4,
     /// 5: the token endpoint refused or could not be reached.
     Provider = 5,
-    /// 6: Doppler refused or could not be reached.
+    /// 6: the store (Doppler, Vault) refused or could not be reached.
     Doppler = 6,
 }
 
@@ -44,10 +44,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("{what} is not set in Doppler ({secret}) nor in the environment")]
-    MissingCredential { what: &'static str, secret: String },
+    #[error("{what} is not set in {store} ({secret}) nor in the environment")]
+    MissingCredential {
+        what: &'static str,
+        secret: String,
+        store: StoreKind,
+    },
     #[error("no Doppler token found")]
     NoDopplerToken,
+    #[error("no Vault token found")]
+    NoVaultToken,
+    /// The Vault mount cannot hold the tokens (KV version 1, not a KV engine, absent).
+    #[error("the Vault mount `{mount}` {problem}")]
+    VaultMount { mount: String, problem: String },
     #[error("the Doppler token in the Doppler CLI's configuration is kept in the OS keyring")]
     DopplerTokenInKeyring,
     #[error("{0}")]
@@ -136,8 +145,12 @@ pub enum Error {
     },
 
     // ---- re-authorization (1) ----------------------------------------------------------
-    #[error("no tokens are stored in Doppler for {provider} ({secret} is empty)")]
-    NotAuthorized { provider: String, secret: String },
+    #[error("no tokens are stored in {store} for {provider} ({secret} is empty)")]
+    NotAuthorized {
+        provider: String,
+        secret: String,
+        store: StoreKind,
+    },
     #[error("the refresh token for {provider} was refused: {error}")]
     RefreshRefused { provider: String, error: String },
 
@@ -154,6 +167,21 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Vault refused: `kind` classifies it as for Doppler (read-only, rate limited, …).
+    #[error("Vault refused the request ({status}): {message}")]
+    Vault {
+        status: u16,
+        message: String,
+        kind: DopplerFailure,
+    },
+    #[error("Vault at {addr} could not be reached")]
+    VaultUnreachable {
+        addr: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("Vault answered badly: {0}")]
+    VaultResponse(String),
     /// Another refresh of the same tokens did not finish within the wait.
     #[error("{}", match holder {
         Holder::ThisMachine { lock } => format!("another oauth-pkce process on this machine has been refreshing {provider} for {seconds} s (lock {})", lock.display()),
@@ -167,31 +195,42 @@ pub enum Error {
     #[error("Doppler answered badly: {0}")]
     DopplerResponse(String),
     /// A write whose answer never came (5xx, timeout, reset): it may have landed.
-    #[error("Doppler at {host} did not answer a write ({detail}); it may or may not have landed")]
-    StoreAnswerLost { host: String, detail: String },
-    #[error("the new tokens for {provider} could not be written to Doppler")]
+    #[error("{store} at {host} did not answer a write ({detail}); it may or may not have landed")]
+    StoreAnswerLost {
+        store: StoreKind,
+        host: String,
+        detail: String,
+    },
+    #[error("the new tokens for {provider} could not be written to {store}")]
     StoreFailed {
         provider: String,
+        store: StoreKind,
         journal: PathBuf,
         #[source]
         source: Box<Error>,
     },
-    #[error("the provider rotated the tokens for {provider}, but neither the local journal nor Doppler could store the new ones")]
+    #[error("the provider rotated the tokens for {provider}, but neither the local journal nor {store} could store the new ones")]
     TokensLost {
         provider: String,
+        store: StoreKind,
         #[source]
         source: Box<Error>,
     },
-    #[error("the tokens of {provider} were revoked at the provider but could not be removed from Doppler")]
+    #[error("the tokens of {provider} were revoked at the provider but could not be removed from {store}")]
     RevokedNotRemoved {
         provider: String,
+        store: StoreKind,
         #[source]
         source: Box<Error>,
     },
-    #[error("the access token for {provider} must be refreshed, but this Doppler token cannot write, so the new tokens could not be stored")]
-    ReadOnlyCannotRefresh { provider: String },
-    #[error("this Doppler token cannot write to {target}, so a sign-in to {provider} could not be stored; nothing was opened")]
-    ReadOnlyCannotSignIn { provider: String, target: String },
+    #[error("the access token for {provider} must be refreshed, but this {store} token cannot write, so the new tokens could not be stored")]
+    ReadOnlyCannotRefresh { provider: String, store: StoreKind },
+    #[error("this {store} token cannot write to {target}, so a sign-in to {provider} could not be stored; nothing was opened")]
+    ReadOnlyCannotSignIn {
+        provider: String,
+        target: String,
+        store: StoreKind,
+    },
 }
 
 /// What could not be done to a state file.
@@ -227,7 +266,51 @@ pub enum Holder {
     AnotherMachine,
 }
 
-/// Why Doppler refused, so the hint can say what to do.
+/// Which store an error is about, so that its text and hint name the right commands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Doppler,
+    /// Vault or OpenBao: the KV v2 mount and the path under it (of one provider's secret, or
+    /// of the folder holding them all).
+    Vault {
+        mount: String,
+        path: String,
+    },
+}
+
+impl std::fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StoreKind::Doppler => "Doppler",
+            StoreKind::Vault { .. } => "Vault",
+        })
+    }
+}
+
+impl StoreKind {
+    /// How a user puts `secret` into the store.
+    fn set_command(&self, secret: &str) -> String {
+        match self {
+            StoreKind::Doppler => format!("`doppler secrets set {secret}`"),
+            StoreKind::Vault { mount, path } => format!(
+                "`bao kv patch -mount={mount} {path} {secret}=VALUE` (`kv put` if the secret does not exist yet; `vault` takes the same arguments)"
+            ),
+        }
+    }
+
+    /// What a token that cannot write needs.
+    fn write_access(&self) -> String {
+        match self {
+            StoreKind::Doppler => "a read/write Doppler token in DOPPLER_TOKEN (a service token with write access: Doppler → project → config → Access)".into(),
+            StoreKind::Vault { mount, path } => format!(
+                "a Vault token whose policy allows writing: path \"{mount}/data/{}/*\" {{ capabilities = [\"create\", \"read\", \"update\"] }}",
+                path.split('/').next().unwrap_or(path)
+            ),
+        }
+    }
+}
+
+/// Why Doppler (or Vault) refused, so the hint can say what to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DopplerFailure {
     Unauthorized,
@@ -251,6 +334,8 @@ impl Error {
             | StateFile { .. }
             | MissingCredential { .. }
             | NoDopplerToken
+            | NoVaultToken
+            | VaultMount { .. }
             | DopplerTokenInKeyring
             | Config(_)
             | Network(_)
@@ -276,6 +361,9 @@ impl Error {
             Doppler { .. }
             | DopplerUnreachable { .. }
             | DopplerResponse(_)
+            | Vault { .. }
+            | VaultUnreachable { .. }
+            | VaultResponse(_)
             | StoreAnswerLost { .. }
             | RefreshBusy { .. }
             | StoreFailed { .. }
@@ -284,6 +372,53 @@ impl Error {
             | ReadOnlyCannotRefresh { .. }
             | ReadOnlyCannotSignIn { .. } => ExitClass::Doppler,
         }
+    }
+
+    /// How the store refused, whichever store it is: Doppler's or Vault's refusal, classified.
+    pub fn store_refusal(&self) -> Option<(u16, DopplerFailure)> {
+        match self {
+            Error::Doppler { status, kind, .. } | Error::Vault { status, kind, .. } => {
+                Some((*status, *kind))
+            }
+            _ => None,
+        }
+    }
+
+    /// A refusal by `store`, of the kind the store's own client would give.
+    pub(crate) fn store_refused(
+        store: &StoreKind,
+        status: u16,
+        message: String,
+        kind: DopplerFailure,
+    ) -> Error {
+        match store {
+            StoreKind::Doppler => Error::Doppler {
+                status,
+                message,
+                kind,
+            },
+            StoreKind::Vault { .. } => Error::Vault {
+                status,
+                message,
+                kind,
+            },
+        }
+    }
+
+    /// An answer of `store` that makes no sense (a write answered but not applied, …).
+    pub(crate) fn store_response(store: &StoreKind, message: String) -> Error {
+        match store {
+            StoreKind::Doppler => Error::DopplerResponse(message),
+            StoreKind::Vault { .. } => Error::VaultResponse(message),
+        }
+    }
+
+    /// The store could not be reached at all (nothing was sent).
+    pub fn store_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Error::DopplerUnreachable { .. } | Error::VaultUnreachable { .. }
+        )
     }
 
     /// The message followed by each cause, `: `-separated: what the CLI prints after `error: `.
@@ -321,10 +456,15 @@ impl Error {
             StateFile { .. } => "oauth-pkce keeps locks and journals there: check that the directory is yours, writable (mode 0700) and the disk not full, then run the command again".into(),
             RefreshBusy { holder: Holder::ThisMachine { .. }, .. } => "wait for the other oauth-pkce process to finish (or stop it), then run the command again".into(),
             RefreshBusy { holder: Holder::AnotherMachine, .. } => "run the command again in a minute: the other machine's tokens will be there, and a lease left by a killed process expires by itself".into(),
-            MissingCredential { secret, .. } => format!(
-                "add it to Doppler: `doppler secrets set {secret}` (or export {secret} in the environment)"
+            MissingCredential { secret, store, .. } => format!(
+                "add it to {store}: {} (or export {secret} in the environment)",
+                store.set_command(secret)
             ),
             NoDopplerToken => "set DOPPLER_TOKEN (a service token with write access is best), point DOPPLER_TOKEN_FILE at a file holding one, or run `doppler login` and `doppler setup`".into(),
+            NoVaultToken => "set VAULT_TOKEN (or BAO_TOKEN) to a Vault token, or run `bao login` (or `vault login`), which writes ~/.vault-token".into(),
+            VaultMount { mount, .. } => format!(
+                "the tokens need a KV version 2 mount (its check-and-set makes every write atomic): `bao kv enable-versioning {mount}` upgrades a version 1 mount, `bao secrets enable -path=NAME kv-v2` makes a new one; OAUTH_PKCE_VAULT_MOUNT names the mount to use"
+            ),
             DopplerTokenInKeyring => "oauth-pkce cannot read the OS keyring: set DOPPLER_TOKEN (or DOPPLER_TOKEN_FILE) to a Doppler token".into(),
             Config(_) => "fix what the error names (a setting, file or directory), then run the command again; `oauth-pkce doctor` checks the whole setup".into(),
             Network(_) => "fix the CA file (a PEM file of CA certificates: SSL_CERT_FILE, OAUTH_PKCE_CA_FILE or --ca-file) or the proxy variables (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY)".into(),
@@ -375,8 +515,8 @@ impl Error {
             RevocationFailed { provider, .. } | RevocationUnreachable { provider, .. } => format!(
                 "nothing was removed from Doppler, so you can retry `oauth-pkce revoke --provider {provider}` later; `--local-only` removes the tokens from Doppler without the provider (the grant then stays valid until it expires or you revoke the app's access in your account settings there)"
             ),
-            RevokedNotRemoved { provider, .. } => format!(
-                "the stored tokens no longer work; fix the Doppler problem, then run `oauth-pkce revoke --provider {provider} --local-only` to remove them"
+            RevokedNotRemoved { provider, store, .. } => format!(
+                "the stored tokens no longer work; fix the {store} problem, then run `oauth-pkce revoke --provider {provider} --local-only` to remove them"
             ),
             NotAuthorized { provider, .. } => format!("run `oauth-pkce authorize --provider {provider}`"),
             RefreshRefused { provider, .. } => format!(
@@ -393,19 +533,34 @@ impl Error {
             },
             DopplerUnreachable { .. } => "check the network (HTTPS_PROXY/NO_PROXY) and DOPPLER_API_HOST, then retry; for a certificate error, trust your CA with --ca-file, OAUTH_PKCE_CA_FILE or SSL_CERT_FILE".into(),
             DopplerResponse(_) => "check DOPPLER_API_HOST points at the Doppler API".into(),
-            StoreAnswerLost { .. } => "Doppler may be having trouble (status.doppler.com); run `oauth-pkce status` to see what it holds, then run the command again".into(),
-            StoreFailed { journal, .. } => format!(
-                "the new tokens are safe on this machine ({}) and will be pushed to Doppler on the next run of oauth-pkce; fix the Doppler problem above, then run `oauth-pkce status`",
+            Vault { kind, message, .. } => match kind {
+                _ if message.contains("sealed") => "the Vault server is sealed: unseal it (`bao operator unseal`), then run the command again".into(),
+                _ if message.contains("namespace") => "check VAULT_NAMESPACE: the namespace must exist and the token must belong to it (or to a parent)".into(),
+                DopplerFailure::Unauthorized | DopplerFailure::Forbidden => "the Vault token is invalid, expired, or its policy does not allow reading the secret: check it with `bao token lookup`, log in again (`bao login`), or ask for a policy with: path \"MOUNT/data/PATH/*\" { capabilities = [\"create\", \"read\", \"update\"] } (docs/vault.md)".into(),
+                DopplerFailure::ReadOnly => "this Vault token can read but not write the secret; give its policy create and update on the path (docs/vault.md), or use it only on machines that read tokens".into(),
+                DopplerFailure::NotFound => "check OAUTH_PKCE_VAULT_MOUNT (the KV v2 mount, default `secret`) and VAULT_ADDR; `bao secrets list` shows the mounts".into(),
+                DopplerFailure::RateLimited => "Vault is rate limiting this client (a rate-limit quota); wait a minute and retry".into(),
+                DopplerFailure::Server => "Vault is having trouble; check `bao status`, then retry".into(),
+                DopplerFailure::Conflict | DopplerFailure::Other => "check VAULT_ADDR, the mount and the token; run with -v for details".into(),
+            },
+            VaultUnreachable { .. } => "check VAULT_ADDR (or BAO_ADDR) and that the server runs (`bao status`); for a certificate error, set VAULT_CACERT to the server's CA file".into(),
+            VaultResponse(_) => "check that VAULT_ADDR points at a Vault or OpenBao server and OAUTH_PKCE_VAULT_MOUNT at a KV version 2 mount".into(),
+            StoreAnswerLost { store: StoreKind::Doppler, .. } => "Doppler may be having trouble (status.doppler.com); run `oauth-pkce status` to see what it holds, then run the command again".into(),
+            StoreAnswerLost { .. } => "Vault may be having trouble (`bao status`); run `oauth-pkce status` to see what it holds, then run the command again".into(),
+            StoreFailed { journal, store, .. } => format!(
+                "the new tokens are safe on this machine ({}) and will be pushed to {store} on the next run of oauth-pkce; fix the {store} problem above, then run `oauth-pkce status`",
                 journal.display()
             ),
-            TokensLost { provider, .. } => format!(
-                "free disk space in the state directory and fix Doppler, then run `oauth-pkce authorize --provider {provider}` (the old refresh token is spent)"
+            TokensLost { provider, store, .. } => format!(
+                "free disk space in the state directory and fix {store}, then run `oauth-pkce authorize --provider {provider}` (the old refresh token is spent)"
             ),
-            ReadOnlyCannotRefresh { provider } => format!(
-                "run `oauth-pkce refresh --provider {provider}` with a read/write Doppler token (a service token with write access, or a personal token); read-only tokens can then keep reading the fresh token"
+            ReadOnlyCannotRefresh { provider, store } => format!(
+                "run `oauth-pkce refresh --provider {provider}` with {}; read-only tokens can then keep reading the fresh token",
+                store.write_access()
             ),
-            ReadOnlyCannotSignIn { provider, .. } => format!(
-                "put a read/write Doppler token in DOPPLER_TOKEN (a service token with write access: Doppler → project → config → Access), then run `oauth-pkce authorize --provider {provider}`"
+            ReadOnlyCannotSignIn { provider, store, .. } => format!(
+                "use {}, then run `oauth-pkce authorize --provider {provider}`",
+                store.write_access()
             ),
         }
     }

@@ -324,6 +324,18 @@ fn parse_retry_after(resp: &Response) -> Option<Duration> {
     ))
 }
 
+/// Why a write's request failed, when it may have arrived: `None` for a connection that was
+/// never made (nothing was sent), else what to tell the user about the lost answer.
+pub(crate) fn lost_answer(e: &reqwest::Error) -> Option<&'static str> {
+    if e.is_connect() {
+        None
+    } else if e.is_timeout() {
+        Some("no answer in time")
+    } else {
+        Some("the connection broke")
+    }
+}
+
 /// The server's clock: its `Date` header as Unix seconds.
 pub(crate) fn server_time(resp: &Response) -> Option<i64> {
     let date = header(resp, "date")?;

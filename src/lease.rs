@@ -97,7 +97,7 @@ pub(crate) fn free() -> String {
 /// The outcome of [`take`].
 pub(crate) enum Leased<T> {
     /// The lease is ours (its value), taken against the refresh token in this snapshot.
-    Ours(Stored, String),
+    Ours(Box<Stored>, String),
     /// `done` found what the caller wanted in a fresh read while waiting.
     Done(T),
 }
@@ -128,7 +128,7 @@ pub(crate) async fn take<T>(
                 release(ctx, &stored, &value).await;
                 return Ok(Leased::Done(found));
             }
-            return Ok(Leased::Ours(stored, value));
+            return Ok(Leased::Ours(Box::new(stored), value));
         }
         if let Some(found) = done(&stored) {
             return Ok(Leased::Done(found));
@@ -181,7 +181,7 @@ pub(crate) async fn take<T>(
                 match ctx.store.write(&stored, write).await {
                     Ok(echo) if echo.holds(REFRESH_LEASE, &value) => {
                         if echo.holds(REFRESH_TOKEN, refresh_token.expose_secret()) {
-                            return Ok(Leased::Ours(stored, value));
+                            return Ok(Leased::Ours(Box::new(stored), value));
                         }
                         // Ours, but the refresh token moved meanwhile: the re-read decides.
                         Some(Ok(true))
@@ -199,6 +199,7 @@ pub(crate) async fn take<T>(
             Some(Err(e)) if is_read_only(&e) => {
                 return Err(Error::ReadOnlyCannotRefresh {
                     provider: provider.clone(),
+                    store: ctx.store.kind(),
                 })
             }
             Some(Err(Error::StoreAnswerLost { .. })) => {
@@ -240,10 +241,10 @@ async fn reload(ctx: &Context) -> Result<Stored> {
     let mut limited = 0;
     loop {
         match ctx.store.load(&ctx.provider).await {
-            Err(Error::Doppler {
-                kind: DopplerFailure::RateLimited,
-                ..
-            }) if limited < 3 => {
+            Err(e)
+                if limited < 3
+                    && matches!(e.store_refusal(), Some((_, DopplerFailure::RateLimited))) =>
+            {
                 limited += 1;
                 tokio::time::sleep(POLL_MAX).await;
             }
@@ -254,19 +255,16 @@ async fn reload(ctx: &Context) -> Result<Stored> {
 
 fn is_read_only(e: &Error) -> bool {
     matches!(
-        e,
-        Error::Doppler {
-            kind: DopplerFailure::ReadOnly | DopplerFailure::Forbidden,
-            ..
-        }
+        e.store_refusal(),
+        Some((_, DopplerFailure::ReadOnly | DopplerFailure::Forbidden))
     )
 }
 
 /// A 4xx on a compare-and-swap write: a failed precondition (409, or whatever status Doppler
 /// uses) or some other refusal; only a re-read tells them apart.
 pub(crate) fn is_refusal(e: &Error) -> bool {
-    matches!(e, Error::Doppler { status, kind, .. }
-        if (400..500).contains(status)
+    matches!(e.store_refusal(), Some((status, kind))
+        if (400..500).contains(&status)
             && !matches!(kind, DopplerFailure::Unauthorized | DopplerFailure::RateLimited))
 }
 

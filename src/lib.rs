@@ -60,19 +60,21 @@ mod status;
 mod store;
 mod text;
 mod token;
+mod vault;
 
 use std::collections::HashMap;
 
 use secrecy::SecretString;
 
 pub use doppler::{DopplerSettings, SettingsInputs};
-pub use error::{DopplerFailure, Error, ExitClass, FileOp, Holder, Result};
+pub use error::{DopplerFailure, Error, ExitClass, FileOp, Holder, Result, StoreKind};
 pub use http::{Http, NetworkSettings};
 pub use provider::{Catalog, Provider};
 pub use refresh::Fresh;
 pub use source::TokenSource;
 pub use state::StateDir;
-pub use store::{Echo, Store};
+pub use store::{Echo, Store, StoreSettings};
+pub use vault::VaultSettings;
 
 /// What the `oauth-pkce` binary uses beyond the API above: not part of the library's API, and
 /// free to change in any release.
@@ -96,10 +98,12 @@ pub mod bin {
     pub use crate::state::private_dir;
     pub use crate::status::{status_all, status_of, CheckOutcome, CheckResult, ProviderStatus};
     pub use crate::store::{
-        secret_names, Clock, Stored, Write, CLIENT_ID, CLIENT_SECRET, REFRESH_LEASE,
+        chosen, secret_names, vault_ca_file, Chosen, Clock, Stored, Write, CLIENT_ID,
+        CLIENT_SECRET, REFRESH_LEASE,
     };
     pub use crate::text::{html_escape, mask, printable, terminal_safe};
     pub use crate::token::now;
+    pub use crate::vault::{TokenInfo as VaultTokenInfo, Vault, VaultTokenSource};
 }
 
 /// Default refresh buffer: a token expiring within this many seconds is refreshed first.
@@ -131,8 +135,19 @@ impl Context {
         provider: provider::Provider,
         state_dir: state::StateDir,
     ) -> Context {
+        let store = store::Store::Doppler(doppler::Doppler::new(http.clone(), settings));
+        Context::with_store(http, store, provider, state_dir)
+    }
+
+    /// A context for `provider` in `store` (Doppler or Vault), otherwise as [`Context::new`].
+    pub fn with_store(
+        http: http::Http,
+        store: store::Store,
+        provider: provider::Provider,
+        state_dir: state::StateDir,
+    ) -> Context {
         Context {
-            store: store::Store::Doppler(doppler::Doppler::new(http.clone(), settings)),
+            store,
             http,
             provider,
             env_credentials: HashMap::new(),
@@ -182,9 +197,10 @@ impl doppler::SettingsInputs {
     /// Inputs from this process: its environment, working directory and home.
     pub fn from_process(project_flag: Option<String>, config_flag: Option<String>) -> Self {
         doppler::SettingsInputs {
+            store_flag: None,
             project_flag,
             config_flag,
-            vars: env::DOPPLER_VARS
+            vars: env::STORE_VARS
                 .iter()
                 .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
                 .collect(),

@@ -139,7 +139,8 @@ pub(crate) async fn obtain(
             return match cached_beyond(cached.as_ref(), 0) {
                 Some(fresh) => {
                     reporter.event(Event::Warning(&format!(
-                        "Doppler could not be read ({e}); using this machine's cached token, valid for {} s more",
+                        "{} could not be read ({e}); using this machine's cached token, valid for {} s more",
+                        ctx.store.kind(),
                         cached.as_ref().map_or(0, |c| c.seconds_left())
                     )));
                     Ok(fresh)
@@ -190,7 +191,7 @@ pub(crate) async fn obtain(
     };
     let done = |s: &Stored| usable(ctx, s, want, rejected, first_seen.as_ref());
     let (stored, lease) = match lease::take(ctx, stored, done, patience).await {
-        Ok(Leased::Ours(stored, lease)) => (stored, lease),
+        Ok(Leased::Ours(stored, lease)) => (*stored, lease),
         Ok(Leased::Done(fresh)) => return Ok(fresh),
         Err(e @ Error::RefreshBusy { .. }) => {
             return match still_valid {
@@ -218,7 +219,8 @@ pub(crate) async fn obtain(
     // cannot refuse it. Without it (a read-only state dir) Doppler is the only copy.
     if let Err(e) = journal.reserve() {
         reporter.event(Event::Warning(&format!(
-            "could not reserve the refresh journal ({e}); the new tokens go to Doppler only"
+            "could not reserve the refresh journal ({e}); the new tokens go to {} only",
+            ctx.store.kind()
         )));
     }
     reporter.event(Event::Refreshing);
@@ -265,12 +267,14 @@ pub(crate) async fn obtain(
     if let Err(e) = journal.save(&ctx.provider.name, &pending) {
         // Doppler is the only copy left to make: try it now rather than lose the tokens.
         reporter.event(Event::Warning(&format!(
-            "could not write the refresh journal ({e}); storing in Doppler directly"
+            "could not write the refresh journal ({e}); storing in {} directly",
+            ctx.store.kind()
         )));
         return match land(ctx, stored, &journal, &pending, reporter).await {
             Ok(()) => Ok(cache_new(cache.as_ref(), pending.tokens, skew)),
             Err(Error::StoreFailed { source, .. }) => Err(Error::TokensLost {
                 provider: ctx.provider.name.clone(),
+                store: ctx.store.kind(),
                 source,
             }),
             Err(e) => Err(e),
@@ -292,17 +296,10 @@ fn cached_beyond(entry: Option<&Entry>, buffer: i64) -> Option<Fresh> {
     })
 }
 
-/// Doppler unreachable, rate-limiting or failing: the cases a cached token may bridge.
+/// The store unreachable, rate-limiting or failing: the cases a cached token may bridge.
 fn is_outage(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::DopplerUnreachable { .. }
-            | Error::Doppler {
-                kind: crate::error::DopplerFailure::RateLimited
-                    | crate::error::DopplerFailure::Server,
-                ..
-            }
-    )
+    use crate::error::DopplerFailure::{RateLimited, Server};
+    e.store_unreachable() || matches!(e.store_refusal(), Some((_, RateLimited | Server)))
 }
 
 /// Caches a token read from the store (when its expiry is known and it is not cached yet).
@@ -354,7 +351,8 @@ fn warn_on_skew(stored: &Stored, reporter: &dyn Reporter) {
             ("ahead of", -skew)
         };
         reporter.event(Event::Warning(&format!(
-            "this machine's clock is {secs} s {how} Doppler's; oauth-pkce judges leases and expiry by Doppler's clock, but fix this one (timedatectl set-ntp true)"
+            "this machine's clock is {secs} s {how} {store}'s; oauth-pkce judges leases and expiry by {store}'s clock, but fix this one (timedatectl set-ntp true)",
+            store = stored.store_kind()
         )));
     }
 }
@@ -419,6 +417,7 @@ fn still_valid(stored: &Stored) -> Option<(Fresh, i64)> {
 fn store_failed(ctx: &Context, journal: &Journal, e: Error) -> Error {
     Error::StoreFailed {
         provider: ctx.provider.name.clone(),
+        store: ctx.store.kind(),
         journal: journal.path.clone(),
         source: Box::new(e),
     }
@@ -506,9 +505,10 @@ async fn land(
                 return Ok(());
             }
             Settled::Superseded => {
-                reporter.event(Event::Warning(
-                    "Doppler already holds newer tokens than the ones this machine saved; keeping Doppler's",
-                ));
+                reporter.event(Event::Warning(&format!(
+                    "{store} already holds newer tokens than the ones this machine saved; keeping {store}'s",
+                    store = ctx.store.kind()
+                )));
                 journal.remove();
                 return Ok(());
             }
@@ -525,7 +525,10 @@ async fn land(
         }
     }
     let e = last.unwrap_or_else(|| {
-        Error::DopplerResponse("the write was answered but the tokens did not take".into())
+        Error::store_response(
+            &ctx.store.kind(),
+            "the write was answered but the tokens did not take".into(),
+        )
     });
     Err(store_failed(ctx, journal, e))
 }
@@ -535,9 +538,10 @@ async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Re
     let Some(pending) = journal.load()? else {
         return Ok(());
     };
-    reporter.event(Event::Warning(
-        "pushing tokens that an earlier run saved on this machine to Doppler",
-    ));
+    reporter.event(Event::Warning(&format!(
+        "pushing tokens that an earlier run saved on this machine to {}",
+        ctx.store.kind()
+    )));
     let _lock = ctx.refresh_lock(LOCK_WAIT).await?;
     if pending.new_grant {
         // A sign-in's tokens: they land only while Doppler holds what it held before it.
@@ -552,9 +556,10 @@ async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Re
                 .map_err(|e| store_failed(ctx, journal, e))?;
             journal.remove();
         } else {
-            reporter.event(Event::Warning(
-                "Doppler already holds newer tokens than the ones this machine saved; keeping Doppler's",
-            ));
+            reporter.event(Event::Warning(&format!(
+                "{store} already holds newer tokens than the ones this machine saved; keeping {store}'s",
+                store = ctx.store.kind()
+            )));
             journal.remove();
         }
         return Ok(());

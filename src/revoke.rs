@@ -73,7 +73,7 @@ pub async fn revoke(ctx: &Context, local_only: bool, reporter: &dyn Reporter) ->
     // The lease keeps refreshes out while the tokens are revoked and removed.
     let (stored, lease) = if stored.refresh_token().is_some() {
         match lease::take(ctx, stored, |_| None::<()>, lease::MAX_WAIT).await {
-            Ok(Leased::Ours(stored, lease)) => (stored, Some(lease)),
+            Ok(Leased::Ours(stored, lease)) => (*stored, Some(lease)),
             Ok(Leased::Done(())) => unreachable!("`done` never finds anything"),
             Err(Error::ReadOnlyCannotRefresh { .. }) => return Err(read_only(ctx)),
             Err(e) => return Err(e),
@@ -90,8 +90,9 @@ pub async fn revoke(ctx: &Context, local_only: bool, reporter: &dyn Reporter) ->
     } else {
         done.provider_skipped = Some("the provider definition has no revocation_url".into());
         reporter.event(Event::Warning(&format!(
-            "{} has no revocation endpoint (revocation_url): the tokens are removed from Doppler but stay valid at the provider until they expire; revoke the app's access in your account settings there",
-            ctx.provider.display_name
+            "{} has no revocation endpoint (revocation_url): the tokens are removed from {} but stay valid at the provider until they expire; revoke the app's access in your account settings there",
+            ctx.provider.display_name,
+            ctx.store.kind()
         )));
         Ok(())
     };
@@ -111,6 +112,7 @@ pub async fn revoke(ctx: &Context, local_only: bool, reporter: &dyn Reporter) ->
         } else {
             Error::RevokedNotRemoved {
                 provider: ctx.provider.name.clone(),
+                store: ctx.store.kind(),
                 source: Box::new(e),
             }
         }
@@ -120,14 +122,16 @@ pub async fn revoke(ctx: &Context, local_only: bool, reporter: &dyn Reporter) ->
 }
 
 fn read_only(ctx: &Context) -> Error {
-    Error::Doppler {
-        status: 403,
-        message: format!(
-            "this Doppler token cannot write, so the tokens of {} cannot be removed",
+    let store = ctx.store.kind();
+    Error::store_refused(
+        &store,
+        403,
+        format!(
+            "this {store} token cannot write, so the tokens of {} cannot be removed",
             ctx.provider.name
         ),
-        kind: crate::error::DopplerFailure::ReadOnly,
-    }
+        crate::error::DopplerFailure::ReadOnly,
+    )
 }
 
 /// Revokes the refresh token, then the access token. A failure on the first one asked is an

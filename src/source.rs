@@ -26,11 +26,12 @@ use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::doppler::{DopplerSettings, SettingsInputs};
+use crate::doppler::SettingsInputs;
 use crate::error::Result;
 use crate::provider::{user_dir, Catalog};
 use crate::refresh::{obtain, refresh_due, Want};
 use crate::state::StateDir;
+use crate::store::StoreSettings;
 use crate::{Context, Quiet, Reporter};
 
 /// A token whose expiry is unknown is re-read from Doppler this often.
@@ -71,9 +72,15 @@ impl TokenSource {
     /// library's one reader of the process environment.
     pub fn from_env(provider: &str) -> Result<TokenSource> {
         let provider = Catalog::find(user_dir().as_deref(), &[], provider)?;
-        let settings = DopplerSettings::resolve(&SettingsInputs::from_process(None, None))?;
-        let http = crate::http::Http::new()?;
-        let mut ctx = Context::new(http, settings, provider, StateDir::locate()?);
+        let inputs = SettingsInputs::from_process(None, None);
+        let settings = StoreSettings::resolve(&inputs)?;
+        let mut network = crate::http::NetworkSettings::from_process();
+        network
+            .ca_files
+            .extend(crate::store::vault_ca_file(&inputs));
+        let http = crate::http::Http::with_network(&network)?;
+        let store = settings.into_store(http.clone());
+        let mut ctx = Context::with_store(http, store, provider, StateDir::locate()?);
         ctx.env_credentials = crate::credentials_from_env(std::env::vars());
         Ok(TokenSource::new(ctx))
     }

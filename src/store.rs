@@ -15,10 +15,16 @@ use std::collections::HashMap;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::doppler::{Change, Doppler, Secrets};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreKind};
 use crate::provider::{ClientAuth, Provider};
 use crate::state::Key;
 use crate::token::{ClientCredentials, TokenSet};
+use crate::vault::Vault;
+
+mod choice;
+mod vault;
+
+pub use choice::{chosen, vault_ca_file, Chosen, StoreSettings};
 
 pub const CLIENT_ID: &str = "CLIENT_ID";
 pub const CLIENT_SECRET: &str = "CLIENT_SECRET";
@@ -50,11 +56,12 @@ pub fn secret_names(provider: &Provider) -> Vec<String> {
     SUFFIXES.iter().map(|s| provider.secret_name(s)).collect()
 }
 
-/// Where the tokens are kept. Doppler is the first store; Vault/OpenBao KV v2 is next.
+/// Where the tokens are kept: Doppler, or Vault/OpenBao KV version 2.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Store {
     Doppler(Doppler),
+    Vault(Vault),
 }
 
 /// A write, relative to the snapshot it is asked of: every precondition is "still as read".
@@ -97,6 +104,7 @@ impl Store {
                 let answer = d.read(&secret_names(provider)).await?;
                 Ok(Stored::new(provider, answer.secrets).at(Clock::of(answer.server_time)))
             }
+            Store::Vault(v) => vault::load(v, provider).await,
         }
     }
 
@@ -112,6 +120,7 @@ impl Store {
                     .map(|p| Stored::subset(p, &all.secrets).at(clock))
                     .collect())
             }
+            Store::Vault(v) => vault::load_each(v, providers).await,
         }
     }
 
@@ -121,16 +130,32 @@ impl Store {
     pub async fn write(&self, snapshot: &Stored, write: Write<'_>) -> Result<Echo> {
         match self {
             Store::Doppler(d) => Ok(Echo {
-                answer: d.write(&snapshot.changes(write)).await?,
+                secrets: d.write(&snapshot.changes(write)).await?.secrets,
                 prefix: snapshot.prefix.clone(),
             }),
+            Store::Vault(v) => vault::write(v, snapshot, write).await,
         }
     }
 
-    /// The target, for people: `Doppler project demo, config dev (api.doppler.com)`.
+    /// The target, for people: `demo/dev` (a Doppler project and config), or
+    /// `secret/oauth-pkce at https://vault:8200` (a Vault mount and path).
     pub fn describe_target(&self) -> String {
         match self {
             Store::Doppler(d) => d.settings().describe_target(),
+            Store::Vault(v) => v.settings().describe_target(),
+        }
+    }
+
+    /// The store and its target, for people: `Doppler (demo/dev)`.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.kind(), self.describe_target())
+    }
+
+    /// Which store this is, for messages: `Doppler`, `Vault`.
+    pub fn kind(&self) -> StoreKind {
+        match self {
+            Store::Doppler(_) => StoreKind::Doppler,
+            Store::Vault(v) => v.kind(None),
         }
     }
 
@@ -153,6 +178,20 @@ impl Store {
                     implied,
                 )
             }
+            Store::Vault(v) => {
+                let s = v.settings();
+                Key::new(
+                    &provider.name,
+                    &[
+                        "vault",
+                        s.addr.as_str(),
+                        s.namespace.as_deref().unwrap_or(""),
+                        &s.mount,
+                        &s.path,
+                    ],
+                    None,
+                )
+            }
         }
     }
 
@@ -160,12 +199,15 @@ impl Store {
     pub(crate) fn credential(&self) -> &SecretString {
         match self {
             Store::Doppler(d) => &d.settings().token,
+            Store::Vault(v) => &v.settings().token,
         }
     }
 
-    pub fn doppler(&self) -> &Doppler {
+    /// The Doppler client, when this is Doppler.
+    pub fn doppler(&self) -> Option<&Doppler> {
         match self {
-            Store::Doppler(d) => d,
+            Store::Doppler(d) => Some(d),
+            Store::Vault(_) => None,
         }
     }
 }
@@ -213,6 +255,12 @@ impl Clock {
 pub struct Stored {
     secrets: Secrets,
     prefix: String,
+    /// The provider's name (Vault's secret is named after it).
+    provider: String,
+    /// Which store it was read from, for the errors it gives.
+    store: StoreKind,
+    /// Vault: the secret's version as read (0: absent), which a write must name.
+    version: Option<u64>,
     /// Not read: every secret is assumed to exist (a journal's replay, written after a read).
     assumed: bool,
     clock: Clock,
@@ -232,6 +280,9 @@ impl Stored {
         let stored = Stored {
             secrets,
             prefix: provider.secret_prefix.clone(),
+            provider: provider.name.clone(),
+            store: StoreKind::Doppler,
+            version: None,
             assumed: false,
             clock: Clock::of(None),
         };
@@ -252,6 +303,11 @@ impl Stored {
         self.secrets
             .insert(self.name(suffix), SecretString::from(value.to_string()));
         self
+    }
+
+    /// Which store this was read from.
+    pub fn store_kind(&self) -> &StoreKind {
+        &self.store
     }
 
     /// The store's clock as of this read.
@@ -306,6 +362,7 @@ impl Stored {
             Error::NotAuthorized {
                 provider: provider.to_string(),
                 secret: self.name(missing),
+                store: self.store.clone(),
             }
         })
     }
@@ -364,6 +421,7 @@ impl Stored {
         let client_id = lookup(CLIENT_ID).ok_or_else(|| Error::MissingCredential {
             what: "the client id",
             secret: self.name(CLIENT_ID),
+            store: self.store.clone(),
         })?;
         let client_secret = match provider.client_auth {
             ClientAuth::None => None,
@@ -371,6 +429,7 @@ impl Stored {
                 lookup(CLIENT_SECRET).ok_or_else(|| Error::MissingCredential {
                     what: "the client secret",
                     secret: self.name(CLIENT_SECRET),
+                    store: self.store.clone(),
                 })?,
             ),
         };
@@ -516,9 +575,9 @@ impl Stored {
     }
 }
 
-/// What a write echoed: each secret's value after it, and Doppler's clock.
+/// What a write echoed: each secret's value after it.
 pub struct Echo {
-    answer: crate::doppler::Answer,
+    secrets: Secrets,
     prefix: String,
 }
 
@@ -531,8 +590,7 @@ impl Echo {
 
     /// The value of `{PREFIX}_{suffix}` after the write.
     pub fn value(&self, suffix: &str) -> Option<&str> {
-        self.answer
-            .secrets
+        self.secrets
             .get(&format!("{}_{suffix}", self.prefix))
             .map(|v| v.expose_secret())
     }

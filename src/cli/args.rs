@@ -22,6 +22,10 @@ pub(crate) struct Global {
     /// Diagnostic logs on stderr (-v, -vv). Never shows a secret.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub(crate) verbose: u8,
+    /// Where the tokens are kept: doppler (the default) or vault (Vault or OpenBao KV v2);
+    /// else OAUTH_PKCE_STORE.
+    #[arg(long, global = true, value_name = "STORE")]
+    pub(crate) store: Option<String>,
     /// Doppler project (else DOPPLER_PROJECT, the service token's own, or `doppler setup`).
     #[arg(long, global = true, value_name = "NAME")]
     pub(crate) project: Option<String>,
@@ -140,9 +144,10 @@ pub(crate) struct ExecArgs {
     /// A provider whose access token the command gets as {PREFIX}_ACCESS_TOKEN (repeatable).
     #[arg(long, short = 'p', required = true)]
     pub(crate) provider: Vec<String>,
-    /// Pass DOPPLER_TOKEN and DOPPLER_TOKEN_FILE on to the command (they are removed by
-    /// default), e.g. for a long-running command that runs `oauth-pkce token` itself.
-    #[arg(long)]
+    /// Pass the store's token on to the command (DOPPLER_TOKEN and DOPPLER_TOKEN_FILE;
+    /// with --store vault, VAULT_TOKEN and BAO_TOKEN), which is removed by default; e.g. for
+    /// a long-running command that runs `oauth-pkce token` itself.
+    #[arg(long, visible_alias = "keep-store-token")]
     pub(crate) keep_doppler_token: bool,
     #[command(flatten)]
     pub(crate) buffer: BufferArg,

@@ -20,13 +20,15 @@ use serde::Serialize;
 
 use oauth_pkce::bin::{
     find_opener, now, refresh_due, Doppler, DopplerTokenSource as TokenSource, Opener, Stored,
-    TokenKind, Write, CLIENT_ID, REFRESH_LEASE,
+    TokenKind, Vault, Write, CLIENT_ID, REFRESH_LEASE,
 };
 use oauth_pkce::{
-    Catalog, DopplerFailure, DopplerSettings, Error, Http, NetworkSettings, Provider, Result, Store,
+    Catalog, DopplerFailure, DopplerSettings, Error, Http, NetworkSettings, Provider, Result,
+    Store, StoreSettings,
 };
 
 mod machine;
+mod vault;
 
 use machine::{browser_check, callback_checks, clock_check, state_dir_check};
 
@@ -99,8 +101,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) network: &'a NetworkSettings,
     /// The client built from `network`, or why it could not be.
     pub(crate) http: Result<Http>,
-    /// The Doppler settings, or why they could not be resolved.
-    pub(crate) settings: Result<DopplerSettings>,
+    /// The store's settings, or why they could not be resolved.
+    pub(crate) settings: Result<StoreSettings>,
     pub(crate) catalog: &'a Catalog,
     /// Only this provider; `None`: every provider with anything stored.
     pub(crate) provider: Option<&'a Provider>,
@@ -120,28 +122,41 @@ pub(crate) struct Inputs<'a> {
 pub(crate) async fn run(inputs: Inputs<'_>) -> Vec<Check> {
     let mut checks = vec![network_check(inputs.network, &inputs.http)];
 
+    let label = match &inputs.settings {
+        Ok(StoreSettings::Vault(_)) => "vault",
+        _ => "doppler",
+    };
+    let read_check = format!("{label} read");
+    let store_name = if label == "vault" { "Vault" } else { "Doppler" };
     let mut doppler = None;
     match (inputs.settings, &inputs.http) {
-        (Ok(settings), Ok(http)) => {
+        (Ok(StoreSettings::Doppler(settings)), Ok(http)) => {
             checks.push(token_check(&settings));
             doppler = Some(Store::Doppler(Doppler::new(http.clone(), settings)));
         }
+        (Ok(StoreSettings::Vault(settings)), Ok(http)) => {
+            let v = Vault::new(http.clone(), settings);
+            checks.extend(vault::checks(&v).await);
+            doppler = Some(Store::Vault(v));
+        }
         (Ok(settings), Err(_)) => {
-            checks.push(token_check(&settings));
+            if let StoreSettings::Doppler(settings) = &settings {
+                checks.push(token_check(settings));
+            }
             checks.push(Check::new(
-                "doppler read",
+                &read_check,
                 None,
                 Status::Skip,
                 "no HTTP client (see the network check)".into(),
             ));
         }
         (Err(e), _) => {
-            checks.push(Check::from_error("doppler token", None, &e));
+            checks.push(Check::from_error(&format!("{label} token"), None, &e));
             checks.push(Check::new(
-                "doppler read",
+                &read_check,
                 None,
                 Status::Skip,
-                "no Doppler token".into(),
+                format!("no {label} settings"),
             ));
         }
     }
@@ -154,20 +169,25 @@ pub(crate) async fn run(inputs: Inputs<'_>) -> Vec<Check> {
             Some(p) => vec![p],
             None => inputs.catalog.iter().collect(),
         };
-        let target = doppler.describe_target();
-        let host = doppler.doppler().settings().api_host.as_str();
-        let host = host.trim_end_matches('/');
+        let target = match doppler.doppler() {
+            Some(d) => format!(
+                "{} at {}",
+                doppler.describe_target(),
+                d.settings().api_host.as_str().trim_end_matches('/')
+            ),
+            None => doppler.describe_target(),
+        };
         match doppler.load_each(&wanted).await {
             Ok(each) => {
                 read_ok = true;
                 checks.push(Check::new(
-                    "doppler read",
+                    &read_check,
                     None,
                     Status::Pass,
-                    format!("read {target} at {host}"),
+                    format!("read {target}"),
                 ));
                 if let Some(first) = each.first() {
-                    checks.push(clock_check(first.clock()));
+                    checks.push(clock_check(first.clock(), &doppler.kind().to_string()));
                 }
                 for (p, s) in wanted.into_iter().zip(each) {
                     if inputs.provider.is_some() || s.has_anything() {
@@ -175,24 +195,25 @@ pub(crate) async fn run(inputs: Inputs<'_>) -> Vec<Check> {
                     }
                 }
             }
-            Err(e) => checks.push(Check::from_error("doppler read", None, &e)),
+            Err(e) => checks.push(Check::from_error(&read_check, None, &e)),
         }
     }
 
+    let write_name = format!("{label} write");
     checks.push(match (&doppler, stored.first()) {
         (Some(doppler), Some((p, s))) if read_ok => write_check(doppler, p, s).await,
         (Some(_), None) if read_ok => Check::new(
-            "doppler write",
+            &write_name,
             None,
             Status::Skip,
             "no provider has anything stored to probe with".into(),
         )
         .next("run `oauth-pkce doctor --provider NAME`"),
         _ => Check::new(
-            "doppler write",
+            &write_name,
             None,
             Status::Skip,
-            "Doppler could not be read".into(),
+            format!("{label} could not be read"),
         ),
     });
 
@@ -227,7 +248,7 @@ pub(crate) async fn run(inputs: Inputs<'_>) -> Vec<Check> {
                 "providers",
                 None,
                 Status::Warn,
-                "no provider has anything stored in Doppler".into(),
+                format!("no provider has anything stored in {store_name}"),
             )
             .next("run `oauth-pkce doctor --provider NAME` to check one before `authorize`"),
         );
@@ -330,6 +351,9 @@ fn token_check(settings: &DopplerSettings) -> Check {
 /// that can write gets its write accepted (nothing changes) or refused only by the
 /// precondition; a read-only token gets 403.
 async fn write_check(store: &Store, provider: &Provider, stored: &Stored) -> Check {
+    if let Store::Vault(v) = store {
+        return vault::write_check(v, store, provider, stored).await;
+    }
     let name = stored.name(REFRESH_LEASE);
     let how = format!("a compare-and-swap write of {name} to its own value");
     match store.write(stored, Write::Probe).await {
@@ -376,13 +400,13 @@ fn credentials_check(
             "client credentials",
             Some(provider),
             Status::Skip,
-            "Doppler could not be read".into(),
+            "the store could not be read".into(),
         );
     };
     let place = |suffix: &str| {
         let name = stored.name(suffix);
         if stored.get(suffix).is_some() {
-            format!("{name} in Doppler")
+            format!("{name} in {}", stored.store_kind())
         } else {
             format!("{name} in the environment")
         }
@@ -405,7 +429,7 @@ fn token_state_check(provider: &Provider, stored: Option<&Stored>, buffer: i64) 
             "stored token",
             Some(provider),
             Status::Skip,
-            "Doppler could not be read".into(),
+            "the store could not be read".into(),
         );
     };
     let authorize = format!("run `oauth-pkce authorize --provider {}`", provider.name);

@@ -18,15 +18,16 @@ use std::ffi::OsString;
 use secrecy::ExposeSecret as _;
 
 use oauth_pkce::bin::TokenEnv;
-use oauth_pkce::{env, Error, Result};
+use oauth_pkce::{Error, Result};
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub(crate) struct Command {
     pub(crate) program: OsString,
     pub(crate) args: Vec<OsString>,
-    /// Pass `DOPPLER_TOKEN` and `DOPPLER_TOKEN_FILE` through to the command.
-    pub(crate) keep_doppler_token: bool,
+    /// The store's credentials (`DOPPLER_TOKEN`, `DOPPLER_TOKEN_FILE`; `VAULT_TOKEN`,
+    /// `BAO_TOKEN`), removed from the command's environment.
+    pub(crate) remove: &'static [&'static str],
 }
 
 /// Runs `command` with `tokens` added to its environment, waits for it, and returns its exit
@@ -34,9 +35,8 @@ pub(crate) struct Command {
 pub(crate) async fn run(command: &Command, tokens: &TokenEnv) -> Result<i32> {
     let mut cmd = tokio::process::Command::new(&command.program);
     cmd.args(&command.args);
-    if !command.keep_doppler_token {
-        cmd.env_remove(env::DOPPLER_TOKEN)
-            .env_remove(env::DOPPLER_TOKEN_FILE);
+    for name in command.remove {
+        cmd.env_remove(name);
     }
     for (name, token) in tokens.vars() {
         cmd.env(name, token.expose_secret());

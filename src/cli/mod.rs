@@ -244,6 +244,14 @@ async fn run_exec(args: &ExecArgs, settings: Settings) -> Result<i32> {
         })
         .collect();
     let reporter = || Box::new(reporters()) as Box<dyn Reporter>;
+    let remove: &'static [&'static str] = match (args.keep_doppler_token, ready.store_kind()) {
+        (true, _) => &[],
+        (false, oauth_pkce::StoreKind::Doppler) => &[
+            oauth_pkce::env::DOPPLER_TOKEN,
+            oauth_pkce::env::DOPPLER_TOKEN_FILE,
+        ],
+        (false, _) => &[oauth_pkce::env::VAULT_TOKEN, oauth_pkce::env::BAO_TOKEN],
+    };
     let tokens = oauth_pkce::bin::token_env(contexts, &reporter).await?;
     let (program, rest) = args
         .command
@@ -252,7 +260,7 @@ async fn run_exec(args: &ExecArgs, settings: Settings) -> Result<i32> {
     let command = exec::Command {
         program: program.clone(),
         args: rest.to_vec(),
-        keep_doppler_token: args.keep_doppler_token,
+        remove,
     };
     exec::run(&command, &tokens).await
 }
@@ -262,7 +270,7 @@ async fn run_revoke(args: &RevokeArgs, settings: Settings) -> Result<i32> {
     let reporter = settings.reporter();
     let ctx = settings.ready()?.context(provider, DEFAULT_REFRESH_BUFFER);
     let done = oauth_pkce::bin::revoke(&ctx, args.local_only, &reporter).await?;
-    let target = ctx.store.describe_target();
+    let target = ctx.store.describe();
     output::print_revoked(&done, &target, args.json.json);
     Ok(0)
 }
@@ -277,7 +285,7 @@ async fn run_doctor(args: &DoctorArgs, settings: Settings) -> Result<i32> {
     let checks = doctor::run(doctor::Inputs {
         network: &settings.network,
         http: settings.http,
-        settings: settings.doppler,
+        settings: settings.store,
         catalog: &catalog,
         provider: provider.as_ref(),
         env_credentials: &settings.env_credentials,
@@ -295,7 +303,7 @@ async fn run_doctor(args: &DoctorArgs, settings: Settings) -> Result<i32> {
 async fn run_status(args: &StatusArgs, settings: Settings) -> Result<i32> {
     let buffer = args.buffer.refresh_buffer;
     let reporter = settings.reporter();
-    let rows = match &args.provider {
+    let (rows, store) = match &args.provider {
         Some(name) => {
             let provider = settings.provider(name)?;
             let ctx = settings.ready()?.context(provider, buffer);
@@ -303,7 +311,7 @@ async fn run_status(args: &StatusArgs, settings: Settings) -> Result<i32> {
             let check = args.check.then_some(&ctx.http);
             let mut row = status_of(&ctx.store, &ctx.provider, buffer, check).await?;
             row.cached_until = refresh::cached_until(&ctx);
-            vec![row]
+            (vec![row], ctx.store.kind())
         }
         None => {
             let catalog = settings.catalog()?;
@@ -317,11 +325,11 @@ async fn run_status(args: &StatusArgs, settings: Settings) -> Result<i32> {
                     row.cached_until = refresh::cached_until(&ctx);
                 }
             }
-            rows
+            (rows, ready.store_kind())
         }
     };
     output::print_status(&rows, args.json.json);
-    Ok(output::status_notes(&rows))
+    Ok(output::status_notes(&rows, &store))
 }
 
 /// Pushes every journal a failed store left on this machine, before `status` reads.

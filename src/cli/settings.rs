@@ -11,13 +11,12 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-use oauth_pkce::bin::Doppler;
+use oauth_pkce::SettingsInputs;
 use oauth_pkce::StateDir;
-use oauth_pkce::Store;
 use oauth_pkce::{env, Context, Result};
 use oauth_pkce::{Catalog, Provider};
-use oauth_pkce::{DopplerSettings, SettingsInputs};
 use oauth_pkce::{Http, NetworkSettings};
+use oauth_pkce::{Store, StoreKind, StoreSettings};
 
 use super::args::Global;
 use super::output::Stderr;
@@ -31,7 +30,8 @@ pub(crate) struct Settings {
     pub(crate) network: NetworkSettings,
     /// The one HTTP client of the run (its CA files read once), or why it cannot be built.
     pub(crate) http: Result<Http>,
-    pub(crate) doppler: Result<DopplerSettings>,
+    /// The store's settings (Doppler's or Vault's), or why they could not be resolved.
+    pub(crate) store: Result<StoreSettings>,
     pub(crate) state_dir: Result<StateDir>,
     /// `*_CLIENT_ID`/`*_CLIENT_SECRET` of the environment: the credentials' fallback.
     pub(crate) env_credentials: HashMap<String, SecretString>,
@@ -57,7 +57,7 @@ pub(crate) struct Settings {
 /// The values every command but `doctor` needs, all known good.
 pub(crate) struct Ready {
     pub(crate) http: Http,
-    pub(crate) doppler: DopplerSettings,
+    pub(crate) store: StoreSettings,
     state_dir: StateDir,
     env_credentials: HashMap<String, SecretString>,
     pub(crate) cache: bool,
@@ -67,19 +67,23 @@ impl Settings {
     pub(crate) fn resolve(global: &Global) -> Settings {
         let var = |name: &str| std::env::var(name).ok();
         let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
-        let mut network = NetworkSettings::from_vars(var);
-        network.ca_files.extend(global.ca_files.iter().cloned());
-        let http = Http::with_network(&network);
         let inputs = SettingsInputs {
+            store_flag: global.store.clone(),
             project_flag: global.project.clone(),
             config_flag: global.config.clone(),
-            vars: env::DOPPLER_VARS
+            vars: env::STORE_VARS
                 .iter()
                 .filter_map(|k| var(k).map(|v| (k.to_string(), v)))
                 .collect(),
             cwd: std::env::current_dir().unwrap_or_default(),
             home: dirs::home_dir(),
         };
+        let mut network = NetworkSettings::from_vars(var);
+        network.ca_files.extend(global.ca_files.iter().cloned());
+        network
+            .ca_files
+            .extend(oauth_pkce::bin::vault_ca_file(&inputs));
+        let http = Http::with_network(&network);
         let no_display =
             cfg!(target_os = "linux") && !set(env::DISPLAY) && !set(env::WAYLAND_DISPLAY);
         let remote =
@@ -93,7 +97,7 @@ impl Settings {
             provider_files: global.provider_files.clone(),
             network,
             http,
-            doppler: DopplerSettings::resolve(&inputs),
+            store: StoreSettings::resolve(&inputs),
             state_dir: StateDir::locate(),
             env_credentials: oauth_pkce::credentials_from_env(std::env::vars()),
             cache: var(env::OAUTH_PKCE_CACHE).is_none_or(|v| !v.eq_ignore_ascii_case("off")),
@@ -147,11 +151,11 @@ impl Settings {
         move || Stderr::new(verbose, animate, colour)
     }
 
-    /// The HTTP client, Doppler settings and state directory, or the first that failed.
+    /// The HTTP client, store settings and state directory, or the first that failed.
     pub(crate) fn ready(self) -> Result<Ready> {
         Ok(Ready {
             http: self.http?,
-            doppler: self.doppler?,
+            store: self.store?,
             state_dir: self.state_dir?,
             env_credentials: self.env_credentials,
             cache: self.cache,
@@ -173,9 +177,13 @@ impl Ready {
         }
     }
 
-    /// The Doppler client, on the run's HTTP client.
+    /// The store's client, on the run's HTTP client.
     pub(crate) fn store(&self) -> Store {
-        Store::Doppler(Doppler::new(self.http.clone(), self.doppler.clone()))
+        self.store.clone().into_store(self.http.clone())
+    }
+
+    pub(crate) fn store_kind(&self) -> StoreKind {
+        self.store().kind()
     }
 
     pub(crate) fn state_dir(&self) -> &StateDir {

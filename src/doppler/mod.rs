@@ -180,6 +180,7 @@ impl Doppler {
             "doppler: write secrets"
         );
         let lost = |detail: String| Error::StoreAnswerLost {
+            store: crate::error::StoreKind::Doppler,
             host: self.settings.api_host.to_string(),
             detail,
         };
@@ -196,14 +197,9 @@ impl Doppler {
                     .body(json.expose_secret().to_string())
             })
             .await
-            .map_err(|e| {
-                if e.is_connect() {
-                    self.unreachable(e)
-                } else if e.is_timeout() {
-                    lost("no answer in time".into())
-                } else {
-                    lost("the connection broke".into())
-                }
+            .map_err(|e| match http::lost_answer(&e) {
+                Some(detail) => lost(detail.into()),
+                None => self.unreachable(e),
             })?;
         let server_time = http::server_time(&resp);
         let body = match self.body(resp, true).await {

@@ -69,6 +69,8 @@ pub struct DopplerSettings {
 /// environment; tests pass a map).
 #[derive(Debug, Default)]
 pub struct SettingsInputs {
+    /// `--store`: which store (else `OAUTH_PKCE_STORE`, else Doppler).
+    pub store_flag: Option<String>,
     pub project_flag: Option<String>,
     pub config_flag: Option<String>,
     pub vars: HashMap<String, String>,

@@ -15,6 +15,13 @@ fn cause() -> Box<Error> {
 
 /// One of each variant (and of each hint branch). The match is exhaustive, so a new
 /// variant does not compile until it is added here, and so to the snapshot.
+fn vault() -> StoreKind {
+    StoreKind::Vault {
+        mount: "secret".into(),
+        path: "oauth-pkce/jobber".into(),
+    }
+}
+
 fn every_error() -> Vec<Error> {
     let p = || "jobber".to_string();
     let oauth = |e: &str| (e.to_string(), Some("why".to_string()));
@@ -39,6 +46,17 @@ fn every_error() -> Vec<Error> {
         Error::MissingCredential {
             what: "the client id",
             secret: "JOBBER_CLIENT_ID".into(),
+            store: StoreKind::Doppler,
+        },
+        Error::MissingCredential {
+            what: "the client id",
+            secret: "JOBBER_CLIENT_ID".into(),
+            store: vault(),
+        },
+        Error::NoVaultToken,
+        Error::VaultMount {
+            mount: "kv".into(),
+            problem: "is KV version 1, which has no check-and-set".into(),
         },
         Error::NoDopplerToken,
         Error::DopplerTokenInKeyring,
@@ -101,6 +119,12 @@ fn every_error() -> Vec<Error> {
         Error::NotAuthorized {
             provider: p(),
             secret: "JOBBER_REFRESH_TOKEN".into(),
+            store: StoreKind::Doppler,
+        },
+        Error::NotAuthorized {
+            provider: p(),
+            secret: "JOBBER_ACCESS_TOKEN".into(),
+            store: vault(),
         },
         Error::RefreshRefused {
             provider: p(),
@@ -123,27 +147,54 @@ fn every_error() -> Vec<Error> {
             holder: Holder::AnotherMachine,
         },
         Error::DopplerResponse("not JSON".into()),
+        Error::VaultUnreachable {
+            addr: "https://vault.example:8200".into(),
+            source: "refused".into(),
+        },
+        Error::VaultResponse("not a KV secret".into()),
         Error::StoreAnswerLost {
+            store: StoreKind::Doppler,
             host: "https://api.doppler.com/".into(),
+            detail: "HTTP 502".into(),
+        },
+        Error::StoreAnswerLost {
+            store: vault(),
+            host: "https://vault.example:8200".into(),
             detail: "HTTP 502".into(),
         },
         Error::StoreFailed {
             provider: p(),
+            store: StoreKind::Doppler,
             journal: "state/journal/x.json".into(),
             source: cause(),
         },
         Error::TokensLost {
             provider: p(),
+            store: StoreKind::Doppler,
             source: cause(),
         },
         Error::RevokedNotRemoved {
             provider: p(),
+            store: StoreKind::Doppler,
             source: cause(),
         },
-        Error::ReadOnlyCannotRefresh { provider: p() },
+        Error::ReadOnlyCannotRefresh {
+            provider: p(),
+            store: StoreKind::Doppler,
+        },
+        Error::ReadOnlyCannotRefresh {
+            provider: p(),
+            store: vault(),
+        },
         Error::ReadOnlyCannotSignIn {
             provider: p(),
             target: "demo/dev".into(),
+            store: StoreKind::Doppler,
+        },
+        Error::ReadOnlyCannotSignIn {
+            provider: p(),
+            target: "secret/oauth-pkce at https://vault.example:8200".into(),
+            store: vault(),
         },
     ];
     for e in [
@@ -197,6 +248,18 @@ fn every_error() -> Vec<Error> {
             message: "refused".into(),
             kind,
         });
+        all.push(Error::Vault {
+            status: 400,
+            message: "refused".into(),
+            kind,
+        });
+    }
+    for message in ["Vault is sealed", "namespace not found"] {
+        all.push(Error::Vault {
+            status: 503,
+            message: message.into(),
+            kind: Server,
+        });
     }
     for e in &all {
         match e {
@@ -206,6 +269,8 @@ fn every_error() -> Vec<Error> {
             | Error::StateFile { .. }
             | Error::MissingCredential { .. }
             | Error::NoDopplerToken
+            | Error::NoVaultToken
+            | Error::VaultMount { .. }
             | Error::DopplerTokenInKeyring
             | Error::Config(_)
             | Error::Network(_)
@@ -232,6 +297,9 @@ fn every_error() -> Vec<Error> {
             | Error::RefreshRefused { .. }
             | Error::Doppler { .. }
             | Error::DopplerUnreachable { .. }
+            | Error::Vault { .. }
+            | Error::VaultUnreachable { .. }
+            | Error::VaultResponse(_)
             | Error::RefreshBusy { .. }
             | Error::DopplerResponse(_)
             | Error::StoreAnswerLost { .. }

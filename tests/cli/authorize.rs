@@ -412,8 +412,9 @@ fn the_callback_page_says_how_the_sign_in_ended() {
     assert!(page.body.contains("Signed in to Acme"), "{}", page.body);
     // The service token implies its project and config; the page says so.
     assert!(
-        page.body
-            .contains("The tokens are stored in the project/config of the service token."),
+        page.body.contains(
+            "The tokens are stored in Doppler (the project/config of the service token)."
+        ),
         "where the tokens went: {}",
         page.body
     );

@@ -288,6 +288,7 @@ mod tests {
             .ctx
             .store
             .doppler()
+            .expect("the demo runs on Doppler")
             .read(&["DEMO_CLIENT_SECRET".into()])
             .await
             .unwrap()
@@ -394,6 +395,7 @@ mod tests {
             .ctx
             .store
             .doppler()
+            .expect("the demo runs on Doppler")
             .write(&changes("not-it"))
             .await
             .unwrap_err();
@@ -402,6 +404,7 @@ mod tests {
             .ctx
             .store
             .doppler()
+            .expect("the demo runs on Doppler")
             .read(&["A".into()])
             .await
             .unwrap()
@@ -409,6 +412,7 @@ mod tests {
         demo.ctx
             .store
             .doppler()
+            .expect("the demo runs on Doppler")
             .write(&changes(CLIENT_ID))
             .await
             .unwrap();

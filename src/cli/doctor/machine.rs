@@ -58,14 +58,14 @@ pub(super) fn state_dir_check(root: &std::path::Path) -> Check {
 
 /// This machine's clock against Doppler's (its `Date`): leases and expiries are judged on
 /// Doppler's, so a skew is safe, but it misleads people and other tools.
-pub(super) fn clock_check(clock: &oauth_pkce::bin::Clock) -> Check {
+pub(super) fn clock_check(clock: &oauth_pkce::bin::Clock, store: &str) -> Check {
     let skew = clock.skew();
     if !clock.is_shared() {
         return Check::new(
             "clock",
             None,
             Status::Skip,
-            "Doppler's answer had no Date header".into(),
+            format!("{store}'s answer had no Date header"),
         );
     }
     if skew.abs() <= 60 {
@@ -73,7 +73,7 @@ pub(super) fn clock_check(clock: &oauth_pkce::bin::Clock) -> Check {
             "clock",
             None,
             Status::Pass,
-            format!("within {} s of Doppler's", skew.abs().max(1)),
+            format!("within {} s of {store}'s", skew.abs().max(1)),
         );
     }
     let how = if skew > 0 { "behind" } else { "ahead of" };
@@ -82,7 +82,7 @@ pub(super) fn clock_check(clock: &oauth_pkce::bin::Clock) -> Check {
         None,
         Status::Warn,
         format!(
-            "{} s {how} Doppler's (leases and expiries use Doppler's clock)",
+            "{} s {how} {store}'s (leases and expiries use {store}'s clock)",
             skew.abs()
         ),
     )

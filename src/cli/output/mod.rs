@@ -165,6 +165,9 @@ pub(crate) struct Summary {
     refresh_token_present: bool,
     expires_at: Option<i64>,
     doppler: String,
+    /// `Doppler (demo/dev)`, for people.
+    #[serde(skip)]
+    described: String,
 }
 
 impl Summary {
@@ -180,6 +183,7 @@ impl Summary {
             refresh_token_present: refresh_present,
             expires_at,
             doppler: ctx.store.describe_target(),
+            described: ctx.store.describe(),
         }
     }
 
@@ -191,8 +195,8 @@ impl Summary {
         }
         let _ = writeln!(
             out,
-            "{verb} {}: tokens stored in Doppler ({})",
-            self.provider, self.doppler
+            "{verb} {}: tokens stored in {}",
+            self.provider, self.described
         );
         let _ = writeln!(out, "  access token   {}", self.access_token);
         let _ = writeln!(
@@ -278,7 +282,7 @@ pub(crate) fn print_revoked(done: &oauth_pkce::bin::Revoked, target: &str, json:
     if done.nothing_stored {
         let _ = writeln!(
             stderr(),
-            "Nothing is stored in Doppler ({target}) for {}: nothing to revoke.",
+            "Nothing is stored in {target} for {}: nothing to revoke.",
             done.provider
         );
         return;
@@ -297,7 +301,7 @@ pub(crate) fn print_revoked(done: &oauth_pkce::bin::Revoked, target: &str, json:
     };
     let _ = writeln!(
         out,
-        "Revoked {}: {at_provider}; tokens removed from Doppler ({target})",
+        "Revoked {}: {at_provider}; tokens removed from {target}",
         done.provider
     );
 }

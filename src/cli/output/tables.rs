@@ -277,10 +277,10 @@ fn write_table<const N: usize>(
 const GRANT_WARNING: i64 = 14 * 86_400;
 
 /// What `status` says on stderr about each row that needs attention; the exit code.
-pub(crate) fn status_notes(rows: &[ProviderStatus]) -> i32 {
+pub(crate) fn status_notes(rows: &[ProviderStatus], store: &oauth_pkce::StoreKind) -> i32 {
     let mut err = stderr();
     if rows.is_empty() {
-        let _ = writeln!(err, "Nothing is stored in Doppler for any known provider.");
+        let _ = writeln!(err, "Nothing is stored in {store} for any known provider.");
         let _ = writeln!(
             err,
             "hint: run `oauth-pkce authorize --provider NAME` (see `oauth-pkce providers`)"
@@ -290,7 +290,7 @@ pub(crate) fn status_notes(rows: &[ProviderStatus]) -> i32 {
     for r in rows.iter().filter(|r| !r.client_id_present) {
         let _ = writeln!(
             err,
-            "{}: no client id in Doppler or the environment (a refresh needs it)",
+            "{}: no client id in {store} or the environment (a refresh needs it)",
             r.provider
         );
     }
