@@ -186,8 +186,8 @@ pub(crate) async fn preflight(ctx: &Context, stored: Stored) -> Result<Stored> {
     };
     match ctx.store.write(&stored, write).await {
         Ok(echo) => Ok(match echo.value(REFRESH_LEASE) {
-            Some(value) if !existed => stored.with(REFRESH_LEASE, value),
-            _ => stored,
+            Some(value) if !existed => stored.with(REFRESH_LEASE, value).after(&echo),
+            _ => stored.after(&echo),
         }),
         // Refused by the precondition only: the write itself was allowed.
         Err(e) if matches!(e.store_refusal(), Some((_, DopplerFailure::Conflict))) => {

@@ -181,7 +181,7 @@ pub(crate) async fn take<T>(
                 match ctx.store.write(&stored, write).await {
                     Ok(echo) if echo.holds(REFRESH_LEASE, &value) => {
                         if echo.holds(REFRESH_TOKEN, refresh_token.expose_secret()) {
-                            return Ok(Leased::Ours(Box::new(stored), value));
+                            return Ok(Leased::Ours(Box::new(stored.after(&echo)), value));
                         }
                         // Ours, but the refresh token moved meanwhile: the re-read decides.
                         Some(Ok(true))

@@ -132,6 +132,7 @@ impl Store {
             Store::Doppler(d) => Ok(Echo {
                 secrets: d.write(&snapshot.changes(write)).await?.secrets,
                 prefix: snapshot.prefix.clone(),
+                version: None,
             }),
             Store::Vault(v) => vault::write(v, snapshot, write).await,
         }
@@ -296,6 +297,19 @@ impl Stored {
 
     fn at(self, clock: Clock) -> Stored {
         Stored { clock, ..self }
+    }
+
+    /// This snapshot as `echo`'s write left it, where the store echoes the whole of it (Vault:
+    /// the secret and its new version, which the next write must name); else unchanged.
+    pub(crate) fn after(self, echo: &Echo) -> Stored {
+        match echo.version {
+            Some(version) => Stored {
+                secrets: echo.secrets.clone(),
+                version: Some(version),
+                ..self
+            },
+            None => self,
+        }
     }
 
     /// This snapshot with `{PREFIX}_{suffix}` holding `value` (a write's echo showed it).
@@ -579,6 +593,8 @@ impl Stored {
 pub struct Echo {
     secrets: Secrets,
     prefix: String,
+    /// Vault: the whole secret is in `secrets`, at this version.
+    version: Option<u64>,
 }
 
 impl Echo {

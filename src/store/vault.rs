@@ -64,14 +64,17 @@ fn snapshot(v: &Vault, provider: &Provider, read: Read) -> Stored {
 
 pub(super) async fn write(v: &Vault, snapshot: &Stored, write: Write<'_>) -> Result<Echo> {
     let provider = snapshot.provider.as_str();
-    let echo = |secrets: Secrets| Echo {
+    let echo = |secrets: Secrets, version: u64| Echo {
         secrets,
         prefix: snapshot.prefix.clone(),
+        version: Some(version),
     };
     if let Write::Probe = write {
-        return probe(v, snapshot)
-            .await
-            .map(|()| echo(snapshot.secrets.clone()));
+        probe(v, snapshot).await?;
+        return Ok(echo(
+            snapshot.secrets.clone(),
+            snapshot.version.unwrap_or(0),
+        ));
     }
     let changes = snapshot.changes(write);
     let (mut data, mut version) = match (snapshot.assumed, snapshot.version) {
@@ -91,7 +94,7 @@ pub(super) async fn write(v: &Vault, snapshot: &Stored, write: Write<'_>) -> Res
             next.insert(c.name.clone(), c.value.clone());
         }
         match v.write(provider, &next, version).await? {
-            Cas::Written(_) => return Ok(echo(next)),
+            Cas::Written(new) => return Ok(echo(next, new)),
             Cas::Moved => {
                 tracing::debug!("vault: the secret moved since it was read; re-reading");
                 let read = v.read(provider).await?;
@@ -99,7 +102,7 @@ pub(super) async fn write(v: &Vault, snapshot: &Stored, write: Write<'_>) -> Res
             }
         }
     }
-    Ok(echo(data))
+    Ok(echo(data, version))
 }
 
 /// Doppler's `originalValue` rule: the secret holds exactly this now (absent reads as "").

@@ -240,14 +240,7 @@ fn doppler_failing_after_the_provider_rotated_keeps_the_tokens_in_a_journal_and_
 fn a_process_killed_between_the_answer_and_the_store_is_recovered_by_the_next_run() {
     let h = Harness::new(AsConfig::jobber());
     let (_, old_rt) = h.store_grant(60);
-    let mut child = h
-        .cmd()
-        .env("OAUTH_PKCE_TEST_PAUSE", "after-journal:30")
-        .args(["token", "--provider", "acme"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = h.spawn_paused_token(30, Stdio::null);
     for _ in 0..200 {
         if !journal_files(&h).is_empty() {
             break;

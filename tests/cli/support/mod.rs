@@ -2,6 +2,7 @@
 //! cleared environment, a temporary `HOME`, and a provider file pointing at the fakes.
 #![allow(dead_code)]
 
+pub mod bao;
 pub mod browser;
 pub mod fake_as;
 pub mod fake_doppler;
@@ -49,6 +50,9 @@ pub struct Harness {
     pub token: String,
     /// The homes of the other "machines" (`other_machine`), for `set_secret`.
     machines: std::sync::Mutex<Vec<PathBuf>>,
+    /// Variables every command of this harness gets on top (`None`: removed), e.g. another
+    /// store's settings.
+    env: std::sync::Mutex<Vec<(String, Option<String>)>>,
 }
 
 impl Harness {
@@ -71,10 +75,18 @@ impl Harness {
             port: port_block(3),
             token: RW_TOKEN.to_string(),
             machines: Default::default(),
+            env: Default::default(),
         };
         std::fs::create_dir_all(h.providers_dir()).unwrap();
         h.write_provider("acme", "");
         h
+    }
+
+    /// Every later command gets `name=value` (`None`: runs without `name`).
+    pub fn set_env(&self, name: &str, value: Option<&str>) {
+        let mut env = self.env.lock().unwrap();
+        env.retain(|(n, _)| n != name);
+        env.push((name.to_string(), value.map(str::to_string)));
     }
 
     pub fn providers_dir(&self) -> PathBuf {
@@ -204,7 +216,25 @@ impl Harness {
             .env("OAUTH_PKCE_PROVIDERS_DIR", self.providers_dir())
             .current_dir(self.home.path())
             .stdin(Stdio::null());
+        for (name, value) in self.env.lock().unwrap().iter() {
+            match value {
+                Some(v) => cmd.env(name, v),
+                None => cmd.env_remove(name),
+            };
+        }
         cmd
+    }
+
+    /// Starts `token --provider acme` paused for `seconds` right after its refresh journal is
+    /// written (the provider has answered; the store has not been written).
+    pub fn spawn_paused_token(&self, seconds: u32, output: fn() -> Stdio) -> Child {
+        self.cmd()
+            .env("OAUTH_PKCE_TEST_PAUSE", format!("after-journal:{seconds}"))
+            .args(["token", "--provider", "acme"])
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .unwrap()
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
