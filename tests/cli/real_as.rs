@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::doppler_fidelity::doppler_command;
+use crate::support::bao::{Bao, ROOT_TOKEN};
 use crate::support::fake_doppler::{Access, FakeDoppler};
 use crate::support::http;
 use crate::support::{Run, CONFIG, PROJECT, RW_TOKEN};
@@ -294,6 +295,8 @@ struct World {
     home: tempfile::TempDir,
     port: u16,
     auth: &'static str,
+    /// The store is this OpenBao server instead of the fake Doppler.
+    bao: Option<Bao>,
 }
 
 /// What the browser saw, from its report file.
@@ -319,6 +322,7 @@ impl World {
             home: tempfile::tempdir().unwrap(),
             port,
             auth,
+            bao: None,
         };
         assert!(
             !world
@@ -330,6 +334,21 @@ impl World {
         );
         std::fs::create_dir_all(world.providers_dir()).unwrap();
         world.write_provider(auth);
+        world
+    }
+
+    /// As [`World::new`], with the tokens and the client credentials in a real OpenBao
+    /// server's KV v2 secret `secret/oauth-pkce/acme`.
+    fn on_vault(auth: &'static str, port: u16) -> World {
+        let mut world = World::new(auth, port);
+        let bao = Bao::start();
+        let (id, secret) = world.server.client(auth);
+        let mut pairs = vec![("ACME_CLIENT_ID", id.as_str())];
+        if let Some(secret) = &secret {
+            pairs.push(("ACME_CLIENT_SECRET", secret.as_str()));
+        }
+        bao.kv_set("secret", "oauth-pkce/acme", &pairs);
+        world.bao = Some(bao);
         world
     }
 
@@ -377,7 +396,13 @@ url = "{}"
     }
 
     fn secret(&self, name: &str) -> Option<String> {
-        self.doppler.secret(PROJECT, CONFIG, name)
+        match &self.bao {
+            Some(bao) => {
+                let (data, _) = bao.kv_get("secret", "oauth-pkce/acme")?;
+                data.get(name)?.as_str().map(str::to_string)
+            }
+            None => self.doppler.secret(PROJECT, CONFIG, name),
+        }
     }
 
     fn stored(&self, name: &str) -> String {
@@ -398,6 +423,12 @@ url = "{}"
             .env("OAUTH_PKCE_PROVIDERS_DIR", self.providers_dir())
             .current_dir(self.home.path())
             .stdin(Stdio::null());
+        if let Some(bao) = &self.bao {
+            cmd.env_remove("DOPPLER_TOKEN")
+                .env("OAUTH_PKCE_STORE", "vault")
+                .env("VAULT_ADDR", &bao.addr)
+                .env("VAULT_TOKEN", ROOT_TOKEN);
+        }
         cmd
     }
 
@@ -909,4 +940,26 @@ fn real_as_consent_denied_exits_4_and_writes_nothing() {
         "{}",
         w.server.log()
     );
+}
+
+#[test]
+#[ignore = "needs the real AS + chromium + OpenBao (tests/real/README.md): cargo test --test cli -- --ignored real"]
+fn real_as_public_client_on_the_vault_store_authorize_token_refresh_userinfo() {
+    let w = World::on_vault("none", 10535);
+    w.authorized();
+    let at = w.stored("ACME_ACCESS_TOKEN");
+    w.assert_userinfo();
+    w.run(&["status", "--provider", "acme"]).assert_code(0);
+    // The default buffer is longer than the server's 120 s tokens: a refresh first.
+    let run = w.run(&["token", "--provider", "acme"]);
+    run.assert_code(0);
+    let fresh = w.stored("ACME_ACCESS_TOKEN");
+    assert_ne!(fresh, at);
+    assert_eq!(run.stdout, format!("{fresh}\n"));
+    w.refresh_twice();
+    w.assert_userinfo();
+    assert!(w
+        .doppler
+        .secret(PROJECT, CONFIG, "ACME_ACCESS_TOKEN")
+        .is_none());
 }
