@@ -270,3 +270,36 @@ fn r10_escape_sequences_from_local_config_never_reach_the_terminal() {
     assert!(run.stderr.contains("no-such-"), "{}", run.stderr);
     assert!(!run.stderr.contains('\u{1b}'), "{:?}", run.stderr);
 }
+
+#[test]
+fn the_vault_store_needs_its_address_and_a_reachable_server_and_names_them() {
+    let h = Harness::new(AsConfig::jobber());
+    h.set_env("DOPPLER_TOKEN", None);
+    h.set_env("VAULT_TOKEN", Some("FAKE-vault-token"));
+    h.run(&["--store", "nope", "token", "--provider", "acme"])
+        .assert_error(2, "--store `nope` is not a store: use `doppler` or `vault`");
+    h.run_env(
+        &[("OAUTH_PKCE_STORE", "vault")],
+        &["token", "--provider", "acme"],
+    )
+    .assert_error(3, "set VAULT_ADDR (or BAO_ADDR)");
+    let vault = |addr: &str, args: &[&str]| {
+        h.run_env(&[("OAUTH_PKCE_STORE", "vault"), ("VAULT_ADDR", addr)], args)
+    };
+    vault(
+        "http://vault.example:8200",
+        &["status", "--provider", "acme"],
+    )
+    .assert_error(3, "must use https (plain http only for loopback)");
+    // Nothing listens there: exit 6, with the variable to check, and the token never shown.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let run = vault(&addr, &["-vv", "token", "--provider", "acme"]);
+    run.assert_error(6, "Vault at http://127.0.0.1:");
+    assert!(run.stderr.contains("check VAULT_ADDR"), "{}", run.stderr);
+    run.assert_no_leak(&["FAKE-vault-token"]);
+    // No token anywhere (the temporary HOME has no ~/.vault-token).
+    h.set_env("VAULT_TOKEN", None);
+    vault(&addr, &["token", "--provider", "acme"]).assert_error(3, "no Vault token found");
+}

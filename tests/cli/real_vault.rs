@@ -138,6 +138,19 @@ fn real_vault_whole_cycle_with_the_request_budget_of_doppler() {
     );
     assert_eq!(h.auth.refreshes(), 2);
 
+    // `exec` gives the command the access token, not the Vault token.
+    let run = h.run(&[
+        "exec",
+        "--provider",
+        "acme",
+        "--",
+        "sh",
+        "-c",
+        "echo \"${VAULT_TOKEN:-no vault token} ${ACME_ACCESS_TOKEN:+an access token}\"",
+    ]);
+    run.assert_code(0);
+    assert_eq!(run.stdout.trim(), "no vault token an access token");
+
     // Revoke empties the tokens (the client credentials stay).
     h.run(&["revoke", "--provider", "acme", "--local-only"])
         .assert_code(0);
