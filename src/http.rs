@@ -12,6 +12,7 @@
 //! (webpki) roots.
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rand::Rng as _;
@@ -131,10 +132,14 @@ pub(crate) fn without_credentials(proxy: &str) -> String {
     }
 }
 
-/// A cloneable client with the project's policy built in.
+/// A cloneable client with the project's policy built in. The TLS client itself (with the
+/// extra CA certificates, whose decoding is most of a short command's work) is built at the
+/// first request, so a command that sends none — a token served from this machine's cache —
+/// never pays for it; the settings are checked when the `Http` is made.
 #[derive(Clone, Debug)]
 pub struct Http {
-    client: reqwest::Client,
+    client: Arc<OnceLock<reqwest::Client>>,
+    network: Arc<NetworkSettings>,
     base_delay: Duration,
 }
 
@@ -148,73 +153,32 @@ impl Http {
     /// The client with these proxies and extra CA certificates. A CA file that cannot be read
     /// or holds no certificate, and a proxy that is not a URL, are configuration errors.
     pub fn with_network(net: &NetworkSettings) -> crate::Result<Http> {
-        let network_error = |message: String| crate::Error::Network(message);
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("oauth-pkce/", env!("CARGO_PKG_VERSION")))
-            // Only the proxies below: reqwest's own reading of the environment would send
-            // loopback hosts through a proxy too.
-            .no_proxy();
         for path in &net.ca_files {
             let pem = std::fs::read(path).map_err(|e| {
                 network_error(format!("cannot read the CA file {}: {e}", path.display()))
             })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .ok()
-                .filter(|c| !c.is_empty())
-                .ok_or_else(|| {
-                    network_error(format!(
-                        "the CA file {} holds no PEM certificate",
-                        path.display()
-                    ))
-                })?;
-            tracing::debug!(
-                file = %path.display(),
-                certificates = certs.len(),
-                "HTTP client: trusting extra CA certificates"
-            );
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
+            if !pem
+                .windows(PEM_CERTIFICATE.len())
+                .any(|w| w == PEM_CERTIFICATE)
+            {
+                return Err(no_certificate(path));
             }
         }
-        let no_proxy = reqwest::NoProxy::from_string(&match &net.no_proxy {
-            Some(list) => format!("{list},{LOOPBACK_NO_PROXY}"),
-            None => LOOPBACK_NO_PROXY.to_string(),
-        });
-        // Scheme-specific proxies first: reqwest uses the first one that applies.
-        type MakeProxy = fn(&str) -> reqwest::Result<reqwest::Proxy>;
-        let proxies: [(&Option<String>, &str, MakeProxy); 3] = [
-            (&net.https_proxy, "HTTPS_PROXY", |p| {
-                reqwest::Proxy::https(p)
-            }),
-            (&net.http_proxy, "HTTP_PROXY", |p| reqwest::Proxy::http(p)),
-            (&net.all_proxy, "ALL_PROXY", |p| reqwest::Proxy::all(p)),
-        ];
-        for (value, name, make) in proxies {
-            if let Some(p) = value {
-                let proxy = make(p).map_err(|_| {
-                    network_error(format!(
-                        "{name} `{}` is not a proxy URL",
-                        without_credentials(p)
-                    ))
-                })?;
-                builder = builder.proxy(proxy.no_proxy(no_proxy.clone()));
-            }
-        }
-        let client = builder
-            .build()
-            .map_err(|e| network_error(format!("cannot set up HTTPS: {}", describe(&e))))?;
+        proxies(net)?;
         Ok(Http {
-            client,
+            client: Arc::default(),
+            network: Arc::new(net.clone()),
             base_delay: Duration::from_millis(400),
         })
     }
 
-    /// The underlying reqwest client, for building requests.
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
+    /// The underlying reqwest client, for building requests: built at the first call.
+    pub fn client(&self) -> crate::Result<&reqwest::Client> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let client = build(&self.network)?;
+        Ok(self.client.get_or_init(|| client))
     }
 
     /// Sends the request built by `build`, retrying on 429, 5xx and connection failures.
@@ -300,6 +264,84 @@ enum Resend {
     Idempotent,
     /// Writes: only what did not arrive (a connection never made, a 429).
     OnlyUnsent,
+}
+
+const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
+fn network_error(message: String) -> crate::Error {
+    crate::Error::Network(message)
+}
+
+fn no_certificate(path: &std::path::Path) -> crate::Error {
+    network_error(format!(
+        "the CA file {} holds no PEM certificate",
+        path.display()
+    ))
+}
+
+/// The proxies of `net`, each limited by `NO_PROXY` and loopback, scheme-specific ones first
+/// (reqwest uses the first one that applies).
+fn proxies(net: &NetworkSettings) -> crate::Result<Vec<reqwest::Proxy>> {
+    let no_proxy = reqwest::NoProxy::from_string(&match &net.no_proxy {
+        Some(list) => format!("{list},{LOOPBACK_NO_PROXY}"),
+        None => LOOPBACK_NO_PROXY.to_string(),
+    });
+    type MakeProxy = fn(&str) -> reqwest::Result<reqwest::Proxy>;
+    let kinds: [(&Option<String>, &str, MakeProxy); 3] = [
+        (&net.https_proxy, "HTTPS_PROXY", |p| {
+            reqwest::Proxy::https(p)
+        }),
+        (&net.http_proxy, "HTTP_PROXY", |p| reqwest::Proxy::http(p)),
+        (&net.all_proxy, "ALL_PROXY", |p| reqwest::Proxy::all(p)),
+    ];
+    let mut out = Vec::new();
+    for (value, name, make) in kinds {
+        if let Some(p) = value {
+            let proxy = make(p).map_err(|_| {
+                network_error(format!(
+                    "{name} `{}` is not a proxy URL",
+                    without_credentials(p)
+                ))
+            })?;
+            out.push(proxy.no_proxy(no_proxy.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// The TLS client: no redirects, timeouts, only our proxies, the extra CA certificates.
+fn build(net: &NetworkSettings) -> crate::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .user_agent(concat!("oauth-pkce/", env!("CARGO_PKG_VERSION")))
+        // Only the proxies below: reqwest's own reading of the environment would send
+        // loopback hosts through a proxy too.
+        .no_proxy();
+    for path in &net.ca_files {
+        let pem = std::fs::read(path).map_err(|e| {
+            network_error(format!("cannot read the CA file {}: {e}", path.display()))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| no_certificate(path))?;
+        tracing::debug!(
+            file = %path.display(),
+            certificates = certs.len(),
+            "HTTP client: trusting extra CA certificates"
+        );
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    for proxy in proxies(net)? {
+        builder = builder.proxy(proxy);
+    }
+    builder
+        .build()
+        .map_err(|e| network_error(format!("cannot set up HTTPS: {}", describe(&e))))
 }
 
 fn header<'r>(resp: &'r Response, name: &str) -> Option<&'r str> {
@@ -572,6 +614,36 @@ mod tests {
             assert!(e.to_string().contains(needle), "{e}");
             assert!(!e.to_string().contains("SECRETPW"), "{e}");
         }
+    }
+
+    #[test]
+    fn the_tls_client_is_built_at_the_first_request_and_a_bad_bundle_is_said_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(
+            &broken,
+            "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let http = Http::with_network(&NetworkSettings {
+            ca_files: vec![broken],
+            ..Default::default()
+        })
+        .expect("looks like a bundle: checked when it is used");
+        assert!(
+            http.client.get().is_none(),
+            "nothing built before a request"
+        );
+        let e = http.client().unwrap_err();
+        assert_eq!(e.exit_code(), 3, "{e}");
+        assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
+        let good = Http::with_network(&NetworkSettings::default()).unwrap();
+        let first: *const reqwest::Client = good.client().unwrap();
+        let clone = good.clone();
+        assert!(
+            std::ptr::eq(first, clone.client().unwrap()),
+            "built once, shared by clones"
+        );
     }
 
     #[test]

@@ -212,9 +212,12 @@ pub(crate) async fn send(
             reqwest::header::HeaderValue::from_static("application/json"),
         );
     }
+    let client = http.client().map_err(|e| TransportError {
+        message: e.to_string(),
+        sent: false,
+    })?;
     let build = || {
-        let request = http
-            .client()
+        let request = client
             .request(parts.method.clone(), parts.uri.to_string())
             .headers(parts.headers.clone())
             .body(body.clone());

@@ -198,12 +198,11 @@ async fn send(
     let basic = auth.header;
     let body = SecretString::from(body);
     tracing::debug!(token_type_hint = hint, "revoking at the provider");
+    let client = ctx.http.client()?;
     let response = ctx
         .http
         .send(|| {
-            let mut request = ctx
-                .http
-                .client()
+            let mut request = client
                 .post(url)
                 .header(reqwest::header::ACCEPT, "application/json")
                 .header(reqwest::header::CONTENT_TYPE, content_type)

@@ -90,10 +90,19 @@ pub(crate) async fn check_token(http: &Http, provider: &Provider, stored: &Store
     let method = reqwest::Method::from_bytes(check.method.to_ascii_uppercase().as_bytes())
         .unwrap_or(reqwest::Method::GET);
     let authorization = format!("{} {}", check.auth_scheme, access.expose_secret());
+    let client = match http.client() {
+        Ok(c) => c,
+        Err(e) => {
+            return CheckOutcome {
+                result: CheckResult::Failed,
+                http_status: None,
+                detail: e.to_string(),
+            }
+        }
+    };
     let response = http
         .send(|| {
-            let mut request = http
-                .client()
+            let mut request = client
                 .request(method.clone(), check.url.clone())
                 .header(reqwest::header::AUTHORIZATION, &authorization);
             for (name, value) in &check.headers {

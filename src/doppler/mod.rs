@@ -110,11 +110,11 @@ impl Doppler {
         }
         let url = self.endpoint("/v3/configs/config/secrets");
         tracing::debug!(names = ?names, "doppler: read secrets");
+        let client = self.http.client()?;
         let resp = self
             .http
             .send(|| {
-                self.http
-                    .client()
+                client
                     .get(&url)
                     .query(&query)
                     .bearer_auth(self.settings.token.expose_secret())
@@ -184,11 +184,11 @@ impl Doppler {
             host: self.settings.api_host.to_string(),
             detail,
         };
+        let client = self.http.client()?;
         let resp = self
             .http
             .send_write(|| {
-                self.http
-                    .client()
+                client
                     .post(&url)
                     .query(&query)
                     .bearer_auth(self.settings.token.expose_secret())

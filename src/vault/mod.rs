@@ -110,10 +110,13 @@ impl Vault {
         self.url(&[&self.settings.mount, "data", &self.settings.path, provider])
     }
 
-    fn request(&self, method: reqwest::Method, url: &url::Url) -> reqwest::RequestBuilder {
-        let mut r = self
-            .http
-            .client()
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        url: &url::Url,
+    ) -> reqwest::RequestBuilder {
+        let mut r = client
             .request(method, url.clone())
             .header("X-Vault-Token", self.settings.token.expose_secret())
             .header("X-Vault-Request", "true")
@@ -130,7 +133,7 @@ impl Vault {
         let url = self.secret_url(provider);
         tracing::debug!(%url, "vault: read secret");
         let (status, body, server_time) = self
-            .call(|| self.request(reqwest::Method::GET, &url))
+            .call(|c| self.request(c, reqwest::Method::GET, &url))
             .await?;
         let (data, version) = read_answer(&self.settings.mount, status, &body)?;
         Ok(Read {
@@ -163,10 +166,11 @@ impl Vault {
                 .to_string(),
             detail,
         };
+        let client = self.http.client()?;
         let resp = self
             .http
             .send_write(|| {
-                self.request(reqwest::Method::POST, &url)
+                self.request(client, reqwest::Method::POST, &url)
                     .header("Content-Type", "application/json")
                     .body(body.expose_secret().to_string())
             })
@@ -191,7 +195,7 @@ impl Vault {
     pub(crate) async fn list(&self) -> Result<Option<Vec<String>>> {
         let url = self.url(&[&self.settings.mount, "metadata", &self.settings.path]);
         let list = reqwest::Method::from_bytes(b"LIST").expect("LIST is a method token");
-        let (status, body, _) = self.call(|| self.request(list.clone(), &url)).await?;
+        let (status, body, _) = self.call(|c| self.request(c, list.clone(), &url)).await?;
         list_answer(&self.settings.mount, status, &body)
     }
 
@@ -213,8 +217,8 @@ impl Vault {
         );
         let url = self.url(&["sys", "capabilities-self"]);
         let (status, body, _) = self
-            .call(|| {
-                self.request(reqwest::Method::POST, &url)
+            .call(|c| {
+                self.request(c, reqwest::Method::POST, &url)
                     .json(&serde_json::json!({ "paths": [path] }))
             })
             .await?;
@@ -260,11 +264,12 @@ impl Vault {
     /// [`Http::send`] does: its status, body and the server's clock.
     async fn call(
         &self,
-        build: impl Fn() -> reqwest::RequestBuilder,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<(u16, Vec<u8>, Option<i64>)> {
+        let client = self.http.client()?;
         let resp = self
             .http
-            .send(build)
+            .send(|| build(client))
             .await
             .map_err(|e| self.unreachable(e))?;
         let server_time = http::server_time(&resp);
@@ -277,7 +282,7 @@ impl Vault {
 
     async fn get_json(&self, url: &url::Url) -> Result<Vec<u8>> {
         let (status, body, _) = self
-            .call(|| self.request(reqwest::Method::GET, url))
+            .call(|c| self.request(c, reqwest::Method::GET, url))
             .await?;
         if (200..300).contains(&status) {
             Ok(body)

@@ -166,7 +166,7 @@ url = "{server_url}/api/me"
             provider: "demo".into(),
             message: format!("the demo's browser: {what}"),
         };
-        let client = self.ctx.http.client();
+        let client = self.ctx.http.client()?;
         let navigate = |r: reqwest::RequestBuilder| {
             r.header("Sec-Fetch-Dest", "document")
                 .header("Sec-Fetch-Mode", "navigate")
@@ -243,7 +243,7 @@ mod tests {
     #[tokio::test]
     async fn the_demo_servers_are_strict() {
         let demo = Demo::start().await.unwrap();
-        let client = demo.ctx.http.client();
+        let client = demo.ctx.http.client().unwrap();
         let base = &demo.server_url;
         let redirect = format!(
             "http://127.0.0.1:{}/callback",
