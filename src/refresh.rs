@@ -130,7 +130,29 @@ pub(crate) async fn obtain(
             return Ok(fresh);
         }
     }
-    replay(ctx, &journal, reporter).await?;
+    // A cached token that is due, or a journal: the processes of this machine take turns
+    // before reading the store. When one refreshes, the others find its token in the cache
+    // and send nothing (16 callers at once cost one read and one refresh, not 16 reads); a
+    // journal is pushed by whoever holds the lock, only if it is still there then.
+    let mut early = None;
+    if journal.exists() || (want == Want::Valid && cached.is_some()) {
+        let lock = ctx.refresh_lock(LOCK_WAIT).await?;
+        replay_locked(ctx, &journal, reporter).await?;
+        // Looked at again under the lock, waited or not: a holder may have finished between
+        // the first look and the lock.
+        if want == Want::Valid && rejected.is_none() {
+            let now_cached = cache.as_ref().and_then(|c| c.load());
+            if let Some(fresh) = cached_beyond(now_cached.as_ref(), ctx.refresh_buffer) {
+                return Ok(fresh);
+            }
+            tracing::debug!(
+                waited = lock.waited,
+                cached_left = now_cached.as_ref().map(|c| c.seconds_left()),
+                "under this machine's refresh lock: nothing newer cached"
+            );
+        }
+        early = Some(lock);
+    }
 
     let stored = match ctx.store.load(&ctx.provider).await {
         Ok(s) => s,
@@ -158,9 +180,13 @@ pub(crate) async fn obtain(
     }
     stored.require_refresh_token(&ctx.provider.name)?;
 
-    let lock = ctx.refresh_lock(LOCK_WAIT).await?;
+    // Taken before the read, the lock needs no second look at the store.
+    let (lock, read_under_lock) = match early {
+        Some(lock) => (lock, true),
+        None => (ctx.refresh_lock(LOCK_WAIT).await?, false),
+    };
     let mut stored = stored;
-    if lock.waited {
+    if lock.waited && !read_under_lock {
         // The holder has usually just refreshed and cached the new token: no read needed.
         if want == Want::Valid {
             let now_cached = cache.as_ref().and_then(|c| c.load());
@@ -282,8 +308,10 @@ pub(crate) async fn obtain(
     }
     failpoint("after-journal");
     land(ctx, stored, &journal, &pending, reporter).await?;
+    // Cached before the lock is given up: the next process of this machine finds it.
+    let fresh = cache_new(cache.as_ref(), pending.tokens, skew);
     drop(lock);
-    Ok(cache_new(cache.as_ref(), pending.tokens, skew))
+    Ok(fresh)
 }
 
 /// A cached token with more than `buffer` seconds left, as the caller gets it.
@@ -535,6 +563,16 @@ async fn land(
 
 /// Pushes tokens left in the journal by an earlier run to the store.
 async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Result<()> {
+    if !journal.exists() {
+        return Ok(());
+    }
+    let _lock = ctx.refresh_lock(LOCK_WAIT).await?;
+    replay_locked(ctx, journal, reporter).await
+}
+
+/// [`replay`], under this machine's refresh lock: a journal that a live holder was writing
+/// has been landed and removed by the time the lock is ours, so only a dead run's remains.
+async fn replay_locked(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Result<()> {
     let Some(pending) = journal.load()? else {
         return Ok(());
     };
@@ -542,7 +580,6 @@ async fn replay(ctx: &Context, journal: &Journal, reporter: &dyn Reporter) -> Re
         "pushing tokens that an earlier run saved on this machine to {}",
         ctx.store.kind()
     )));
-    let _lock = ctx.refresh_lock(LOCK_WAIT).await?;
     if pending.new_grant {
         // A sign-in's tokens: they land only while Doppler holds what it held before it.
         let now = ctx.store.load(&ctx.provider).await?;

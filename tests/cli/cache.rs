@@ -57,6 +57,36 @@ fn eight_concurrent_calls_on_four_machines_on_an_expiring_token_refresh_once() {
 }
 
 #[test]
+fn callers_on_one_machine_whose_cached_token_is_due_make_one_read_and_one_refresh() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(200);
+    // This machine caches the token (valid for 200 s: beyond a zero buffer) ...
+    h.run(&["token", "--provider", "acme", "--refresh-buffer", "0"])
+        .assert_code(0);
+    let reads = h.doppler.reads();
+    // ... which is due under the default 300 s buffer for all eight callers at once: one
+    // takes turns first and refreshes, the others find its token in the cache.
+    let cmds = (0..8).map(|_| {
+        let mut cmd = h.cmd();
+        cmd.args(["-vv", "token", "--provider", "acme"]);
+        cmd
+    });
+    let runs = run_together(cmds);
+    let at = h.secret("ACME_ACCESS_TOKEN").unwrap();
+    for run in &runs {
+        run.assert_code(0);
+        assert_eq!(run.stdout, format!("{at}\n"), "{}", run.stderr);
+    }
+    assert_eq!(h.auth.refreshes(), 1);
+    assert_eq!(
+        h.doppler.reads() - reads,
+        1,
+        "one read for eight callers: {:#?}",
+        runs.iter().map(|r| &r.stderr).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn doppler_down_is_bridged_by_a_cached_token_that_is_still_valid() {
     let h = Harness::new(AsConfig::jobber());
     let (at, _) = h.store_grant(200);
