@@ -130,28 +130,45 @@ pub(crate) async fn obtain(
             return Ok(fresh);
         }
     }
-    // A cached token that is due, or a journal: the processes of this machine take turns
-    // before reading the store. When one refreshes, the others find its token in the cache
-    // and send nothing (16 callers at once cost one read and one refresh, not 16 reads); a
-    // journal is pushed by whoever holds the lock, only if it is still there then.
+    // Not served from the cache, or a journal: the processes of this machine take turns
+    // before reading the store. When one reads or refreshes, the others find its token in the
+    // cache and send nothing (16 callers at once cost one read and one refresh, not 16 reads);
+    // a journal is pushed by whoever holds the lock, only if it is still there then. Without
+    // a usable lock (a read-only state dir) each reads for itself.
     let mut early = None;
-    if journal.exists() || (want == Want::Valid && cached.is_some()) {
-        let lock = ctx.refresh_lock(LOCK_WAIT).await?;
-        replay_locked(ctx, &journal, reporter).await?;
-        // Looked at again under the lock, waited or not: a holder may have finished between
-        // the first look and the lock.
-        if want == Want::Valid && rejected.is_none() {
-            let now_cached = cache.as_ref().and_then(|c| c.load());
-            if let Some(fresh) = cached_beyond(now_cached.as_ref(), ctx.refresh_buffer) {
-                return Ok(fresh);
+    let share = want == Want::Valid && rejected.is_none() && cache.is_some();
+    if journal.exists() || share {
+        let lock = match ctx.refresh_lock(LOCK_WAIT).await {
+            Ok(lock) => Some(lock),
+            Err(e) if !journal.exists() => {
+                tracing::debug!("no turn-taking on this machine: {e}");
+                None
             }
-            tracing::debug!(
-                waited = lock.waited,
-                cached_left = now_cached.as_ref().map(|c| c.seconds_left()),
-                "under this machine's refresh lock: nothing newer cached"
-            );
+            Err(e) => return Err(e),
+        };
+        if let Some(lock) = lock {
+            replay_locked(ctx, &journal, reporter).await?;
+            // Looked at again under the lock, waited or not: a holder may have finished
+            // between the first look and the lock.
+            if share {
+                let now_cached = cache.as_ref().and_then(|c| c.load());
+                if let Some(fresh) = cached_beyond(now_cached.as_ref(), ctx.refresh_buffer) {
+                    return Ok(fresh);
+                }
+                // What the process we waited for just got, even if it lives shorter than the
+                // buffer: taken, not refreshed once more.
+                let newer = now_cached.filter(|c| {
+                    lock.waited
+                        && cached.as_ref().is_none_or(|old| {
+                            old.access_token.expose_secret() != c.access_token.expose_secret()
+                        })
+                });
+                if let Some(fresh) = cached_beyond(newer.as_ref(), 0) {
+                    return Ok(fresh);
+                }
+            }
+            early = Some(lock);
         }
-        early = Some(lock);
     }
 
     let stored = match ctx.store.load(&ctx.provider).await {
