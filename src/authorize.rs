@@ -103,29 +103,14 @@ pub async fn authorize(
         )));
     }
     reporter.event(Event::AuthorizationUrl(&url));
-    let mut opened = false;
-    if !opts.no_browser {
-        match browser::open(&url, opts.browser_var.as_deref()) {
-            Ok(_) => {
-                opened = true;
-                reporter.event(Event::BrowserOpened)
-            }
-            Err(e) => reporter.event(Event::BrowserFailed(&e.to_string())),
-        }
-    }
-    if !opened || opts.remote {
-        reporter.event(Event::Remote {
-            port: callback.port,
-            redirect_uri: &callback.redirect_uri,
-            paste: opts.paste.is_some(),
-        });
-    }
-    reporter.event(Event::Waiting {
-        seconds: opts.timeout.as_secs(),
-        redirect_uri: &callback.redirect_uri,
+    // The opener is watched for a quick failure (xdg-open without a display) on a thread of
+    // its own, while the callback is already awaited: a browser that signs in within the
+    // watch (a script playing one) is not kept waiting.
+    let callback_port = callback.port;
+    let opening = (!opts.no_browser).then(|| {
+        let (url, var) = (url.clone(), opts.browser_var.clone());
+        tokio::task::spawn_blocking(move || browser::open(&url, var.as_deref()))
     });
-
-    // 5. The callback, or the redirect URL pasted.
     let redirect_uri = callback.redirect_uri.clone();
     let expected = Expected {
         provider: provider.name.clone(),
@@ -135,9 +120,50 @@ pub async fn authorize(
             required: provider.require_iss,
         },
     };
-    let (code, page) = callback
-        .wait_for_code(&expected, opts.timeout, opts.paste.as_ref(), reporter)
-        .await?;
+    // 5. The callback, or the redirect URL pasted.
+    let waiting = callback.wait_for_code(&expected, opts.timeout, opts.paste.as_ref(), reporter);
+    tokio::pin!(waiting);
+    let say_how_to_reach = |opened: bool| {
+        if !opened || opts.remote {
+            reporter.event(Event::Remote {
+                port: callback_port,
+                redirect_uri: &redirect_uri,
+                paste: opts.paste.is_some(),
+            });
+        }
+        reporter.event(Event::Waiting {
+            seconds: opts.timeout.as_secs(),
+            redirect_uri: &redirect_uri,
+        });
+    };
+    let (code, page) = match opening {
+        None => {
+            say_how_to_reach(false);
+            waiting.await?
+        }
+        Some(opening) => tokio::select! {
+            biased;
+            opened = opening => {
+                let opened = match opened {
+                    Ok(Ok(_)) => {
+                        reporter.event(Event::BrowserOpened);
+                        true
+                    }
+                    Ok(Err(e)) => {
+                        reporter.event(Event::BrowserFailed(&e.to_string()));
+                        false
+                    }
+                    Err(e) => {
+                        reporter.event(Event::BrowserFailed(&e.to_string()));
+                        false
+                    }
+                };
+                say_how_to_reach(opened);
+                waiting.await?
+            }
+            done = &mut waiting => done?,
+        },
+    };
 
     // 6. The exchange, and 7. the store; the browser's page then says how it ended.
     reporter.event(Event::Exchanging);

@@ -158,7 +158,12 @@ const OPENER_GRACE: std::time::Duration = std::time::Duration::from_millis(1500)
 /// secrets removed from its environment. Waits at most [`OPENER_GRACE`]: `Some(status)` when
 /// it failed within that time, `None` when it succeeded or is still running.
 fn spawn_detached(cmd: &mut Command) -> std::io::Result<Option<String>> {
-    for var in [env::DOPPLER_TOKEN, env::DOPPLER_TOKEN_FILE] {
+    for var in [
+        env::DOPPLER_TOKEN,
+        env::DOPPLER_TOKEN_FILE,
+        env::VAULT_TOKEN,
+        env::BAO_TOKEN,
+    ] {
         cmd.env_remove(var);
     }
     for (key, _) in std::env::vars_os() {

@@ -350,6 +350,8 @@ fn e2_the_browser_gets_the_url_as_one_argument_and_no_secrets_in_its_environment
     let mut cmd = h.cmd();
     cmd.env("BROWSER", browser.display().to_string())
         .env("ACME_CLIENT_SECRET", "CS-SENTINEL-from-the-environment")
+        .env("VAULT_TOKEN", "FAKE-VT-SENTINEL")
+        .env("BAO_TOKEN", "FAKE-BT-SENTINEL")
         .args(["authorize", "--provider", "acme", "--timeout", "1"]);
     let run = crate::support::Run::from(cmd.output().unwrap());
     run.assert_code(4); // nobody completes the sign-in
@@ -363,6 +365,7 @@ fn e2_the_browser_gets_the_url_as_one_argument_and_no_secrets_in_its_environment
     assert!(!env.contains("DOPPLER_TOKEN"), "{env}");
     assert!(!env.contains(&h.token));
     assert!(!env.contains("CS-SENTINEL"), "{env}");
+    assert!(!env.contains("VT-SENTINEL") && !env.contains("BT-SENTINEL"), "{env}");
     let argv = std::fs::read_to_string(&args).unwrap();
     let mut lines = argv.lines();
     assert_eq!(lines.next(), Some("1"), "exactly one argument: {argv}");
