@@ -177,8 +177,15 @@ impl Http {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
-        let client = build(&self.network)?;
+        let client = build(&self.network, Limit::Total)?;
         Ok(self.client.get_or_init(|| client))
+    }
+
+    /// A client for streams (the proxy's): the same policy and trust, but no limit on a whole
+    /// request, only on a pause with no bytes moving ([`REQUEST_TIMEOUT`]); a 50 MB download
+    /// or a long event stream is not cut off.
+    pub fn streaming_client(&self) -> crate::Result<reqwest::Client> {
+        build(&self.network, Limit::Idle)
     }
 
     /// Sends the request built by `build`, retrying on 429, 5xx and connection failures.
@@ -309,16 +316,27 @@ fn proxies(net: &NetworkSettings) -> crate::Result<Vec<reqwest::Proxy>> {
     Ok(out)
 }
 
+/// How long a request may take: all of it (the API calls oauth-pkce makes), or as long as
+/// bytes keep coming (the proxy's streams, which may be large or long-lived).
+#[derive(Clone, Copy)]
+enum Limit {
+    Total,
+    Idle,
+}
+
 /// The TLS client: no redirects, timeouts, only our proxies, the extra CA certificates.
-fn build(net: &NetworkSettings) -> crate::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
+fn build(net: &NetworkSettings, limit: Limit) -> crate::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .user_agent(concat!("oauth-pkce/", env!("CARGO_PKG_VERSION")))
-        // Only the proxies below: reqwest's own reading of the environment would send
-        // loopback hosts through a proxy too.
-        .no_proxy();
+        .connect_timeout(CONNECT_TIMEOUT);
+    let mut builder = match limit {
+        Limit::Total => builder.timeout(REQUEST_TIMEOUT),
+        Limit::Idle => builder.read_timeout(REQUEST_TIMEOUT),
+    }
+    .user_agent(concat!("oauth-pkce/", env!("CARGO_PKG_VERSION")))
+    // Only the proxies below: reqwest's own reading of the environment would send
+    // loopback hosts through a proxy too.
+    .no_proxy();
     for path in &net.ca_files {
         let pem = std::fs::read(path).map_err(|e| {
             network_error(format!("cannot read the CA file {}: {e}", path.display()))

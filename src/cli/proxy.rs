@@ -68,7 +68,7 @@ pub(crate) async fn run(source: TokenSource, options: Options) -> Result<i32> {
         .map_err(|e| Error::Usage(format!("cannot listen: {e}")))?;
     let generated = options.key.is_none();
     let key = options.key.unwrap_or_else(oauth_pkce::bin::random_token);
-    let client = source.context().http.client()?.clone();
+    let client = source.context().http.streaming_client()?;
     super::output::proxy_listening(addr, &base, generated.then_some(&key));
     if let Some(path) = &options.ready_file {
         std::fs::write(path, format!("http://{addr}\n")).map_err(|e| {

@@ -365,7 +365,10 @@ fn e2_the_browser_gets_the_url_as_one_argument_and_no_secrets_in_its_environment
     assert!(!env.contains("DOPPLER_TOKEN"), "{env}");
     assert!(!env.contains(&h.token));
     assert!(!env.contains("CS-SENTINEL"), "{env}");
-    assert!(!env.contains("VT-SENTINEL") && !env.contains("BT-SENTINEL"), "{env}");
+    assert!(
+        !env.contains("VT-SENTINEL") && !env.contains("BT-SENTINEL"),
+        "{env}"
+    );
     let argv = std::fs::read_to_string(&args).unwrap();
     let mut lines = argv.lines();
     assert_eq!(lines.next(), Some("1"), "exactly one argument: {argv}");

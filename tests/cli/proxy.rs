@@ -19,14 +19,26 @@ fn start(h: &Harness) -> Proxy {
     start_with(h, h.cmd(), h.home.path(), &[])
 }
 
-/// The proxy run by `cmd` (a machine's), its files in `dir`, with `extra` arguments.
+/// The proxy run by `cmd` (a machine's), its files in `dir`, with `extra` arguments, in front
+/// of the fake AS's `/userinfo`.
 fn start_with(
+    h: &Harness,
+    cmd: std::process::Command,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> Proxy {
+    start_for(h, cmd, dir, extra, &h.auth.url())
+}
+
+/// The proxy in front of the API at `base`.
+fn start_for(
     h: &Harness,
     mut cmd: std::process::Command,
     dir: &std::path::Path,
     extra: &[&str],
+    base: &str,
 ) -> Proxy {
-    h.write_provider("acme", &format!("api_base_url = \"{}\"\n", h.auth.url()));
+    h.write_provider("acme", &format!("api_base_url = \"{base}\"\n"));
     let key_file = dir.join("proxy.key");
     std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
     std::fs::set_permissions(
@@ -185,4 +197,204 @@ fn two_proxies_on_two_machines_refresh_once_and_print_no_secret() {
             assert!(r.headers.iter().all(|(_, v)| !v.contains(s.as_str())));
         }
     }
+}
+
+/// A bulk-transfer API (plain HTTP/1.1 on 127.0.0.1:0, one request per connection):
+/// `POST /upload` counts the body (chunked or sized) and answers the count, `GET /download`
+/// answers [`BULK`] bytes. Each request's `Authorization` is recorded.
+struct BulkApi {
+    addr: std::net::SocketAddr,
+    auths: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// 50 MB: far more than the proxy may hold in memory.
+const BULK: usize = 50 * 1024 * 1024;
+/// Seconds (and lines) of `/events`.
+const EVENTS: usize = 17;
+
+impl BulkApi {
+    fn start() -> BulkApi {
+        use std::io::{BufRead as _, Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let auths = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = auths.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    let request = line.clone();
+                    let (mut length, mut chunked) = (0usize, false);
+                    loop {
+                        line.clear();
+                        reader.read_line(&mut line).unwrap();
+                        let header = line.trim_end().to_ascii_lowercase();
+                        if header.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = header.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                        if header.starts_with("transfer-encoding:") && header.contains("chunked") {
+                            chunked = true;
+                        }
+                        if header.starts_with("authorization:") {
+                            seen.lock()
+                                .unwrap()
+                                .push(line.trim_end()[14..].trim().to_string());
+                        }
+                    }
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut count = 0usize;
+                    let mut drain = |n: usize, reader: &mut std::io::BufReader<_>| {
+                        let mut left = n;
+                        while left > 0 {
+                            let got = reader.read(&mut buf[..left.min(64 * 1024)]).unwrap();
+                            assert!(got > 0, "the body ended early");
+                            left -= got;
+                        }
+                        n
+                    };
+                    if chunked {
+                        loop {
+                            line.clear();
+                            reader.read_line(&mut line).unwrap();
+                            let size = usize::from_str_radix(line.trim(), 16).unwrap();
+                            if size == 0 {
+                                line.clear();
+                                reader.read_line(&mut line).unwrap();
+                                break;
+                            }
+                            count += drain(size, &mut reader);
+                            line.clear();
+                            reader.read_line(&mut line).unwrap();
+                        }
+                    } else {
+                        count += drain(length, &mut reader);
+                    }
+                    let mut out = stream;
+                    if request.starts_with("GET /events") {
+                        // A slow stream: one line a second, for longer than any one request
+                        // of oauth-pkce's own may take (15 s).
+                        let line = b"data: tick\n";
+                        write!(
+                            out,
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            line.len() * EVENTS
+                        )
+                        .unwrap();
+                        for _ in 0..EVENTS {
+                            if out.write_all(line).and_then(|()| out.flush()).is_err() {
+                                return;
+                            }
+                            std::thread::sleep(std::time::Duration::from_secs(1));
+                        }
+                    } else if request.starts_with("GET /download") {
+                        write!(
+                            out,
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {BULK}\r\nConnection: close\r\n\r\n"
+                        )
+                        .unwrap();
+                        let block = vec![b'd'; 64 * 1024];
+                        for _ in 0..BULK / block.len() {
+                            if out.write_all(&block).is_err() {
+                                return;
+                            }
+                        }
+                    } else {
+                        let body = count.to_string();
+                        let _ = write!(
+                            out,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                    }
+                });
+            }
+        });
+        BulkApi { addr, auths }
+    }
+}
+
+/// The peak resident memory of a process, from /proc (kB).
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn the_proxy_streams_50_mb_each_way_to_a_tls_api_without_holding_it() {
+    let h = Harness::new(AsConfig::jobber());
+    let (at, _) = h.store_grant(3600);
+    let api = BulkApi::start();
+    // The API behind TLS whose CA only --ca-file knows, as a company's API gateway might be.
+    let front = crate::support::tls::TlsFront::start(api.addr);
+    let ca = crate::support::tls::ca_file();
+    let base = format!("https://localhost:{}", front.port());
+    let p = start_for(
+        &h,
+        h.cmd(),
+        h.home.path(),
+        &["-vv", "--ca-file", ca.to_str().unwrap()],
+        &base,
+    );
+    let before = peak_rss_kb(p.running.id());
+
+    let upload = vec![b'u'; BULK];
+    let r = http::request(
+        "POST",
+        &format!("{}/upload", p.url),
+        &[
+            ("X-OAuth-Pkce-Key", KEY),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        &upload,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, BULK.to_string(), "every byte arrived");
+    drop(upload);
+    let r = http::get(&format!("{}/download", p.url), &[("X-OAuth-Pkce-Key", KEY)]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), BULK, "every byte came back");
+
+    // Streamed both ways: the proxy never held a body (50 MB would show in its peak).
+    let peak = peak_rss_kb(p.running.id());
+    assert!(
+        peak < before + 20 * 1024,
+        "peak RSS {peak} kB (was {before} kB before 100 MB went through)"
+    );
+    // The bearer the API saw is the stored token, on each request.
+    assert_eq!(*api.auths.lock().unwrap(), vec![format!("Bearer {at}"); 2]);
+    for (_, v) in &r.headers {
+        assert!(!v.contains(&at));
+    }
+    let pid = p.running.id() as i32;
+    // SAFETY: kill(2) on the child process we spawned.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let run = p.running.finish();
+    run.assert_code(0);
+    run.assert_no_leak(&[&at, KEY]);
+}
+
+#[test]
+fn a_stream_slower_than_any_one_request_of_oauth_pkce_is_not_cut_off() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(3600);
+    let api = BulkApi::start();
+    let base = format!("http://{}", api.addr);
+    let p = start_for(&h, h.cmd(), h.home.path(), &[], &base);
+    let r = http::get(&format!("{}/events", p.url), &[("X-OAuth-Pkce-Key", KEY)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body.matches("data: tick").count(), EVENTS, "{}", r.body);
+    let pid = p.running.id() as i32;
+    // SAFETY: kill(2) on the child process we spawned.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    p.running.finish().assert_code(0);
 }

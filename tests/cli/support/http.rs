@@ -187,6 +187,11 @@ fn message_len(buf: &[u8], head_only: bool) -> Option<usize> {
     }
     let body = &buf[head_end..];
     if is_chunked(&headers) {
+        // Cheap test first: a complete chunked body ends with the last chunk (no trailers
+        // here), so a large body is not decoded again after every read.
+        if !body.ends_with(b"0\r\n\r\n") {
+            return None;
+        }
         return dechunk(body).map(|(_, used)| head_end + used);
     }
     let length: usize = content_length(&headers)?;
