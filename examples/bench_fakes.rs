@@ -39,6 +39,7 @@ fn main() {
     doppler.add_service_token(TOKEN, "bench", "dev", Access::ReadWrite);
     let auth = FakeAuthServer::start(AsConfig::jobber());
     let (at, rt) = auth.issue_grant();
+    let at_for_api = at.clone();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -60,15 +61,20 @@ fn main() {
     std::fs::write(
         dir.join("acme.toml"),
         format!(
-            "name = \"acme\"\ndisplay_name = \"Acme\"\nauthorization_url = \"{}\"\ntoken_url = \"{}\"\nclient_auth = \"client_secret_post\"\nsecret_prefix = \"ACME\"\nredirect_host = \"127.0.0.1\"\nports = \"47100-47110\"\n",
+            "name = \"acme\"\ndisplay_name = \"Acme\"\nauthorization_url = \"{}\"\ntoken_url = \"{}\"\napi_base_url = \"{}\"\nclient_auth = \"client_secret_post\"\nsecret_prefix = \"ACME\"\nredirect_host = \"127.0.0.1\"\nports = \"47100-47110\"\n",
             auth.authorize_url(),
-            auth.token_url()
+            auth.token_url(),
+            auth.url()
         ),
     )
     .unwrap();
     println!("export DOPPLER_API_HOST={}", doppler.url());
     println!("export DOPPLER_TOKEN={TOKEN}");
     println!("export OAUTH_PKCE_PROVIDERS_DIR={}", dir.display());
+    // The fake API (the fake AS's /userinfo) and the stored (fake) token, for direct calls
+    // that the proxy's are compared with.
+    println!("export BENCH_API={}/userinfo", auth.url());
+    println!("export BENCH_ACCESS_TOKEN={}", at_for_api);
     println!("export BENCH_READY=1");
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);

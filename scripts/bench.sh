@@ -100,6 +100,51 @@ export BROWSER="$browser"
 stop_fakes authorize
 echo "| \`authorize\` (browser played by a script) | $(median "$work/authorize.json") | | $counts for $((runs + 3)) runs |"
 
+# The local API proxy: latency it adds per request (keep-alive connections, sequential) and
+# throughput with 16 concurrent clients, against direct calls to the same fake API.
+start_fakes proxy 3600
+key="$work/proxy.key"; ready="$work/proxy.ready"
+printf 'bench-proxy-key-FAKE-0123456789\n' >"$key"; chmod 600 "$key"
+"$bin" proxy --provider acme --listen 127.0.0.1:0 --key-file "$key" --ready-file "$ready" 2>/dev/null &
+proxy_pid=$!; pids+=("$proxy_pid")
+until [ -s "$ready" ]; do sleep 0.05; done
+python3 - "$(cat "$ready")" "$BENCH_API" "$BENCH_ACCESS_TOKEN" "$(head -1 "$key")" "$((runs * 50))" <<'PY'
+import http.client, statistics, sys, threading, time, urllib.parse
+proxy, api, token, key, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+def target(base, path, headers):
+    u = urllib.parse.urlsplit(base)
+    return u.hostname, u.port, path, headers
+direct = target(api, urllib.parse.urlsplit(api).path, {"Authorization": f"Bearer {token}"})
+via = target(proxy, "/userinfo", {"X-OAuth-Pkce-Key": key})
+def calls(t, count, out):
+    host, port, path, headers = t
+    c = http.client.HTTPConnection(host, port, timeout=10)
+    for _ in range(count):
+        start = time.perf_counter()
+        c.request("GET", path, headers=headers)
+        r = c.getresponse(); r.read()
+        assert r.status == 200, r.status
+        out.append(time.perf_counter() - start)
+def latency(t):
+    calls(t, 50, [])  # warm up: connections, the proxy's token in memory
+    out = []; calls(t, n, out); out.sort()
+    return statistics.median(out) * 1e3, out[int(len(out) * 0.99) - 1] * 1e3
+def throughput(t, clients=16, each=max(n // 16, 50)):
+    threads = [threading.Thread(target=calls, args=(t, each, [])) for _ in range(clients)]
+    start = time.perf_counter()
+    for th in threads: th.start()
+    for th in threads: th.join()
+    return clients * each / (time.perf_counter() - start)
+(dm, dp), (pm, pp) = latency(direct), latency(via)
+dt, pt = throughput(direct), throughput(via)
+print(f"| API call direct (keep-alive, {n} sequential) | {dm:.2f} ms median, {dp:.2f} ms p99 | | {dt:.0f} req/s with 16 clients |")
+print(f"| API call through `proxy` | {pm:.2f} ms median, {pp:.2f} ms p99 | | {pt:.0f} req/s with 16 clients |")
+print(f"| added by the proxy | {pm - dm:+.2f} ms median, {pp - dp:+.2f} ms p99 | | {100 * (pt / dt - 1):+.0f} % throughput |")
+PY
+kill "$proxy_pid" 2>/dev/null || true; wait "$proxy_pid" 2>/dev/null || true
+stop_fakes proxy
+echo "| (proxy rows: requests seen by the fakes) | | | $counts |"
+
 ratio=$(python3 -c "print(f'{$(median_s "$work/doppler.json")/$(median_s "$work/token.json"):.1f}')")
 echo
 echo "- \`token\` (fresh) is ${ratio}× faster than the Doppler CLI reading the same secrets from the same fake."
