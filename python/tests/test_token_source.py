@@ -13,6 +13,7 @@ import pathlib
 import subprocess
 import urllib.request
 
+import httpx
 import pytest
 import requests
 
@@ -136,3 +137,12 @@ def test_a_failure_is_an_error_with_the_exit_code_and_no_secret(fakes):
         TokenSource("no-such-provider", env=fakes.env).access_token()
     assert failed.value.exit_code == 3
     assert "unknown provider" in failed.value.message
+
+
+def test_a_401_gets_one_refresh_and_one_retry_with_httpx(fakes):
+    fakes.set_secret("ACME_ACCESS_TOKEN", "AT-FAKE-refused-by-the-api")
+    source = fakes.source()
+    answer = httpx.get(fakes.vars["BENCH_API"], auth=BearerAuth(source), timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert [r.status_code for r in answer.history] == [401]
+    assert fakes.stop()["refreshes"] == 1
