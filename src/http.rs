@@ -182,7 +182,7 @@ impl Http {
     }
 
     /// A client for streams (the proxy's): the same policy and trust, but no limit on a whole
-    /// request, only on a pause with no bytes moving ([`REQUEST_TIMEOUT`]); a 50 MB download
+    /// request, only on a pause with no bytes moving (15 s); a 50 MB download
     /// or a long event stream is not cut off.
     pub fn streaming_client(&self) -> crate::Result<reqwest::Client> {
         build(&self.network, Limit::Idle)
