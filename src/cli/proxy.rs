@@ -20,6 +20,9 @@ use oauth_pkce::{Error, Result, TokenSource};
 const REPLAYABLE: u64 = 1024 * 1024;
 /// Requests served at once; more wait for a slot.
 const MAX_IN_FLIGHT: usize = 64;
+/// The request line and headers a request may carry (as much as common servers allow); more
+/// is refused with 431 before anything is forwarded.
+const MAX_HEAD: usize = 16 * 1024;
 /// The default ports, first free wins.
 const PORTS: std::ops::RangeInclusive<u16> = 8400..=8410;
 /// Headers that belong to one hop, never forwarded either way.
@@ -156,6 +159,18 @@ async fn handle(
     request: Request<Body>,
 ) -> Response<Body> {
     let (parts, body) = request.into_parts();
+    let head: usize = parts.uri.to_string().len()
+        + parts
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if head > MAX_HEAD {
+        return refuse(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "the request's headers are larger than 16 KiB; nothing was forwarded",
+        );
+    }
     if parts.method == Method::CONNECT || parts.uri.scheme().is_some() {
         return refuse(
             StatusCode::BAD_REQUEST,

@@ -116,6 +116,14 @@ fn the_proxy_injects_the_token_needs_its_key_and_retries_once_after_a_401() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(h.auth.refreshes(), before + 1);
 
+    // Headers past 16 KiB: 431 from the proxy, nothing forwarded.
+    let seen = h.auth.userinfo_requests();
+    let big = "x".repeat(17 * 1024);
+    let r = http::get(&api, &[("X-OAuth-Pkce-Key", KEY), ("X-Big", &big)]);
+    assert_eq!(r.status, 431, "{}", r.body);
+    assert!(r.body.contains("16 KiB"), "{}", r.body);
+    assert_eq!(h.auth.userinfo_requests(), seen);
+
     // Only its own paths: an absolute-form request is refused, not forwarded anywhere.
     let addr = p.url.trim_start_matches("http://");
     let raw = http::raw(
