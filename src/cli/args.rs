@@ -149,6 +149,10 @@ pub(crate) struct ExecArgs {
     /// a long-running command that runs `oauth-pkce token` itself.
     #[arg(long, visible_alias = "keep-store-token")]
     pub(crate) keep_doppler_token: bool,
+    /// Give the command no token: instead {PREFIX}_API_BASE, the URL of a local proxy (as
+    /// `oauth-pkce proxy`) that adds the token to every request to the provider's API.
+    #[arg(long)]
+    pub(crate) proxy: bool,
     #[command(flatten)]
     pub(crate) buffer: BufferArg,
     #[command(flatten)]

@@ -17,8 +17,8 @@ use std::ffi::OsString;
 
 use secrecy::ExposeSecret as _;
 
-use oauth_pkce::bin::TokenEnv;
 use oauth_pkce::{Error, Result};
+use secrecy::SecretString;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -32,14 +32,14 @@ pub(crate) struct Command {
 
 /// Runs `command` with `tokens` added to its environment, waits for it, and returns its exit
 /// code (128 + the signal when a signal ended it).
-pub(crate) async fn run(command: &Command, tokens: &TokenEnv) -> Result<i32> {
+pub(crate) async fn run(command: &Command, vars: &[(String, SecretString)]) -> Result<i32> {
     let mut cmd = tokio::process::Command::new(&command.program);
     cmd.args(&command.args);
     for name in command.remove {
         cmd.env_remove(name);
     }
-    for (name, token) in tokens.vars() {
-        cmd.env(name, token.expose_secret());
+    for (name, value) in vars {
+        cmd.env(name, value.expose_secret());
     }
     // Installed before the child exists, so no signal falls between the two.
     #[cfg(unix)]

@@ -235,7 +235,7 @@ async fn run_exec(args: &ExecArgs, settings: Settings) -> Result<i32> {
     }
     let reporters = settings.reporters();
     let ready = settings.ready()?;
-    let contexts = providers
+    let contexts: Vec<oauth_pkce::Context> = providers
         .into_iter()
         .map(|p| {
             let mut ctx = ready.context(p, args.buffer.refresh_buffer);
@@ -252,7 +252,24 @@ async fn run_exec(args: &ExecArgs, settings: Settings) -> Result<i32> {
         ],
         (false, _) => &[oauth_pkce::env::VAULT_TOKEN, oauth_pkce::env::BAO_TOKEN],
     };
-    let tokens = oauth_pkce::bin::token_env(contexts, &reporter).await?;
+    let vars: Vec<(String, secrecy::SecretString)> = if args.proxy {
+        let mut vars = Vec::new();
+        for ctx in contexts {
+            let name = ctx.provider.secret_name("API_BASE");
+            if vars.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let source = oauth_pkce::TokenSource::new(ctx).with_reporter(reporter());
+            vars.push((name, proxy::start_for_exec(source).await?));
+        }
+        vars
+    } else {
+        let tokens = oauth_pkce::bin::token_env(contexts, &reporter).await?;
+        tokens
+            .vars()
+            .map(|(name, token)| (name.to_string(), token.clone()))
+            .collect()
+    };
     let (program, rest) = args
         .command
         .split_first()
@@ -262,7 +279,7 @@ async fn run_exec(args: &ExecArgs, settings: Settings) -> Result<i32> {
         args: rest.to_vec(),
         remove,
     };
-    exec::run(&command, &tokens).await
+    exec::run(&command, &vars).await
 }
 
 async fn run_revoke(args: &RevokeArgs, settings: Settings) -> Result<i32> {

@@ -57,21 +57,11 @@ struct Shared {
 
 /// Serves until Ctrl-C or SIGTERM, then lets requests in flight finish.
 pub(crate) async fn run(source: TokenSource, options: Options) -> Result<i32> {
-    let provider = &source.context().provider;
-    let Some(base) = provider.api_base_url.clone() else {
-        return Err(Error::Config(format!(
-            "provider `{}` has no `api_base_url` to forward to: add one to its provider file \
-             (--provider-file), e.g. api_base_url = \"https://api.example.com\"",
-            provider.name
-        )));
-    };
+    let base = api_base(&source)?;
     let listener = bind(options.listen).await?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::Usage(format!("cannot listen: {e}")))?;
+    let addr = local_addr(&listener)?;
     let generated = options.key.is_none();
     let key = options.key.unwrap_or_else(oauth_pkce::bin::random_token);
-    let client = source.context().http.streaming_client()?;
     super::output::proxy_listening(addr, &base, generated.then_some(&key));
     if let Some(path) = &options.ready_file {
         std::fs::write(path, format!("http://{addr}\n")).map_err(|e| {
@@ -81,6 +71,53 @@ pub(crate) async fn run(source: TokenSource, options: Options) -> Result<i32> {
             ))
         })?;
     }
+    serve(listener, source, base, key, shutdown()).await?;
+    Ok(0)
+}
+
+/// `exec --proxy`: a proxy for `source` on a free loopback port, with a fresh key, serving in
+/// the background until the process ends. Returns its base URL with the key as the first path
+/// segment (`http://127.0.0.1:PORT/KEY`): all a command needs, and no token.
+pub(crate) async fn start_for_exec(source: TokenSource) -> Result<SecretString> {
+    let base = api_base(&source)?;
+    let listener = bind(Some(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
+    let addr = local_addr(&listener)?;
+    let key = oauth_pkce::bin::random_token();
+    let url = SecretString::from(format!("http://{addr}/{}", key.expose_secret()));
+    let never = std::future::pending::<()>();
+    tokio::spawn(async move {
+        if let Err(e) = serve(listener, source, base, key, never).await {
+            tracing::debug!("exec's proxy stopped: {e}");
+        }
+    });
+    Ok(url)
+}
+
+fn api_base(source: &TokenSource) -> Result<url::Url> {
+    let provider = &source.context().provider;
+    provider.api_base_url.clone().ok_or_else(|| {
+        Error::Config(format!(
+            "provider `{}` has no `api_base_url` to forward to: add one to its provider file \
+             (--provider-file), e.g. api_base_url = \"https://api.example.com\"",
+            provider.name
+        ))
+    })
+}
+
+fn local_addr(listener: &tokio::net::TcpListener) -> Result<SocketAddr> {
+    listener
+        .local_addr()
+        .map_err(|e| Error::Usage(format!("cannot listen: {e}")))
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    source: TokenSource,
+    base: url::Url,
+    key: SecretString,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let client = source.context().http.streaming_client()?;
     let shared = Arc::new(Shared {
         source,
         base,
@@ -90,10 +127,9 @@ pub(crate) async fn run(source: TokenSource, options: Options) -> Result<i32> {
     });
     let app = axum::Router::new().fallback(handle).with_state(shared);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(stop)
         .await
-        .map_err(|e| Error::Usage(format!("the proxy stopped: {e}")))?;
-    Ok(0)
+        .map_err(|e| Error::Usage(format!("the proxy stopped: {e}")))
 }
 
 /// `--listen` (loopback only), else the first free port of 8400–8410 on 127.0.0.1.

@@ -268,3 +268,31 @@ fn r12_the_command_may_raise_its_core_limit_again() {
     run.assert_code(0);
     assert_eq!(run.stdout, format!("0\n{hard}\n"), "{}", run.stderr);
 }
+
+#[test]
+fn exec_proxy_gives_the_command_an_api_base_and_no_token() {
+    let h = Harness::new(AsConfig::jobber());
+    let (at, _) = h.store_grant(3600);
+    h.write_provider("acme", &format!("api_base_url = \"{}\"\n", h.auth.url()));
+    let script = "import os, urllib.request\n\
+                  base = os.environ['ACME_API_BASE']\n\
+                  print(urllib.request.urlopen(base + '/userinfo', timeout=10).read().decode())\n\
+                  print(os.environ.get('ACME_ACCESS_TOKEN', 'no token'))\n\
+                  print(os.environ.get('DOPPLER_TOKEN', 'no doppler token'))\n";
+    let run = h.run(&[
+        "exec", "--proxy", "-p", "acme", "-p", "acme", "--", "python3", "-c", script,
+    ]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("user-1"),
+        "the API answered: {}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("no token\nno doppler token"),
+        "{}",
+        run.stdout
+    );
+    run.assert_no_leak(&[&at]);
+    assert_eq!(h.auth.userinfo_requests(), 1);
+}
