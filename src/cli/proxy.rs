@@ -20,6 +20,9 @@ use oauth_pkce::{Error, Result, TokenSource};
 const REPLAYABLE: u64 = 1024 * 1024;
 /// Requests served at once; more wait for a slot.
 const MAX_IN_FLIGHT: usize = 64;
+/// Connections open at once; the next is accepted when one closes (idle keep-alive
+/// connections count: a client cannot exhaust the proxy's file descriptors).
+const MAX_CONNECTIONS: usize = 256;
 /// The request line and headers a request may carry (as much as common servers allow); more
 /// is refused with 431 before anything is forwarded.
 const MAX_HEAD: usize = 16 * 1024;
@@ -126,10 +129,80 @@ async fn serve(
         slots: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
     });
     let app = axum::Router::new().fallback(handle).with_state(shared);
+    let listener = Limited {
+        listener,
+        open: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(stop)
         .await
         .map_err(|e| Error::Usage(format!("the proxy stopped: {e}")))
+}
+
+/// A listener that accepts a connection only while fewer than [`MAX_CONNECTIONS`] are open.
+struct Limited {
+    listener: tokio::net::TcpListener,
+    open: Arc<tokio::sync::Semaphore>,
+}
+
+/// An accepted connection, holding its place until it is dropped.
+struct Counted {
+    io: tokio::net::TcpStream,
+    _place: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = Counted;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Counted, SocketAddr) {
+        let place = self
+            .open
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let (io, addr) = axum::serve::Listener::accept(&mut self.listener).await;
+        (Counted { io, _place: place }, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// `--listen` (loopback only), else the first free port of 8400–8410 on 127.0.0.1.

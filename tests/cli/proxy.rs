@@ -406,3 +406,41 @@ fn a_stream_slower_than_any_one_request_of_oauth_pkce_is_not_cut_off() {
     unsafe { libc::kill(pid, libc::SIGTERM) };
     p.running.finish().assert_code(0);
 }
+
+#[test]
+fn the_proxy_holds_at_most_256_connections_and_takes_the_next_when_one_closes() {
+    use std::io::{Read as _, Write as _};
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(3600);
+    let p = start(&h);
+    let addr = p.url.trim_start_matches("http://").to_string();
+    // 256 connections that send nothing, as a careless or hostile local client might keep.
+    let mut idle: Vec<std::net::TcpStream> = (0..256)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut next = std::net::TcpStream::connect(&addr).unwrap(); // waits in the backlog
+    write!(
+        next,
+        "GET /userinfo HTTP/1.1\r\nHost: {addr}\r\nX-OAuth-Pkce-Key: {KEY}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    next.set_read_timeout(Some(Duration::from_millis(800)))
+        .unwrap();
+    let mut first = [0u8; 1];
+    assert!(
+        next.read(&mut first).is_err(),
+        "the 257th connection was served while 256 were open"
+    );
+    idle.pop(); // one closes: the waiting one is taken
+    next.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = String::new();
+    next.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(idle);
+    let pid = p.running.id() as i32;
+    // SAFETY: kill(2) on the child process we spawned.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    p.running.finish().assert_code(0);
+}
