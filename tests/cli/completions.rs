@@ -68,3 +68,28 @@ fn man_pages_for_the_tool_and_each_command() {
     h.run(&["man", "nope"]).assert_error(2, "no command `nope`");
     assert!(h.doppler.requests().is_empty());
 }
+
+#[test]
+fn the_version_names_the_commit_it_was_built_from() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oauth-pkce"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let prefix = concat!("oauth-pkce ", env!("CARGO_PKG_VERSION"), " (");
+    assert!(
+        text.starts_with(prefix) && text.trim_end().ends_with(')'),
+        "{text}"
+    );
+    // Built from a git checkout (as here and in CI): the commit is the one checked out.
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=8", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    if let Some(head) = head {
+        let hash = String::from_utf8(head.stdout).unwrap();
+        assert!(text.contains(hash.trim()), "{text} lacks {hash}");
+    }
+}
