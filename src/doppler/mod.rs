@@ -275,13 +275,27 @@ fn parse_secrets(body: &[u8]) -> Result<Secrets> {
     Ok(parsed
         .secrets
         .into_iter()
-        .filter_map(|(name, s)| s.raw.or(s.computed).map(|v| (name, SecretString::from(v))))
+        // `computed` (references such as `${OTHER}` expanded), as the Doppler CLI shows it: a
+        // config that references the tokens of another gives their values, not the reference.
+        // The secrets oauth-pkce writes hold no references, so for them the two are the same.
+        .filter_map(|(name, s)| s.computed.or(s.raw).map(|v| (name, SecretString::from(v))))
         .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_referenced_secret_reads_as_its_value_not_the_reference() {
+        let body = br#"{"secrets":{"ACME_ACCESS_TOKEN":{"raw":"${oauth.tokens.ACME_ACCESS_TOKEN}","computed":"AT-FAKE-value"},"ACME_CLIENT_ID":{"raw":"id","computed":null}}}"#;
+        let secrets = parse_secrets(body).unwrap();
+        assert_eq!(
+            secrets["ACME_ACCESS_TOKEN"].expose_secret(),
+            "AT-FAKE-value"
+        );
+        assert_eq!(secrets["ACME_CLIENT_ID"].expose_secret(), "id");
+    }
 
     #[test]
     fn debug_of_a_change_does_not_show_its_values() {
