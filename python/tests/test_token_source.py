@@ -128,6 +128,7 @@ def test_a_401_gets_one_refresh_and_one_retry_with_requests(fakes):
 
 
 def test_a_failure_is_an_error_with_the_exit_code_and_no_secret(fakes):
+    # A fake service token that the fake Doppler does not know: not a real credential.
     env = dict(fakes.env, DOPPLER_TOKEN="dp.st.dev.FAKE-unknown-token")
     with pytest.raises(OAuthPkceError) as failed:
         TokenSource("acme", env=env).access_token()
