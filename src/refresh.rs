@@ -35,6 +35,10 @@ use land::{land, replay, replay_locked};
 
 /// Longest wait for this machine's lock.
 pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(90);
+/// Longest wait for this machine's other processes before reading the store: past it (a
+/// refresh that hangs on a slow provider, a holder retrying a failing store) a process reads
+/// for itself, as it would without them.
+const TURN_WAIT: Duration = Duration::from_secs(5);
 /// A clock further than this from the store's is worth a warning.
 const SKEW_WARNING: i64 = 60;
 /// A token with at least this long left is served at once when another process holds the
@@ -138,11 +142,13 @@ pub(crate) async fn obtain(
     // before reading the store. When one reads or refreshes, the others find its token in the
     // cache and send nothing (16 callers at once cost one read and one refresh, not 16 reads);
     // a journal is pushed by whoever holds the lock, only if it is still there then. Without
-    // a usable lock (a read-only state dir) each reads for itself.
+    // a usable lock (a read-only state dir), or after [`TURN_WAIT`], each reads for itself.
     let mut early = None;
     let share = want == Want::Valid && rejected.is_none() && cache.is_some();
-    if journal.exists() || share {
-        let lock = match ctx.refresh_lock(LOCK_WAIT).await {
+    let pending = journal.exists();
+    if pending || share {
+        let wait = if pending { LOCK_WAIT } else { TURN_WAIT };
+        let lock = match ctx.refresh_lock(wait).await {
             Ok(lock) => Some(lock),
             Err(e) if !journal.exists() => {
                 tracing::debug!("no turn-taking on this machine: {e}");

@@ -208,3 +208,34 @@ fn revoke_clears_this_machine_s_entry() {
     let run = h.run(&["token", "--provider", "acme"]);
     run.assert_error(1, "no tokens are stored");
 }
+
+#[test]
+fn a_caller_with_a_valid_token_waits_only_briefly_for_a_refresh_that_hangs_on_this_machine() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(100);
+    // One process refreshes (the token is inside its 300 s buffer) and hangs on a provider
+    // that takes 25 s to answer, holding this machine's lock.
+    h.auth.set_token_delay(std::time::Duration::from_secs(25));
+    let stuck = crate::support::Running::spawn(h.cmd().args(["token", "--provider", "acme"]));
+    for _ in 0..200 {
+        if !h.auth.token_requests().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(h.auth.token_requests().len(), 1, "the refresh is in flight");
+    // Another, for which the stored token is valid (no buffer) and nothing is cached: it takes
+    // turns for a while, then reads for itself instead of waiting out the stuck one.
+    let started = std::time::Instant::now();
+    let mut cmd = h.cmd();
+    cmd.args(["token", "--provider", "acme", "--refresh-buffer", "0"]);
+    let run = run_together([cmd]).remove(0);
+    let waited = started.elapsed();
+    run.assert_code(0);
+    assert!(!run.stdout.trim().is_empty());
+    assert!(
+        waited < std::time::Duration::from_secs(15),
+        "waited {waited:?} for a refresh that takes 25 s"
+    );
+    stuck.finish().assert_code(0);
+}
