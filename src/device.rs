@@ -246,7 +246,9 @@ impl TokenEndpoint<'_> {
                         .collect(),
                 )
             })?;
-            return token_set(parsed).map(DevicePoll::Tokens);
+            return token_set(parsed)
+                .map(|t| t.with_lifetime_of(self.provider, false))
+                .map(DevicePoll::Tokens);
         }
         let Some(OAuthError { error, description }) = parse_error(body) else {
             return Err(Error::ProviderResponse(format!(

@@ -33,10 +33,13 @@ pub struct ProviderStatus {
     /// Until when (Unix seconds, this machine's clock) this machine's cache holds a token for
     /// the provider; `None` when it holds none.
     pub cached_until: Option<i64>,
-    /// When the refresh token itself dies (Unix seconds), when the provider said.
+    /// When the refresh token itself dies (Unix seconds), when the provider or its file said.
     pub refresh_token_expires_at: Option<i64>,
     /// Seconds the grant has left (negative once dead); `None` when unknown.
     pub refresh_token_expires_in: Option<i64>,
+    /// A refresh gives the refresh token a new lifetime (sliding); `false` when the lifetime
+    /// runs from the sign-in whatever is done (absolute).
+    pub refresh_token_renewable: bool,
     /// The `[check]` request's outcome, with `--check`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckOutcome>,
@@ -182,6 +185,8 @@ impl ProviderStatus {
             cached_until: None,
             refresh_token_expires_at: refresh_expires_at,
             refresh_token_expires_in: refresh_expires_at.map(|e| e.saturating_sub(now)),
+            refresh_token_renewable: provider.refresh_token_lifetime_from
+                == crate::provider::LifetimeFrom::Refresh,
             check: None,
         }
     }

@@ -78,6 +78,17 @@ impl TokenSet {
     }
 }
 
+impl TokenSet {
+    /// The refresh token's expiry from the provider file's `refresh_token_lifetime`, when the
+    /// answer did not carry one.
+    pub(crate) fn with_lifetime_of(mut self, provider: &Provider, refreshing: bool) -> TokenSet {
+        if self.refresh_expires_at.is_none() {
+            self.refresh_expires_at = provider.refresh_token_expiry(refreshing, now());
+        }
+        self
+    }
+}
+
 impl std::fmt::Debug for TokenSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenSet")
@@ -318,7 +329,7 @@ impl<'a> TokenEndpoint<'a> {
         refreshing: bool,
     ) -> Result<TokenSet> {
         let response = result.map_err(|e| self.map_error(e, refreshing))?;
-        token_set(response)
+        token_set(response).map(|t| t.with_lifetime_of(self.provider, refreshing))
     }
 
     pub(crate) fn map_error(
@@ -429,7 +440,7 @@ pub(crate) fn token_set(response: ProviderTokenResponse) -> Result<TokenSet> {
     // A refresh token's lifetime is clamped like every duration a server sends (10 years).
     let refresh_expires_at = response
         .refresh_token_expires_in
-        .map(|secs| now() + secs.min(10 * 366 * 86_400) as i64);
+        .map(|secs| now() + secs.min(crate::provider::MAX_REFRESH_LIFETIME) as i64);
     Ok(TokenSet {
         access_token: SecretString::from(access.to_string()),
         refresh_token,

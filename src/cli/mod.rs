@@ -115,7 +115,11 @@ async fn run_refresh(args: &RefreshArgs, settings: Settings) -> Result<i32> {
     };
     let provider = settings.provider(name)?;
     let ctx = settings.ready()?.context(provider, buffer);
-    let fresh = if args.if_due {
+    let keep_alive = args.if_due && {
+        let row = status_of(&ctx.store, &ctx.provider, buffer, None).await?;
+        keep_alive_due(&ctx.provider, &row)
+    };
+    let fresh = if args.if_due && !keep_alive {
         refresh::token(&ctx, &reporter).await?
     } else {
         refresh::refresh(&ctx, &reporter).await?
@@ -127,6 +131,15 @@ async fn run_refresh(args: &RefreshArgs, settings: Settings) -> Result<i32> {
     };
     Summary::new(&ctx, &fresh.access_token, true, fresh.expires_at).print(verb, args.json.json);
     Ok(0)
+}
+
+/// Whether `refresh --if-due` refreshes a provider whose access token is not due: its
+/// refresh token dies soon and a refresh gives it a new lifetime.
+fn keep_alive_due(provider: &oauth_pkce::Provider, row: &oauth_pkce::bin::ProviderStatus) -> bool {
+    row.refresh_token_present
+        && row
+            .refresh_token_expires_in
+            .is_some_and(|left| provider.keep_alive_due(left))
 }
 
 /// `refresh --all [--if-due]`: every provider with a refresh token in Doppler (one read
@@ -142,7 +155,7 @@ async fn refresh_all(args: &RefreshArgs, settings: Settings) -> Result<i32> {
     for row in rows.iter().filter(|r| r.refresh_token_present) {
         let provider = catalog.get(&row.provider)?.clone();
         let ctx = ready.context(provider, buffer);
-        let done = if args.if_due {
+        let done = if args.if_due && !keep_alive_due(&ctx.provider, row) {
             refresh::token(&ctx, &reporter).await
         } else {
             refresh::refresh(&ctx, &reporter).await

@@ -87,6 +87,17 @@ pub enum Rotation {
     Unknown,
 }
 
+/// What a refresh token's lifetime (`refresh_token_lifetime`) counts from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifetimeFrom {
+    /// Sliding: each refresh starts the lifetime again (Microsoft's 90 days of inactivity).
+    #[default]
+    Refresh,
+    /// Absolute: counted from the sign-in; refreshes never extend it (Spotify's six months).
+    Authorization,
+}
+
 impl fmt::Display for Rotation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -189,6 +200,8 @@ impl serde::Serialize for PortRange {
 #[serde(deny_unknown_fields)]
 pub struct Provider {
     pub name: String,
+    /// Defaults to `name`.
+    #[serde(default)]
     pub display_name: String,
     pub authorization_url: url::Url,
     pub token_url: url::Url,
@@ -261,6 +274,13 @@ pub struct Provider {
     /// The user name git sends with that token (GitHub: `x-access-token`; GitLab: `oauth2`).
     #[serde(default)]
     pub git_username: Option<String>,
+    /// Seconds a refresh token lives when the token answer does not say
+    /// (`refresh_token_expires_in`); stored as `{PREFIX}_REFRESH_TOKEN_EXPIRES_AT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_lifetime: Option<u64>,
+    /// Whether that lifetime slides with each refresh or runs from the sign-in.
+    #[serde(default)]
+    pub refresh_token_lifetime_from: LifetimeFrom,
     /// Where the definition came from: `built-in` or a file path.
     #[serde(skip_deserializing, default)]
     pub source: String,
@@ -269,6 +289,12 @@ pub struct Provider {
     pub overrides_builtin: bool,
 }
 
+/// The longest refresh-token lifetime believed, from a server or a file: ten years.
+pub(crate) const MAX_REFRESH_LIFETIME: u64 = 10 * 366 * 86_400;
+
+/// How long before a sliding refresh token dies `refresh --if-due` refreshes it: 14 days.
+const KEEP_ALIVE_WINDOW: i64 = 14 * 86_400;
+
 fn default_true() -> bool {
     true
 }
@@ -276,7 +302,6 @@ fn default_true() -> bool {
 /// The keys without a default (the fields of [`Provider`] serde requires).
 const REQUIRED_KEYS: &[&str] = &[
     "name",
-    "display_name",
     "authorization_url",
     "token_url",
     "client_auth",
@@ -317,6 +342,9 @@ impl Provider {
             message: describe_toml_error(text, &e),
         })?;
         provider.source = origin.to_string();
+        if provider.display_name.is_empty() {
+            provider.display_name = provider.name.clone();
+        }
         // Free text may be written over several lines (TOML's """): keep it on one.
         provider.limitations = provider.limitations.as_deref().map(one_line);
         if let Some(u) = &mut provider.loopback_unsupported {
@@ -512,6 +540,30 @@ impl Provider {
     }
 
     /// Secret names in Doppler for this provider.
+    /// When a refresh token issued now dies, by `refresh_token_lifetime`, for a token answer
+    /// that did not say: `None` when unknown, and on a refresh of an absolute lifetime (the
+    /// stored expiry stands).
+    pub(crate) fn refresh_token_expiry(&self, refreshing: bool, now: i64) -> Option<i64> {
+        let lifetime = self.refresh_token_lifetime?;
+        if refreshing && self.refresh_token_lifetime_from == LifetimeFrom::Authorization {
+            return None;
+        }
+        Some(now.saturating_add(lifetime.min(MAX_REFRESH_LIFETIME) as i64))
+    }
+
+    /// Whether a refresh token that dies in `expires_in` seconds should be refreshed now to
+    /// stay alive (`refresh --if-due`): within 14 days of its end (half its lifetime, when
+    /// shorter), and only when refreshing extends it.
+    pub fn keep_alive_due(&self, expires_in: i64) -> bool {
+        if self.refresh_token_lifetime_from == LifetimeFrom::Authorization {
+            return false;
+        }
+        let window = self
+            .refresh_token_lifetime
+            .map_or(KEEP_ALIVE_WINDOW, |l| (l as i64 / 2).min(KEEP_ALIVE_WINDOW));
+        expires_in > 0 && expires_in <= window
+    }
+
     pub fn secret_name(&self, suffix: &str) -> String {
         format!("{}_{suffix}", self.secret_prefix)
     }

@@ -443,3 +443,73 @@ fn github_and_gitlab_carry_their_git_hosts_and_user_names() {
     let bad = format!("{MINIMAL}git_hosts = [\"https://github.com/\"]\n");
     assert!(error_of(&bad).contains("key `git_hosts`"));
 }
+
+#[test]
+fn display_name_defaults_to_the_name() {
+    let text = MINIMAL.replace("display_name = \"Acme\"\n", "");
+    assert_eq!(
+        Provider::parse(&text, "min.toml").unwrap().display_name,
+        "acme"
+    );
+}
+
+#[test]
+fn a_refresh_token_lifetime_slides_with_each_refresh_or_runs_from_the_sign_in() {
+    let now = 1_000_000;
+    let sliding = Provider::parse(
+        &format!("{MINIMAL}refresh_token_lifetime = 864000\n"),
+        "s.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        sliding.refresh_token_expiry(false, now),
+        Some(now + 864_000)
+    );
+    assert_eq!(sliding.refresh_token_expiry(true, now), Some(now + 864_000));
+    // Kept alive within half its lifetime (10 days: 5), never once dead.
+    assert!(!sliding.keep_alive_due(5 * 86_400 + 1));
+    assert!(sliding.keep_alive_due(5 * 86_400));
+    assert!(!sliding.keep_alive_due(0));
+
+    let absolute = Provider::parse(
+        &format!(
+            "{MINIMAL}refresh_token_lifetime = 15552000\n\
+             refresh_token_lifetime_from = \"authorization\"\n"
+        ),
+        "a.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        absolute.refresh_token_expiry(false, now),
+        Some(now + 15_552_000)
+    );
+    assert_eq!(
+        absolute.refresh_token_expiry(true, now),
+        None,
+        "stored one stands"
+    );
+    assert!(!absolute.keep_alive_due(86_400), "a refresh would not help");
+
+    // Unknown lifetime: nothing stored; a provider-announced expiry is kept alive 14 days out.
+    let plain = Provider::parse(MINIMAL, "m.toml").unwrap();
+    assert_eq!(plain.refresh_token_expiry(false, now), None);
+    assert!(plain.keep_alive_due(14 * 86_400));
+    assert!(!plain.keep_alive_due(14 * 86_400 + 1));
+
+    let e = error_of(&format!("{MINIMAL}refresh_token_lifetime_from = \"use\"\n"));
+    assert!(e.contains("refresh_token_lifetime_from"), "{e}");
+}
+
+#[test]
+fn spotify_s_grant_runs_six_months_from_the_sign_in_and_microsoft_s_slides() {
+    let catalog = Catalog::load(None, &[]).unwrap();
+    let spotify = catalog.get("spotify").unwrap();
+    assert_eq!(spotify.refresh_token_lifetime, Some(180 * 86_400));
+    assert_eq!(
+        spotify.refresh_token_lifetime_from,
+        LifetimeFrom::Authorization
+    );
+    let microsoft = catalog.get("microsoft").unwrap();
+    assert_eq!(microsoft.refresh_token_lifetime, Some(90 * 86_400));
+    assert_eq!(microsoft.refresh_token_lifetime_from, LifetimeFrom::Refresh);
+}

@@ -452,3 +452,79 @@ fn refresh_all_if_due_refreshes_exactly_the_due_providers() {
     h.run(&["refresh", "--all", "--provider", "acme"])
         .assert_code(2);
 }
+
+/// Issue 17: a provider file's `refresh_token_lifetime` dates the refresh token when the token
+/// answer does not. A sliding lifetime moves with each refresh, and `refresh --if-due` refreshes
+/// a grant near its end even while the access token is valid; an absolute one stays where the
+/// sign-in put it, and no refresh is spent trying to extend it.
+#[test]
+fn a_provider_file_s_refresh_token_lifetime_is_stored_and_a_sliding_one_kept_alive() {
+    let h = Harness::new(AsConfig::jobber());
+    let days = |n: i64| (now() + n * 86_400).to_string();
+    let stored = |h: &Harness| -> i64 {
+        let value = h.secret("ACME_REFRESH_TOKEN_EXPIRES_AT").expect("stored");
+        value.parse().unwrap()
+    };
+    h.write_provider("acme", "refresh_token_lifetime = 864000\n"); // 10 days, sliding
+    h.authorized();
+    assert!(
+        (stored(&h) - (now() + 864_000)).abs() < 30,
+        "{}",
+        stored(&h)
+    );
+
+    // Four days left (within half the lifetime), access token valid: refreshed to stay alive.
+    h.set_secret("ACME_REFRESH_TOKEN_EXPIRES_AT", &days(4));
+    let run = h.run(&["refresh", "--all", "--if-due"]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("Refreshed acme"), "{}", run.stdout);
+    assert_eq!(h.auth.refreshes(), 1);
+    assert!(
+        (stored(&h) - (now() + 864_000)).abs() < 30,
+        "slid: {}",
+        stored(&h)
+    );
+    h.set_secret("ACME_REFRESH_TOKEN_EXPIRES_AT", &days(4));
+    let run = h.run(&["status", "--provider", "acme"]);
+    assert!(
+        run.stderr
+            .contains("; a refresh renews it: `oauth-pkce refresh --provider acme`"),
+        "{}",
+        run.stderr
+    );
+    // Six days left: not yet.
+    h.set_secret("ACME_REFRESH_TOKEN_EXPIRES_AT", &days(6));
+    let run = h.run(&["refresh", "--provider", "acme", "--if-due"]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("Still valid acme"), "{}", run.stdout);
+    assert_eq!(h.auth.refreshes(), 1);
+
+    // Absolute: four days left, nothing a refresh could do.
+    h.write_provider(
+        "acme",
+        "refresh_token_lifetime = 864000\nrefresh_token_lifetime_from = \"authorization\"\n",
+    );
+    let end = days(4);
+    h.set_secret("ACME_REFRESH_TOKEN_EXPIRES_AT", &end);
+    let run = h.run(&["refresh", "--provider", "acme", "--if-due"]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("Still valid acme"), "{}", run.stdout);
+    assert_eq!(h.auth.refreshes(), 1);
+    let run = h.run(&["status", "--provider", "acme"]);
+    assert!(
+        run.stderr
+            .contains("expires in 3d 23h and no refresh extends it; sign in again")
+            || run
+                .stderr
+                .contains("expires in 4d 0h and no refresh extends it; sign in again"),
+        "{}",
+        run.stderr
+    );
+    h.run(&["refresh", "--provider", "acme"]).assert_code(0);
+    assert_eq!(h.auth.refreshes(), 2);
+    assert_eq!(
+        h.secret("ACME_REFRESH_TOKEN_EXPIRES_AT"),
+        Some(end),
+        "unmoved"
+    );
+}

@@ -306,10 +306,19 @@ pub(crate) fn status_notes(rows: &[ProviderStatus], store: &oauth_pkce::StoreKin
                     r.provider
                 );
             }
+            Some(left) if left < GRANT_WARNING && r.refresh_token_renewable => {
+                let _ = writeln!(
+                    err,
+                    "warning: {}: the refresh token expires {}; a refresh renews it: `oauth-pkce refresh --provider {}` (from cron: `oauth-pkce refresh --all --if-due`)",
+                    r.provider,
+                    time_left(left),
+                    r.provider
+                );
+            }
             Some(left) if left < GRANT_WARNING => {
                 let _ = writeln!(
                     err,
-                    "warning: {}: the refresh token expires {} (the provider said so); sign in again before then: `oauth-pkce authorize --provider {}`",
+                    "warning: {}: the refresh token expires {} and no refresh extends it; sign in again before then: `oauth-pkce authorize --provider {}`",
                     r.provider,
                     time_left(left),
                     r.provider
