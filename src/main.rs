@@ -2,12 +2,10 @@
 
 mod cli;
 
-use clap::Parser as _;
-
 #[allow(clippy::print_stderr)] // "interrupted", for the person at the terminal
 fn main() {
     harden();
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_args();
     init_logging(cli.verbosity());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -17,12 +17,14 @@ const VERSION: &str = concat!(
 );
 
 #[derive(Debug, Parser)]
-#[command(name = "oauth-pkce", version = VERSION, about, long_about = None, propagate_version = true)]
+#[command(name = "oauth-pkce", version = VERSION, about, long_about = None, propagate_version = true, max_term_width = 80)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
     #[command(flatten)]
     pub(crate) global: Global,
+    #[command(flatten)]
+    pub(crate) early: Common,
 }
 
 #[derive(Debug, Args)]
@@ -30,24 +32,46 @@ pub(crate) struct Global {
     /// Diagnostic logs on stderr (-v, -vv). Never shows a secret.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub(crate) verbose: u8,
+}
+
+/// The options of the commands that reach the store: where the tokens are kept, and the
+/// providers and CA certificates to use on the way.
+#[derive(Debug, Args, Default)]
+pub(crate) struct Common {
+    #[command(flatten)]
+    pub(crate) store: StoreOpts,
+    #[command(flatten)]
+    pub(crate) files: ProviderFiles,
+}
+
+#[derive(Debug, Args, Default)]
+pub(crate) struct StoreOpts {
     /// Where the tokens are kept: doppler (the default) or vault (Vault or OpenBao KV v2);
     /// else OAUTH_PKCE_STORE.
-    #[arg(long, global = true, value_name = "STORE")]
+    #[arg(long, value_name = "STORE")]
     pub(crate) store: Option<String>,
     /// Doppler project (else DOPPLER_PROJECT, the service token's own, or `doppler setup`).
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, value_name = "NAME")]
     pub(crate) project: Option<String>,
     /// Doppler config (else DOPPLER_CONFIG, the service token's own, or `doppler setup`).
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, value_name = "NAME")]
     pub(crate) config: Option<String>,
-    /// An extra provider definition (TOML); overrides a built-in one with the same name.
-    #[arg(long = "provider-file", global = true, value_name = "PATH")]
-    pub(crate) provider_files: Vec<PathBuf>,
     /// A PEM file of CA certificates to trust besides the built-in roots (repeatable; also
     /// OAUTH_PKCE_CA_FILE and SSL_CERT_FILE), e.g. for a TLS-inspecting proxy.
-    #[arg(long = "ca-file", global = true, value_name = "PATH")]
+    #[arg(long = "ca-file", value_name = "PATH")]
     pub(crate) ca_files: Vec<PathBuf>,
 }
+
+#[derive(Debug, Args, Default)]
+pub(crate) struct ProviderFiles {
+    /// An extra provider definition (TOML); overrides a built-in one with the same name.
+    #[arg(long = "provider-file", value_name = "PATH")]
+    pub(crate) provider_files: Vec<PathBuf>,
+}
+
+/// The store and provider-file options as given before the command: still accepted there,
+/// but listed (`--help`) only under the commands they apply to.
+const EARLY: &[&str] = &["store", "project", "config", "ca_files", "provider_files"];
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -66,8 +90,7 @@ pub(crate) enum Command {
     /// in-memory Doppler-compatible store (no Doppler account, no provider app needed).
     ///
     /// It runs the real authorize, status --check, token and refresh against them and explains
-    /// each step on stderr. Nothing leaves 127.0.0.1; the global Doppler, provider and network
-    /// options do not apply.
+    /// each step on stderr. Nothing leaves 127.0.0.1.
     Demo(DemoArgs),
     /// Run a command with valid access tokens in its environment ({PREFIX}_ACCESS_TOKEN).
     ///
@@ -104,11 +127,7 @@ pub(crate) enum Command {
     ///
     /// Set up: `git config --global credential.https://github.com.helper ''` then
     /// `git config --global --add credential.https://github.com.helper '!oauth-pkce git-credential'`.
-    GitCredential {
-        /// What git asks: `get` is answered; `store` and `erase` do nothing.
-        #[arg(value_enum)]
-        action: GitAction,
-    },
+    GitCredential(GitCredentialArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     #[command(
         after_help = "Examples:\n  oauth-pkce completions bash > ~/.local/share/bash-completion/completions/oauth-pkce\n  oauth-pkce completions zsh > \"${fpath[1]}/_oauth-pkce\"\n  oauth-pkce completions fish > ~/.config/fish/completions/oauth-pkce.fish"
@@ -128,12 +147,23 @@ pub(crate) enum Command {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct GitCredentialArgs {
+    /// What git asks: `get` is answered; `store` and `erase` do nothing.
+    #[arg(value_enum)]
+    pub(crate) action: GitAction,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct DoctorArgs {
     /// Only this provider (default: every provider with anything stored in Doppler).
     #[arg(long, short = 'p')]
     pub(crate) provider: Option<String>,
     #[command(flatten)]
     pub(crate) json: JsonArg,
+    #[command(flatten)]
+    pub(crate) common: Common,
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +175,8 @@ pub(crate) struct RevokeArgs {
     pub(crate) local_only: bool,
     #[command(flatten)]
     pub(crate) json: JsonArg,
+    #[command(flatten)]
+    pub(crate) common: Common,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +197,8 @@ pub(crate) struct ExecArgs {
     pub(crate) buffer: BufferArg,
     #[command(flatten)]
     pub(crate) cache: CacheArg,
+    #[command(flatten)]
+    pub(crate) common: Common,
     /// The command and its arguments, after `--`.
     #[arg(
         required = true,
@@ -183,6 +217,8 @@ pub(crate) struct ProvidersArgs {
     /// Also show each provider's secrets, source and what limits a CLI flow.
     #[arg(long)]
     pub(crate) wide: bool,
+    #[command(flatten)]
+    pub(crate) files: ProviderFiles,
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +255,8 @@ pub(crate) struct AuthorizeArgs {
     pub(crate) timeout: Option<u64>,
     #[command(flatten)]
     pub(crate) json: JsonArg,
+    #[command(flatten)]
+    pub(crate) common: Common,
 }
 
 #[derive(Debug, Args)]
@@ -234,6 +272,8 @@ pub(crate) struct StatusArgs {
     pub(crate) buffer: BufferArg,
     #[command(flatten)]
     pub(crate) json: JsonArg,
+    #[command(flatten)]
+    pub(crate) common: Common,
 }
 
 #[derive(Debug, Args)]
@@ -251,6 +291,8 @@ pub(crate) struct RefreshArgs {
     pub(crate) buffer: BufferArg,
     #[command(flatten)]
     pub(crate) json: JsonArg,
+    #[command(flatten)]
+    pub(crate) common: Common,
 }
 
 #[derive(Debug, Args)]
@@ -270,6 +312,8 @@ pub(crate) struct TokenArgs {
     /// ExecCredential (kubectl's `users[].user.exec`).
     #[arg(long, value_enum, default_value_t = TokenFormat::Plain)]
     pub(crate) format: TokenFormat,
+    #[command(flatten)]
+    pub(crate) common: Common,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -303,6 +347,8 @@ pub(crate) struct ProxyArgs {
     pub(crate) ready_file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) buffer: BufferArg,
+    #[command(flatten)]
+    pub(crate) common: Common,
 }
 
 /// The one provider a command is about: `--provider NAME` (`-p`), or the name alone.
@@ -358,6 +404,82 @@ pub(crate) struct DemoArgs {
 }
 
 impl Cli {
+    /// The grammar, with the options given before the command hidden from `--help`.
+    pub(crate) fn grammar() -> clap::Command {
+        EARLY
+            .iter()
+            .fold(<Cli as clap::CommandFactory>::command(), |cmd, id| {
+                cmd.mut_arg(*id, |a| a.hide(true))
+            })
+    }
+
+    /// Parses the process's arguments; on a usage error, prints it and exits 2 (clap's way).
+    pub(crate) fn parse_args() -> Cli {
+        let mut matches = Cli::grammar().get_matches();
+        <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
+            .unwrap_or_else(|e| e.exit())
+    }
+
+    /// The store and provider-file options that apply to the command, those given before
+    /// it included; one that does not apply is a usage error naming it.
+    pub(crate) fn options(&self) -> std::result::Result<Common, String> {
+        let (store, files, name) = match &self.command {
+            Command::Authorize(a) => (Some(&a.common.store), Some(&a.common.files), ""),
+            Command::Status(a) => (Some(&a.common.store), Some(&a.common.files), ""),
+            Command::Refresh(a) => (Some(&a.common.store), Some(&a.common.files), ""),
+            Command::Token(a) => (Some(&a.common.store), Some(&a.common.files), ""),
+            Command::Exec(a) => (Some(&a.common.store), Some(&a.common.files), ""),
+            Command::Revoke(a) => (Some(&a.common.store), Some(&a.common.files), ""),
+            Command::Doctor(a) => (Some(&a.common.store), Some(&a.common.files), ""),
+            Command::Proxy(a) => (Some(&a.common.store), Some(&a.common.files), ""),
+            Command::GitCredential(a) => (Some(&a.common.store), Some(&a.common.files), ""),
+            Command::Providers(a) => (None, Some(&a.files), "providers"),
+            Command::Demo(_) => (None, None, "demo"),
+            Command::Completions { .. } => (None, None, "completions"),
+            Command::Man { .. } => (None, None, "man"),
+        };
+        let early = &self.early;
+        let refuse = |flag: &str| {
+            Err(format!(
+                "{flag} does not apply to `oauth-pkce {name}`; leave it out \
+                 (`oauth-pkce {name} --help` lists what does)"
+            ))
+        };
+        let mut merged = Common::default();
+        match store {
+            Some(s) => {
+                merged.store = StoreOpts {
+                    store: s.store.clone().or_else(|| early.store.store.clone()),
+                    project: s.project.clone().or_else(|| early.store.project.clone()),
+                    config: s.config.clone().or_else(|| early.store.config.clone()),
+                    ca_files: [&early.store.ca_files[..], &s.ca_files[..]].concat(),
+                }
+            }
+            None => {
+                let e = &early.store;
+                for (given, flag) in [
+                    (e.store.is_some(), "--store"),
+                    (e.project.is_some(), "--project"),
+                    (e.config.is_some(), "--config"),
+                    (!e.ca_files.is_empty(), "--ca-file"),
+                ] {
+                    if given {
+                        return refuse(flag);
+                    }
+                }
+            }
+        }
+        match files {
+            Some(f) => {
+                merged.files.provider_files =
+                    [&early.files.provider_files[..], &f.provider_files[..]].concat()
+            }
+            None if !early.files.provider_files.is_empty() => return refuse("--provider-file"),
+            None => {}
+        }
+        Ok(merged)
+    }
+
     /// Diagnostic verbosity (0, 1, 2+).
     pub(crate) fn verbosity(&self) -> u8 {
         self.global.verbose
@@ -373,7 +495,6 @@ impl Cli {
 mod tests {
     #[test]
     fn clap_definition_is_consistent() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        super::Cli::grammar().debug_assert();
     }
 }

@@ -33,7 +33,7 @@ impl Cli {
         // The commands that need no settings.
         match &self.command {
             Command::Completions { shell } => {
-                let mut cmd = <Cli as clap::CommandFactory>::command();
+                let mut cmd = Cli::grammar();
                 clap_complete::generate(*shell, &mut cmd, "oauth-pkce", &mut std::io::stdout());
                 return Ok(0);
             }
@@ -43,7 +43,8 @@ impl Cli {
             }
             _ => {}
         }
-        let settings = Settings::resolve(&self.global);
+        let options = self.options().map_err(Error::Usage)?;
+        let settings = Settings::resolve(self.global.verbose, &options);
         match &self.command {
             Command::Providers(args) => {
                 let catalog = settings.catalog()?;
@@ -61,7 +62,7 @@ impl Cli {
             Command::Doctor(args) => run_doctor(args, settings).await,
             Command::Token(args) => run_token(args, settings).await,
             Command::Status(args) => run_status(args, settings).await,
-            Command::GitCredential { action } => git::credential(*action, settings).await,
+            Command::GitCredential(args) => git::credential(args.action, settings).await,
             Command::Proxy(args) => run_proxy(args, settings).await,
             Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
         }

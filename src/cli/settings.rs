@@ -18,7 +18,7 @@ use oauth_pkce::{Catalog, Provider};
 use oauth_pkce::{Http, NetworkSettings};
 use oauth_pkce::{Store, StoreKind, StoreSettings};
 
-use super::args::Global;
+use super::args::Common;
 use super::output::Stderr;
 
 /// Everything a run reads from outside, read once.
@@ -64,13 +64,13 @@ pub(crate) struct Ready {
 }
 
 impl Settings {
-    pub(crate) fn resolve(global: &Global) -> Settings {
+    pub(crate) fn resolve(verbose: u8, options: &Common) -> Settings {
         let var = |name: &str| std::env::var(name).ok();
         let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
         let inputs = SettingsInputs {
-            store_flag: global.store.clone(),
-            project_flag: global.project.clone(),
-            config_flag: global.config.clone(),
+            store_flag: options.store.store.clone(),
+            project_flag: options.store.project.clone(),
+            config_flag: options.store.config.clone(),
             vars: env::STORE_VARS
                 .iter()
                 .filter_map(|k| var(k).map(|v| (k.to_string(), v)))
@@ -79,7 +79,9 @@ impl Settings {
             home: dirs::home_dir(),
         };
         let mut network = NetworkSettings::from_vars(var);
-        network.ca_files.extend(global.ca_files.iter().cloned());
+        network
+            .ca_files
+            .extend(options.store.ca_files.iter().cloned());
         network
             .ca_files
             .extend(oauth_pkce::bin::vault_ca_file(&inputs));
@@ -89,12 +91,12 @@ impl Settings {
         let remote =
             set(env::SSH_CONNECTION) || set(env::SSH_TTY) || (no_display && !set(env::BROWSER));
         Settings {
-            verbose: global.verbose,
+            verbose,
             providers_dir: var(env::OAUTH_PKCE_PROVIDERS_DIR)
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from)
                 .or_else(oauth_pkce::bin::default_user_dir),
-            provider_files: global.provider_files.clone(),
+            provider_files: options.files.provider_files.clone(),
             network,
             http,
             store: StoreSettings::resolve(&inputs),

@@ -303,3 +303,88 @@ fn the_vault_store_needs_its_address_and_a_reachable_server_and_names_them() {
     h.set_env("VAULT_TOKEN", None);
     vault(&addr, &["token", "--provider", "acme"]).assert_error(3, "no Vault token found");
 }
+
+/// Issue 15: each command lists only the options it uses, in 80 columns; the store and
+/// provider-file options are still taken before the command, and refused (exit 2) by one
+/// that has no use for them.
+#[test]
+fn help_lists_only_the_options_a_command_uses_and_fits_80_columns() {
+    let h = Harness::new(AsConfig::jobber());
+    let store = ["--store", "--project", "--config", "--ca-file"];
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "",
+            &["--verbose"],
+            &["--project", "--provider-file", "--store"],
+        ),
+        (
+            "demo",
+            &["--no-browser"],
+            &[&store[..], &["--provider-file"]].concat(),
+        ),
+        (
+            "completions",
+            &[],
+            &[&store[..], &["--provider-file"]].concat(),
+        ),
+        ("man", &[], &[&store[..], &["--provider-file"]].concat()),
+        ("providers", &["--provider-file"], &store),
+        ("token", &[&store[..], &["--provider-file"]].concat(), &[]),
+        ("status", &[&store[..], &["--provider-file"]].concat(), &[]),
+        (
+            "git-credential",
+            &[&store[..], &["--provider-file"]].concat(),
+            &[],
+        ),
+    ];
+    for (command, listed, absent) in cases {
+        let args: Vec<&str> = [*command, "--help"]
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            .collect();
+        let help = h.run(&args);
+        help.assert_code(0);
+        for option in *listed {
+            assert!(
+                help.stdout.contains(option),
+                "{command} {option}: {}",
+                help.stdout
+            );
+        }
+        for option in *absent {
+            assert!(
+                !help.stdout.contains(option),
+                "{command} {option}: {}",
+                help.stdout
+            );
+        }
+        let wide: Vec<&str> = help
+            .stdout
+            .lines()
+            .filter(|l| l.chars().count() > 80)
+            .collect();
+        assert!(wide.is_empty(), "{command}: {wide:#?}");
+    }
+
+    let run = h.run(&["--project", "x", "providers"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("--project does not apply to `oauth-pkce providers`"),
+        "{}",
+        run.stderr
+    );
+    h.run(&["demo", "--config", "x"]).assert_code(2);
+    // Before the command or after it, the same.
+    let (at, _) = h.store_grant(3600);
+    for args in [
+        &["--config", crate::support::CONFIG, "token", "acme"][..],
+        &["token", "acme", "--config", crate::support::CONFIG][..],
+    ] {
+        let run = h.run(args);
+        run.assert_code(0);
+        assert_eq!(run.stdout, format!("{at}\n"));
+    }
+    let run = h.run(&["--config", "nope", "token", "acme", "--no-cache"]);
+    assert_ne!(run.code, 0, "the early --config is used: {}", run.stderr);
+}

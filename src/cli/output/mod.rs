@@ -249,7 +249,7 @@ pub(crate) fn time_left(secs: i64) -> String {
 
 /// The man page of oauth-pkce, or of one of its commands (named `oauth-pkce-COMMAND`).
 pub(crate) fn print_man(command: Option<&str>) -> Result<()> {
-    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut cmd = Cli::grammar();
     cmd.build();
     let page = match command {
         None => cmd,
@@ -406,7 +406,6 @@ mod tests {
 
     #[test]
     fn clap_definition_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        Cli::grammar().debug_assert();
     }
 }
