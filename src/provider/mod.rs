@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 mod catalog;
+mod extend;
 #[cfg(test)]
 mod tests;
 
@@ -337,7 +338,11 @@ const RESERVED_AUTHORIZATION_PARAMS: &[&str] = &[
 impl Provider {
     /// Parses and validates one provider file's text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Provider> {
-        let mut provider: Provider = toml::from_str(text).map_err(|e| Error::ProviderFile {
+        let parsed = match extend::merged(text, origin)? {
+            Some(table) => toml::Value::Table(table).try_into(),
+            None => toml::from_str(text),
+        };
+        let mut provider: Provider = parsed.map_err(|e| Error::ProviderFile {
             path: origin.to_string(),
             message: describe_toml_error(text, &e),
         })?;

@@ -513,3 +513,43 @@ fn spotify_s_grant_runs_six_months_from_the_sign_in_and_microsoft_s_slides() {
     assert_eq!(microsoft.refresh_token_lifetime, Some(90 * 86_400));
     assert_eq!(microsoft.refresh_token_lifetime_from, LifetimeFrom::Refresh);
 }
+
+#[test]
+fn a_file_that_extends_a_preset_changes_only_what_it_says() {
+    let text = "extends = \"jobber\"\n[check.headers]\nX-JOBBER-GRAPHQL-VERSION = \"2026-07-27\"\n";
+    let p = Provider::parse(text, "jobber.toml").unwrap();
+    let builtin = Catalog::load(None, &[]).unwrap().get("jobber").unwrap().clone();
+    assert_eq!(p.name, "jobber", "keeps the preset's name, so it replaces it");
+    let check = p.check.as_ref().unwrap();
+    assert_eq!(check.headers["X-JOBBER-GRAPHQL-VERSION"], "2026-07-27");
+    assert_eq!(check.headers["Content-Type"], "application/json", "merged, not replaced");
+    assert_eq!(check.url, builtin.check.as_ref().unwrap().url);
+    assert_eq!(p.token_url, builtin.token_url);
+    assert_eq!(p.ports.to_string(), builtin.ports.to_string());
+
+    let other = "extends = \"jobber\"\nname = \"jobber-staging\"\npkce = false\n";
+    let p = Provider::parse(other, "staging.toml").unwrap();
+    assert_eq!((p.name.as_str(), p.pkce), ("jobber-staging", false));
+    assert_eq!(p.secret_prefix, "JOBBER");
+
+    let e = error_of("extends = \"jobbr\"\n");
+    assert!(e.contains("`jobbr` is not a built-in provider"), "{e}");
+    let e = error_of("extends = \"jobber\"\ntokne_url = \"https://x.example\"\n");
+    assert!(e.contains("unknown key `tokne_url`"), "{e}");
+    let e = error_of("extends = \"jobber\"\ntoken_url = \"http://evil.example/t\"\n");
+    assert!(e.contains("must use https"), "{e}");
+}
+
+#[test]
+fn a_user_file_extending_a_preset_overrides_it_in_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("jobber.toml"),
+        "extends = \"jobber\"\nscopes = [\"read_clients\"]\n",
+    )
+    .unwrap();
+    let p = Catalog::find(Some(dir.path()), &[], "jobber").unwrap();
+    assert!(p.overrides_builtin);
+    assert_eq!(p.scopes, ["read_clients"]);
+    assert_eq!(p.display_name, "Jobber");
+}
