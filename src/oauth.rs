@@ -212,6 +212,15 @@ pub(crate) async fn send(
             reqwest::header::HeaderValue::from_static("application/json"),
         );
     }
+    for (name, value) in &provider.token_headers {
+        // Checked when the file was read: a token name and printable ASCII.
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::try_from(name.as_str()),
+            reqwest::header::HeaderValue::try_from(value.as_str()),
+        ) {
+            parts.headers.insert(name, value);
+        }
+    }
     let client = http.client().map_err(|e| TransportError {
         message: e.to_string(),
         sent: false,

@@ -134,8 +134,9 @@ fn read_only(ctx: &Context) -> Error {
     )
 }
 
-/// Revokes the refresh token, then the access token. A failure on the first one asked is an
-/// error; on the access token after the refresh token, a warning.
+/// Revokes the refresh token (unless the provider file says not to), then the access token. A
+/// failure on the first one asked is an error; on the access token after the refresh token, a
+/// warning.
 async fn at_provider(
     ctx: &Context,
     stored: &Stored,
@@ -144,8 +145,11 @@ async fn at_provider(
     reporter: &dyn Reporter,
 ) -> Result<()> {
     let credentials = stored.credentials(&ctx.provider, &ctx.env_credentials)?;
+    let refresh = stored
+        .refresh_token()
+        .filter(|_| ctx.provider.revoke_refresh_token);
     let tokens = [
-        ("refresh_token", stored.refresh_token()),
+        ("refresh_token", refresh),
         ("access_token", stored.access_token()),
     ];
     for (hint, token) in tokens {
@@ -207,6 +211,9 @@ async fn send(
                 .header(reqwest::header::ACCEPT, "application/json")
                 .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(body.expose_secret().to_string());
+            for (name, value) in &provider.token_headers {
+                request = request.header(name, value);
+            }
             if let Some(b) = &basic {
                 let mut value = reqwest::header::HeaderValue::from_str(b.expose_secret())
                     .expect("base64 is a valid header value");

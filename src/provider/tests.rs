@@ -518,11 +518,21 @@ fn spotify_s_grant_runs_six_months_from_the_sign_in_and_microsoft_s_slides() {
 fn a_file_that_extends_a_preset_changes_only_what_it_says() {
     let text = "extends = \"jobber\"\n[check.headers]\nX-JOBBER-GRAPHQL-VERSION = \"2026-07-27\"\n";
     let p = Provider::parse(text, "jobber.toml").unwrap();
-    let builtin = Catalog::load(None, &[]).unwrap().get("jobber").unwrap().clone();
-    assert_eq!(p.name, "jobber", "keeps the preset's name, so it replaces it");
+    let builtin = Catalog::load(None, &[])
+        .unwrap()
+        .get("jobber")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        p.name, "jobber",
+        "keeps the preset's name, so it replaces it"
+    );
     let check = p.check.as_ref().unwrap();
     assert_eq!(check.headers["X-JOBBER-GRAPHQL-VERSION"], "2026-07-27");
-    assert_eq!(check.headers["Content-Type"], "application/json", "merged, not replaced");
+    assert_eq!(
+        check.headers["Content-Type"], "application/json",
+        "merged, not replaced"
+    );
     assert_eq!(check.url, builtin.check.as_ref().unwrap().url);
     assert_eq!(p.token_url, builtin.token_url);
     assert_eq!(p.ports.to_string(), builtin.ports.to_string());
@@ -552,4 +562,28 @@ fn a_user_file_extending_a_preset_overrides_it_in_the_catalog() {
     assert!(p.overrides_builtin);
     assert_eq!(p.scopes, ["read_clients"]);
     assert_eq!(p.display_name, "Jobber");
+}
+
+#[test]
+fn token_headers_may_not_replace_what_oauth_pkce_sets() {
+    let e = error_of(&format!(
+        "{MINIMAL}[token_headers]\nauthorization = \"Basic x\"\n"
+    ));
+    assert!(e.contains("key `token_headers.authorization`"), "{e}");
+    assert!(e.contains("Content-Type"), "{e}");
+    let e = error_of(&format!("{MINIMAL}[token_headers]\nX-Bad = \"a\\nb\"\n"));
+    assert!(e.contains("printable ASCII"), "{e}");
+    let p = Provider::parse(
+        &format!("{MINIMAL}[token_headers]\nNotion-Version = \"2026-03-11\"\n"),
+        "n.toml",
+    )
+    .unwrap();
+    assert_eq!(p.token_headers["Notion-Version"], "2026-03-11");
+    let notion = Catalog::load(None, &[])
+        .unwrap()
+        .get("notion")
+        .unwrap()
+        .clone();
+    assert!(!notion.revoke_refresh_token);
+    assert!(notion.token_headers.contains_key("Notion-Version"));
 }

@@ -2,7 +2,7 @@
 //! revocation endpoint, then the token secrets emptied in Doppler in one write; nothing
 //! removed when the provider fails; `--local-only`; read-only tokens; missing client ids.
 
-use crate::support::fake_as::{AsConfig, TokenFault, CLIENT_ID, CLIENT_SECRET};
+use crate::support::fake_as::{AsConfig, BodyFormat, TokenFault, CLIENT_ID, CLIENT_SECRET};
 use crate::support::{Harness, Running, RO_TOKEN};
 
 /// A harness whose provider has `revocation_url` pointing at the fake AS.
@@ -288,4 +288,68 @@ fn a_json_revocation_body_for_providers_that_document_one() {
         !h.auth.is_live_refresh_token(&rt),
         "revoked at the provider"
     );
+}
+
+/// Issue 17: Notion wants a `Notion-Version` header on its token and revocation endpoints
+/// (and a JSON revocation body): a provider file's `[token_headers]` sends it to each.
+#[test]
+fn token_headers_go_to_the_token_and_revocation_endpoints() {
+    let h = Harness::new(AsConfig {
+        revoke_json: true,
+        token_body: BodyFormat::Json,
+        required_header: Some(("Notion-Version", "2026-03-11")),
+        ..AsConfig::basic()
+    });
+    h.write_provider("acme", "token_request_format = \"json\"\n");
+    let run = h.authorize(&[]);
+    assert_ne!(run.code, 0, "refused without the header");
+    assert!(
+        run.stderr
+            .contains("the Notion-Version header must be 2026-03-11"),
+        "{}",
+        run.stderr
+    );
+
+    h.write_provider(
+        "acme",
+        &format!(
+            "token_request_format = \"json\"\nrevocation_url = \"{}\"\n\
+             revocation_body = \"json\"\n[token_headers]\nNotion-Version = \"2026-03-11\"\n",
+            h.auth.revoke_url()
+        ),
+    );
+    h.authorized();
+    h.run(&["refresh", "--provider", "acme"]).assert_code(0);
+    let rt = h.secret("ACME_REFRESH_TOKEN").unwrap();
+    h.run(&["revoke", "--provider", "acme"]).assert_code(0);
+    assert!(
+        !h.auth.is_live_refresh_token(&rt),
+        "revoked at the provider"
+    );
+    assert_eq!(h.auth.refreshes(), 1);
+    assert!(h
+        .auth
+        .revoke_requests()
+        .iter()
+        .all(|r| r.required_header.is_some()));
+
+    // Notion's preset: only the access token goes to the revocation endpoint.
+    h.write_provider(
+        "acme",
+        &format!(
+            "token_request_format = \"json\"\nrevocation_url = \"{}\"\n\
+             revocation_body = \"json\"\nrevoke_refresh_token = false\n\
+             [token_headers]\nNotion-Version = \"2026-03-11\"\n",
+            h.auth.revoke_url()
+        ),
+    );
+    h.authorized();
+    let at = h.secret("ACME_ACCESS_TOKEN").unwrap();
+    let before = h.auth.revoke_requests().len();
+    h.run(&["revoke", "--provider", "acme"]).assert_code(0);
+    let sent: Vec<String> = h.auth.revoke_requests()[before..]
+        .iter()
+        .filter_map(|r| r.param("token").map(str::to_string))
+        .collect();
+    assert_eq!(sent, [at]);
 }

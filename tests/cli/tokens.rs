@@ -528,3 +528,26 @@ fn a_provider_file_s_refresh_token_lifetime_is_stored_and_a_sliding_one_kept_ali
         "unmoved"
     );
 }
+
+/// Issue 17: Spotify may or may not send a new refresh token with a refresh. Each one sent is
+/// stored (the old one is dead); without one the stored one is kept (it is still good); the
+/// grant survives any mix of the two.
+#[test]
+fn a_provider_that_rotates_only_sometimes_keeps_a_working_grant() {
+    let h = Harness::new(AsConfig {
+        rotate_sometimes: true,
+        ..AsConfig::jobber()
+    });
+    h.authorized();
+    let mut previous = h.secret("ACME_REFRESH_TOKEN").unwrap();
+    for round in 1..=4 {
+        h.run(&["refresh", "--provider", "acme"]).assert_code(0);
+        let now_stored = h.secret("ACME_REFRESH_TOKEN").unwrap();
+        assert_eq!(now_stored != previous, round % 2 == 1, "round {round}");
+        assert!(h.auth.is_live_refresh_token(&now_stored), "round {round}");
+        previous = now_stored;
+    }
+    let run = h.run(&["token", "--provider", "acme", "--no-cache"]);
+    run.assert_code(0);
+    assert!(h.auth.is_live_access_token(run.stdout.trim()));
+}

@@ -106,6 +106,7 @@ pub(super) async fn device(
         content_type: header_str(&headers, header::CONTENT_TYPE),
         accept: header_str(&headers, header::ACCEPT),
         query: None,
+        required_header: inner.required_header(&headers),
     };
     inner.device_requests.push(req.clone());
     match inner.device_authorization(&req) {

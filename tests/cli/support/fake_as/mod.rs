@@ -145,6 +145,12 @@ pub struct AsConfig {
     pub refresh_token_requires: Option<(&'static str, &'static str)>,
     /// A refresh must carry `redirect_uri`, equal to the authorization's (GitLab's docs).
     pub refresh_requires_redirect_uri: bool,
+    /// `Some((name, value))`: token, device and revocation requests without this header
+    /// (Notion: `Notion-Version`) are refused with 400 `invalid_request`.
+    pub required_header: Option<(&'static str, &'static str)>,
+    /// Spotify: a refresh returns a new refresh token (the old one dies) only every other
+    /// time, and none otherwise (the old one stays good).
+    pub rotate_sometimes: bool,
 }
 
 /// Token-request bodies.
@@ -220,6 +226,8 @@ impl AsConfig {
             revoke_json: false,
             refresh_token_requires: None,
             refresh_requires_redirect_uri: false,
+            required_header: None,
+            rotate_sometimes: false,
         }
     }
 
@@ -417,6 +425,8 @@ pub struct TokenRequest {
     pub accept: Option<String>,
     /// The raw query string of the request URL (it should have none).
     pub query: Option<String>,
+    /// The value of the header `AsConfig::required_header` names, as received.
+    pub required_header: Option<String>,
 }
 
 impl TokenRequest {

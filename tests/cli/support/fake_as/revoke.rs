@@ -22,6 +22,7 @@ pub(super) async fn revoke(
         content_type: header_str(&headers, header::CONTENT_TYPE),
         accept: header_str(&headers, header::ACCEPT),
         query,
+        required_header: inner.required_header(&headers),
     };
     inner.revoke_requests.push(req.clone());
     if let Some(fault) = inner.revoke_faults.pop_front() {

@@ -48,12 +48,25 @@ impl Inner {
         }
     }
 
+    /// The value of the configured required header in `headers`.
+    pub(super) fn required_header(&self, headers: &HeaderMap) -> Option<String> {
+        let (name, _) = self.cfg.required_header?;
+        headers.get(name)?.to_str().ok().map(str::to_string)
+    }
+
     pub(super) fn authenticate_client(
         &self,
         req: &TokenRequest,
         params: &HashMap<&str, &str>,
     ) -> Result<(), OAuthError> {
         let cfg = &self.cfg;
+        if let Some((name, value)) = cfg.required_header {
+            if req.required_header.as_deref() != Some(value) {
+                return Err(invalid_request(format!(
+                    "the {name} header must be {value}"
+                )));
+            }
+        }
         let body_id = params.get("client_id").copied();
         let body_secret = params.get("client_secret").copied();
         let secret = cfg.client_secret.as_deref();
@@ -195,10 +208,10 @@ impl Inner {
             }
         }
         let at = self.mint_access_token(grant);
-        let new_rt = match (
-            self.cfg.refresh_returns_refresh_token,
-            self.cfg.rotate_refresh_tokens,
-        ) {
+        // Spotify: the first refresh rotates, the next keeps the token, and so on.
+        let returns = self.cfg.refresh_returns_refresh_token
+            && !(self.cfg.rotate_sometimes && self.refreshes.is_multiple_of(2));
+        let new_rt = match (returns, self.cfg.rotate_refresh_tokens) {
             (false, _) => None,
             (true, false) => Some(rt.to_string()),
             (true, true) => {
@@ -381,6 +394,7 @@ pub(super) async fn token(
             content_type,
             accept: header_str(&headers, header::ACCEPT),
             query,
+            required_header: inner.required_header(&headers),
         };
         let refreshing = req.param("grant_type") == Some("refresh_token");
         match req.param("grant_type") {
