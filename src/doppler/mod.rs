@@ -17,8 +17,11 @@ use crate::http::{self, Http};
 
 pub use settings::{DopplerSettings, SettingsInputs, TokenKind, TokenSource};
 
-/// Largest Doppler response body we accept.
-const BODY_LIMIT: usize = 1 << 20;
+/// Largest Doppler response body we accept. A write answers with the whole config (each secret
+/// raw, computed and with its note), so a large config that Doppler accepted must fit: a
+/// success read as a failure would leave a spent refresh token behind. Doppler documents no
+/// config size limit; 16 MiB is far beyond any config seen, and still a bound.
+const BODY_LIMIT: usize = 16 << 20;
 
 /// One secret write. `original` is the compare-and-swap precondition (`originalValue`).
 #[derive(Debug)]

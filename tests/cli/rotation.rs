@@ -557,3 +557,35 @@ fn a_refresh_keeps_the_visibility_the_user_gave_a_secret() {
         .auth
         .is_live_refresh_token(&h.secret("ACME_REFRESH_TOKEN").unwrap()));
 }
+
+/// Issue 17: a write's answer is the whole config. One that holds 3 MB of other secrets (a
+/// large but possible config) is read as the success it is; under a 1 MiB cap each answer was
+/// dropped as lost and the config re-read to learn whether the write had landed (3 reads, and
+/// a failed refresh whenever that re-read failed too).
+#[test]
+fn a_refresh_in_a_large_config_lands_and_is_read_as_landed() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(10);
+    let filler = "x".repeat(10_000);
+    for i in 0..300 {
+        h.doppler.set_secret(
+            crate::support::PROJECT,
+            crate::support::CONFIG,
+            &format!("BIG_{i}"),
+            &filler,
+        );
+    }
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_code(0);
+    assert_eq!(h.auth.refreshes(), 1);
+    assert_eq!(
+        h.secret("ACME_ACCESS_TOKEN").as_deref(),
+        Some(run.stdout.trim())
+    );
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    assert_eq!(
+        (h.doppler.reads(), h.doppler.writes()),
+        (1, 2),
+        "each write's answer read, none re-read to learn whether it landed"
+    );
+}
