@@ -1,6 +1,6 @@
 //! The tokens `exec` hands to its command: each provider's token obtained exactly as `token`
-//! obtains it ([`crate::refresh::obtain`] through [`crate::TokenSource`]: refreshed first when
-//! it expires within the buffer), named `{PREFIX}_ACCESS_TOKEN`. Starting the command, its
+//! obtains it (refreshed first when it expires within the buffer; the providers this machine's
+//! cache does not serve are read in one request), named `{PREFIX}_ACCESS_TOKEN`. Starting the command, its
 //! environment and signals are the binary's (`src/cli/exec.rs`).
 
 use std::collections::BTreeMap;
@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use secrecy::SecretString;
 
 use crate::error::{Error, Result};
-use crate::{Context, Reporter, TokenSource};
+use crate::provider::Provider;
+use crate::refresh::{self, Fresh};
+use crate::{Context, Reporter};
 
 /// The variables added to the command's environment: `{PREFIX}_ACCESS_TOKEN` per provider.
 pub struct TokenEnv(BTreeMap<String, SecretString>);
@@ -38,26 +40,45 @@ pub async fn token_env(
     contexts: Vec<Context>,
     reporter: &dyn Fn() -> Box<dyn Reporter>,
 ) -> Result<TokenEnv> {
-    let mut vars: BTreeMap<String, (String, SecretString)> = BTreeMap::new();
+    let mut wanted: Vec<(String, Context)> = Vec::new();
     for ctx in contexts {
         let name = ctx.provider.secret_name(crate::store::ACCESS_TOKEN);
-        let provider = ctx.provider.name.clone();
-        match vars.get(&name) {
-            Some((other, _)) if *other == provider => continue,
-            Some((other, _)) => {
-                return Err(Error::Usage(format!(
-                    "--provider {other} and --provider {provider} would both set {name} (the same secret_prefix)"
-                )))
-            }
-            None => {}
+        match wanted.iter().find(|(n, _)| *n == name) {
+            Some((_, other)) if other.provider.name == ctx.provider.name => continue,
+            Some((_, other)) => return Err(Error::Usage(format!(
+                "--provider {} and --provider {} would both set {name} (the same secret_prefix)",
+                other.provider.name, ctx.provider.name
+            ))),
+            None => wanted.push((name, ctx)),
         }
-        let source = TokenSource::new(ctx).with_reporter(reporter());
-        let token = source.access_token().await?;
-        vars.insert(name, (provider, token));
     }
-    Ok(TokenEnv(
-        vars.into_iter().map(|(k, (_, t))| (k, t)).collect(),
-    ))
+    // What this machine's cache serves costs nothing; the rest is read in one request, not
+    // one per provider. Should that read fail, each provider goes its own way (and a cached
+    // token may then bridge an outage), as `token` would.
+    let cached: Vec<Option<Fresh>> = wanted.iter().map(|(_, ctx)| refresh::cached(ctx)).collect();
+    let unread: Vec<&Provider> = wanted
+        .iter()
+        .zip(&cached)
+        .filter(|(_, c)| c.is_none())
+        .map(|((_, ctx), _)| &ctx.provider)
+        .collect();
+    let mut snapshots = match (unread.len() > 1, wanted.first()) {
+        (true, Some((_, ctx))) => ctx.store.load_each(&unread).await.ok(),
+        _ => None,
+    }
+    .map(|s| s.into_iter());
+    let mut vars = BTreeMap::new();
+    for ((name, ctx), cached) in wanted.into_iter().zip(cached) {
+        let fresh = match cached {
+            Some(fresh) => fresh,
+            None => match snapshots.as_mut().and_then(Iterator::next) {
+                Some(first) => refresh::token_from(&ctx, first, reporter().as_ref()).await?,
+                None => refresh::token(&ctx, reporter().as_ref()).await?,
+            },
+        };
+        vars.insert(name, fresh.access_token);
+    }
+    Ok(TokenEnv(vars))
 }
 
 #[cfg(test)]

@@ -121,6 +121,36 @@ pub(crate) async fn obtain(
     rejected: Option<&SecretString>,
     reporter: &dyn Reporter,
 ) -> Result<Fresh> {
+    obtain_from(ctx, want, rejected, None, reporter).await
+}
+
+/// This machine's cached token, when it is valid beyond the buffer and no journal waits: what
+/// [`token`] answers without any request.
+pub(crate) fn cached(ctx: &Context) -> Option<Fresh> {
+    if ctx.journal().exists() {
+        return None;
+    }
+    cached_beyond(ctx.token_cache()?.load().as_ref(), ctx.refresh_buffer)
+}
+
+/// [`token`], starting from `first`: a snapshot of the store read moments ago for several
+/// providers in one request (`exec -p A -p B`). A journal found here is replayed and the
+/// store read again after it.
+pub(crate) async fn token_from(
+    ctx: &Context,
+    first: Stored,
+    reporter: &dyn Reporter,
+) -> Result<Fresh> {
+    obtain_from(ctx, Want::Valid, None, Some(first), reporter).await
+}
+
+async fn obtain_from(
+    ctx: &Context,
+    want: Want,
+    rejected: Option<&SecretString>,
+    first: Option<Stored>,
+    reporter: &dyn Reporter,
+) -> Result<Fresh> {
     let journal = ctx.journal();
     let cache = ctx.token_cache();
     let cached = match (&cache, rejected) {
@@ -181,7 +211,14 @@ pub(crate) async fn obtain(
         }
     }
 
-    let stored = match ctx.store.load(&ctx.provider).await {
+    // A snapshot read before a journal was replayed is stale: read again.
+    let first = first.filter(|_| !pending);
+    let read_now = first.is_none();
+    let loaded = match first {
+        Some(snapshot) => Ok(snapshot),
+        None => ctx.store.load(&ctx.provider).await,
+    };
+    let stored = match loaded {
         Ok(s) => s,
         Err(e) if want == Want::Valid && is_outage(&e) => {
             // Doppler is down or rate-limiting: a cached token still valid keeps scripts going.
@@ -209,7 +246,7 @@ pub(crate) async fn obtain(
 
     // Taken before the read, the lock needs no second look at the store.
     let (lock, read_under_lock) = match early {
-        Some(lock) => (lock, true),
+        Some(lock) => (lock, read_now),
         None => (ctx.refresh_lock(LOCK_WAIT).await?, false),
     };
     let mut stored = stored;

@@ -105,7 +105,41 @@ fn several_providers_each_set_their_own_variable() {
     ]);
     run.assert_code(0);
     assert_eq!(run.stdout, format!("{acme_at}\n{other_at}\n"));
-    assert_eq!(h.doppler.reads(), 2, "acme asked once");
+    assert_eq!(
+        h.doppler.reads(),
+        1,
+        "one read for both providers, acme asked once"
+    );
+    // Now both come from this machine's cache: no read at all.
+    let run = h.run(&[
+        "exec", "-p", "acme", "-p", "other", "--", "sh", "-c", "true",
+    ]);
+    run.assert_code(0);
+    assert_eq!(h.doppler.reads(), 1);
+
+    // Not cached, one of them due: still one read, and one refresh for the due one.
+    h.set_secret(
+        "ACME_TOKEN_EXPIRES_AT",
+        &(crate::support::now() + 10).to_string(),
+    );
+    let run = h.run(&[
+        "exec",
+        "-p",
+        "acme",
+        "-p",
+        "other",
+        "--no-cache",
+        "--",
+        "sh",
+        "-c",
+        r#"printf '%s\n%s\n' "$ACME_ACCESS_TOKEN" "$OTHER_ACCESS_TOKEN""#,
+    ]);
+    run.assert_code(0);
+    assert_eq!(h.doppler.reads(), 2, "{}", run.stderr);
+    assert_eq!(h.auth.refreshes(), 1);
+    let new_acme = h.secret("ACME_ACCESS_TOKEN").unwrap();
+    assert_ne!(new_acme, acme_at);
+    assert_eq!(run.stdout, format!("{new_acme}\n{other_at}\n"));
 
     // Two providers that would set the same variable: a usage error, nothing run.
     h.write_provider("clash", "secret_prefix = \"ACME\"\n");
