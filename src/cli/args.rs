@@ -7,7 +7,6 @@ use clap::{Args, Parser, Subcommand};
 
 use oauth_pkce::bin::PortRange;
 
-/// OAuth 2.0 Authorization Code + PKCE from the terminal, with tokens kept in Doppler.
 /// `0.1.0 (1a2b3c4d 2026-12-03)`: the release and the commit it was built from (build.rs).
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
