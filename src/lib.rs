@@ -173,10 +173,6 @@ impl Context {
         self.state_dir.refresh_lock(&self.key(), max_wait).await
     }
 
-    pub(crate) async fn turn(&self, max_wait: std::time::Duration) -> Result<state::Turn> {
-        self.state_dir.turn(&self.key(), max_wait).await
-    }
-
     /// This machine's cache entry for the provider, when the cache is on.
     pub(crate) fn token_cache(&self) -> Option<cache::Cache> {
         self.cache

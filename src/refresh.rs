@@ -25,7 +25,6 @@ use crate::cache::{Cache, Entry};
 use crate::error::{Error, Result};
 use crate::journal::Pending;
 use crate::lease::{self, Leased};
-use crate::state::Turn;
 use crate::store::Stored;
 use crate::token::{now, TokenEndpoint, TokenSet};
 use crate::{Context, Event, Reporter};
@@ -179,43 +178,7 @@ async fn obtain_from(
     let pending = journal.exists();
     if pending || share {
         let wait = if pending { LOCK_WAIT } else { TURN_WAIT };
-        // What a holder left in the cache: a token valid beyond the buffer, or the one the
-        // process waited for just got (even if it lives shorter than the buffer: taken, not
-        // refreshed once more).
-        let served = |waited: bool| {
-            let now_cached = cache.as_ref().and_then(|c| c.load());
-            if let Some(fresh) = cached_beyond(now_cached.as_ref(), ctx.refresh_buffer) {
-                return Some(fresh);
-            }
-            let newer = now_cached.filter(|c| {
-                waited
-                    && cached.as_ref().is_none_or(|old| {
-                        old.access_token.expose_secret() != c.access_token.expose_secret()
-                    })
-            });
-            cached_beyond(newer.as_ref(), 0)
-        };
-        let turn = if pending {
-            ctx.refresh_lock(wait).await
-        } else {
-            // Without a journal, waiting for a holder takes only a shared hold: all waiters
-            // wake together and most leave with its token at once.
-            match ctx.turn(wait).await {
-                Ok(Turn::Mine(lock)) => Ok(lock),
-                Ok(Turn::AfterHolder(shared)) => {
-                    if let Some(fresh) = served(true) {
-                        return Ok(fresh);
-                    }
-                    drop(shared);
-                    ctx.refresh_lock(wait).await.map(|mut lock| {
-                        lock.waited = true;
-                        lock
-                    })
-                }
-                Err(e) => Err(e),
-            }
-        };
-        let lock = match turn {
+        let lock = match ctx.refresh_lock(wait).await {
             Ok(lock) => Some(lock),
             Err(e) if !journal.exists() => {
                 tracing::debug!("no turn-taking on this machine: {e}");
@@ -228,7 +191,19 @@ async fn obtain_from(
             // Looked at again under the lock, waited or not: a holder may have finished
             // between the first look and the lock.
             if share {
-                if let Some(fresh) = served(lock.waited) {
+                let now_cached = cache.as_ref().and_then(|c| c.load());
+                if let Some(fresh) = cached_beyond(now_cached.as_ref(), ctx.refresh_buffer) {
+                    return Ok(fresh);
+                }
+                // What the process we waited for just got, even if it lives shorter than the
+                // buffer: taken, not refreshed once more.
+                let newer = now_cached.filter(|c| {
+                    lock.waited
+                        && cached.as_ref().is_none_or(|old| {
+                            old.access_token.expose_secret() != c.access_token.expose_secret()
+                        })
+                });
+                if let Some(fresh) = cached_beyond(newer.as_ref(), 0) {
                     return Ok(fresh);
                 }
             }

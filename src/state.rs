@@ -289,41 +289,6 @@ impl StateDir {
         }
     }
 
-    /// A turn at the refresh lock of `key` for a caller that may need no turn at all: the
-    /// lock itself when it is free, else, once its holder lets go (at most `max_wait`), a
-    /// shared hold on it. All who waited on one holder wake together and look at what it left
-    /// in the cache at once, instead of taking the lock one after the other; one that still
-    /// needs the lock lets go and takes it with [`StateDir::refresh_lock`].
-    pub async fn turn(&self, key: &Key, max_wait: Duration) -> Result<Turn> {
-        let (file, path) = self.lock_file(key, "lock")?;
-        let lock_error = |source| Error::StateFile {
-            op: FileOp::Lock,
-            path: path.clone(),
-            source,
-        };
-        match file.try_lock() {
-            Ok(()) => {
-                return Ok(Turn::Mine(LocalLock {
-                    _file: file,
-                    waited: false,
-                }))
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {}
-            Err(std::fs::TryLockError::Error(source)) => return Err(lock_error(source)),
-        }
-        let wait = tokio::task::spawn_blocking(move || file.lock_shared().map(|()| file));
-        match tokio::time::timeout(max_wait, wait).await {
-            Ok(Ok(Ok(file))) => Ok(Turn::AfterHolder(SharedLock { _file: file })),
-            Ok(Ok(Err(source))) => Err(lock_error(source)),
-            Ok(Err(join)) => Err(lock_error(std::io::Error::other(join.to_string()))),
-            Err(_) => Err(Error::RefreshBusy {
-                provider: key.provider.clone(),
-                seconds: max_wait.as_secs(),
-                holder: Holder::ThisMachine { lock: path },
-            }),
-        }
-    }
-
     /// Takes the refresh lock of `key`, waiting at most `max_wait`. The wait is the OS's
     /// blocking lock on a blocking thread, so a waiter wakes the moment the holder lets go
     /// (no polling); after `max_wait` that thread is left to finish on its own.
@@ -368,21 +333,6 @@ pub struct LocalLock {
     _file: File,
     /// Whether another process held it first (so what was read before may be stale).
     pub waited: bool,
-}
-
-/// What [`StateDir::turn`] got.
-#[derive(Debug)]
-pub enum Turn {
-    /// The refresh lock, free at once.
-    Mine(LocalLock),
-    /// A shared hold, after another process held the lock: what it did is done.
-    AfterHolder(SharedLock),
-}
-
-/// A shared hold on a refresh lock: no one holds the lock itself meanwhile.
-#[derive(Debug)]
-pub struct SharedLock {
-    _file: File,
 }
 
 /// Held by a browser or device sign-in for one (store target, provider), so that a second
