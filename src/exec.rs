@@ -45,10 +45,12 @@ pub async fn token_env(
         let name = ctx.provider.secret_name(crate::store::ACCESS_TOKEN);
         match wanted.iter().find(|(n, _)| *n == name) {
             Some((_, other)) if other.provider.name == ctx.provider.name => continue,
-            Some((_, other)) => return Err(Error::Usage(format!(
+            Some((_, other)) => {
+                return Err(Error::Usage(format!(
                 "--provider {} and --provider {} would both set {name} (the same secret_prefix)",
                 other.provider.name, ctx.provider.name
-            ))),
+            )))
+            }
             None => wanted.push((name, ctx)),
         }
     }
