@@ -69,7 +69,7 @@ use secrecy::SecretString;
 pub use doppler::{DopplerSettings, SettingsInputs};
 pub use error::{DopplerFailure, Error, ExitClass, FileOp, Holder, Result, StoreKind};
 pub use http::{Http, NetworkSettings};
-pub use provider::{Catalog, Provider};
+pub use provider::{Catalog, LifetimeFrom, Provider};
 pub use refresh::Fresh;
 pub use source::TokenSource;
 pub use state::StateDir;

@@ -162,6 +162,12 @@ async fn at_provider(
             ))),
         }
     }
+    if done.revoked_at_provider.is_empty() && stored.refresh_token().is_some() {
+        reporter.event(Event::Warning(&format!(
+            "{} takes only access tokens at its revocation endpoint and none is stored: the refresh token stays valid there; revoke the app's access in your account settings at {}",
+            ctx.provider.name, ctx.provider.display_name
+        )));
+    }
     Ok(())
 }
 

@@ -37,9 +37,9 @@ pub struct ProviderStatus {
     pub refresh_token_expires_at: Option<i64>,
     /// Seconds the grant has left (negative once dead); `None` when unknown.
     pub refresh_token_expires_in: Option<i64>,
-    /// A refresh gives the refresh token a new lifetime (sliding); `false` when the lifetime
-    /// runs from the sign-in whatever is done (absolute).
-    pub refresh_token_renewable: bool,
+    /// A refresh gives the refresh token a new lifetime (`true`: sliding); `false`: its
+    /// lifetime runs from the sign-in whatever is done (absolute); `None`: not known.
+    pub refresh_token_renewable: Option<bool>,
     /// The `[check]` request's outcome, with `--check`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckOutcome>,
@@ -185,8 +185,9 @@ impl ProviderStatus {
             cached_until: None,
             refresh_token_expires_at: refresh_expires_at,
             refresh_token_expires_in: refresh_expires_at.map(|e| e.saturating_sub(now)),
-            refresh_token_renewable: provider.refresh_token_lifetime_from
-                == crate::provider::LifetimeFrom::Refresh,
+            refresh_token_renewable: provider
+                .lifetime_from()
+                .map(|from| from == crate::provider::LifetimeFrom::Refresh),
             check: None,
         }
     }

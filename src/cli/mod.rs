@@ -30,6 +30,7 @@ use settings::{Ready, Settings};
 impl Cli {
     /// Runs the command; returns the process exit code.
     pub(crate) async fn run(self) -> Result<i32> {
+        let options = self.options().map_err(Error::Usage)?;
         // The commands that need no settings.
         match &self.command {
             Command::Completions { shell } => {
@@ -43,7 +44,6 @@ impl Cli {
             }
             _ => {}
         }
-        let options = self.options().map_err(Error::Usage)?;
         let settings = Settings::resolve(self.global.verbose, &options);
         match &self.command {
             Command::Providers(args) => {
@@ -116,15 +116,24 @@ async fn run_refresh(args: &RefreshArgs, settings: Settings) -> Result<i32> {
     };
     let provider = settings.provider(name)?;
     let ctx = settings.ready()?.context(provider, buffer);
-    let keep_alive = args.if_due && {
-        let row = status_of(&ctx.store, &ctx.provider, buffer, None).await?;
-        keep_alive_due(&ctx.provider, &row)
-    };
-    let fresh = if args.if_due && !keep_alive {
+    let mut fresh = if args.if_due {
         refresh::token(&ctx, &reporter).await?
     } else {
         refresh::refresh(&ctx, &reporter).await?
     };
+    // Not due, but a sliding grant near its end is renewed too. That needs the refresh
+    // token's expiry, which only the store holds: one read, for providers a refresh can
+    // renew; if it fails, the valid token above stands.
+    let renewable = ctx.provider.lifetime_from() == Some(oauth_pkce::LifetimeFrom::Refresh);
+    if args.if_due && !fresh.refreshed && renewable {
+        match status_of(&ctx.store, &ctx.provider, buffer, None).await {
+            Ok(row) if keep_alive_due(&ctx.provider, &row) => {
+                fresh = refresh::refresh(&ctx, &reporter).await?;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!("no keep-alive check: {e}"),
+        }
+    }
     let verb = if fresh.refreshed || !args.if_due {
         "Refreshed"
     } else {

@@ -34,14 +34,67 @@ pub(super) fn merged(text: &str, origin: &str) -> Result<Option<toml::Table>> {
     let mut base: toml::Table = preset
         .parse()
         .expect("the built-in presets are valid TOML (tested)");
-    merge(&mut base, table);
+    // Under another name, the preset's secret names would be shared with it: one grant
+    // refreshed for two providers, and the preset's refresh token sent to this file's server.
+    let renamed = table.get("name").is_some_and(|n| n.as_str() != Some(name));
+    if renamed && !table.contains_key("secret_prefix") {
+        return Err(bad(format!(
+            "key `secret_prefix`: a file that extends `{name}` under another name needs its own \
+             (else both use {}_* secrets)",
+            base.get("secret_prefix")
+                .and_then(|p| p.as_str())
+                .unwrap_or("the same")
+        )));
+    }
+    // Another authorization server: the preset's other endpoints belong to the old one, and
+    // would receive this server's tokens. They are kept only if the file names them again.
+    let moved: Vec<&str> = ["authorization_url", "token_url"]
+        .into_iter()
+        .filter(|k| table.contains_key(*k))
+        .collect();
+    if moved.len() == 1 {
+        let (given, missing) = match moved[0] {
+            "token_url" => ("token_url", "authorization_url"),
+            _ => ("authorization_url", "token_url"),
+        };
+        return Err(bad(format!(
+            "key `{missing}`: a file that extends `{name}` with its own `{given}` names \
+             `{missing}` too (the preset's endpoints belong to its own server)"
+        )));
+    }
+    if !moved.is_empty() {
+        for key in SERVER_BOUND {
+            base.remove(*key);
+        }
+    }
+    merge(&mut base, table, false);
     Ok(Some(base))
 }
 
-fn merge(into: &mut toml::Table, from: toml::Table) {
+/// The preset's keys that name its authorization server's other endpoints, or trust it.
+const SERVER_BOUND: &[&str] = &[
+    "authorization_url",
+    "token_url",
+    "revocation_url",
+    "device_authorization_url",
+    "issuer",
+    "require_iss",
+    "api_base_url",
+    "check",
+];
+
+/// `from` over `into`, tables merged key by key. In header tables (`headers`,
+/// `token_headers`) names match whatever their case, as HTTP's do.
+fn merge(into: &mut toml::Table, from: toml::Table, headers: bool) {
     for (key, value) in from {
+        if headers {
+            into.retain(|k, _| !k.eq_ignore_ascii_case(&key));
+        }
+        let is_headers = key == "headers" || key == "token_headers";
         match (into.get_mut(&key), value) {
-            (Some(toml::Value::Table(mine)), toml::Value::Table(theirs)) => merge(mine, theirs),
+            (Some(toml::Value::Table(mine)), toml::Value::Table(theirs)) => {
+                merge(mine, theirs, is_headers)
+            }
             (_, value) => {
                 into.insert(key, value);
             }

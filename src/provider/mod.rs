@@ -90,11 +90,10 @@ pub enum Rotation {
 }
 
 /// What a refresh token's lifetime (`refresh_token_lifetime`) counts from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LifetimeFrom {
     /// Sliding: each refresh starts the lifetime again (Microsoft's 90 days of inactivity).
-    #[default]
     Refresh,
     /// Absolute: counted from the sign-in; refreshes never extend it (Spotify's six months).
     Authorization,
@@ -288,9 +287,11 @@ pub struct Provider {
     /// (`refresh_token_expires_in`); stored as `{PREFIX}_REFRESH_TOKEN_EXPIRES_AT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token_lifetime: Option<u64>,
-    /// Whether that lifetime slides with each refresh or runs from the sign-in.
-    #[serde(default)]
-    pub refresh_token_lifetime_from: LifetimeFrom,
+    /// Whether a refresh token's lifetime slides with each refresh or runs from the sign-in;
+    /// unset: sliding when `refresh_token_lifetime` is set, else unknown (see
+    /// [`Provider::lifetime_from`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_lifetime_from: Option<LifetimeFrom>,
     /// Where the definition came from: `built-in` or a file path.
     #[serde(skip_deserializing, default)]
     pub source: String,
@@ -389,13 +390,20 @@ impl Provider {
         format!("http://{}:{port}{}", self.redirect_host, self.redirect_path)
     }
 
-    /// Secret names in Doppler for this provider.
+    /// What the refresh token's lifetime counts from: the file's `refresh_token_lifetime_from`,
+    /// else sliding for a file that gives a `refresh_token_lifetime`, else unknown (`None`: a
+    /// lifetime the provider announces may or may not move with a refresh).
+    pub fn lifetime_from(&self) -> Option<LifetimeFrom> {
+        self.refresh_token_lifetime_from
+            .or(self.refresh_token_lifetime.map(|_| LifetimeFrom::Refresh))
+    }
+
     /// When a refresh token issued now dies, by `refresh_token_lifetime`, for a token answer
     /// that did not say: `None` when unknown, and on a refresh of an absolute lifetime (the
     /// stored expiry stands).
     pub(crate) fn refresh_token_expiry(&self, refreshing: bool, now: i64) -> Option<i64> {
         let lifetime = self.refresh_token_lifetime?;
-        if refreshing && self.refresh_token_lifetime_from == LifetimeFrom::Authorization {
+        if refreshing && self.lifetime_from() == Some(LifetimeFrom::Authorization) {
             return None;
         }
         Some(now.saturating_add(lifetime.min(MAX_REFRESH_LIFETIME) as i64))
@@ -403,9 +411,9 @@ impl Provider {
 
     /// Whether a refresh token that dies in `expires_in` seconds should be refreshed now to
     /// stay alive (`refresh --if-due`): within 14 days of its end (half its lifetime, when
-    /// shorter), and only when refreshing extends it.
+    /// shorter), and only when refreshing is known to extend it.
     pub fn keep_alive_due(&self, expires_in: i64) -> bool {
-        if self.refresh_token_lifetime_from == LifetimeFrom::Authorization {
+        if self.lifetime_from() != Some(LifetimeFrom::Refresh) {
             return false;
         }
         let window = self

@@ -490,11 +490,21 @@ fn a_refresh_token_lifetime_slides_with_each_refresh_or_runs_from_the_sign_in() 
     );
     assert!(!absolute.keep_alive_due(86_400), "a refresh would not help");
 
-    // Unknown lifetime: nothing stored; a provider-announced expiry is kept alive 14 days out.
+    // Unknown lifetime: nothing stored, and no refresh spent on an expiry the provider
+    // announces unless the file says a refresh renews it.
     let plain = Provider::parse(MINIMAL, "m.toml").unwrap();
     assert_eq!(plain.refresh_token_expiry(false, now), None);
-    assert!(plain.keep_alive_due(14 * 86_400));
-    assert!(!plain.keep_alive_due(14 * 86_400 + 1));
+    assert_eq!(plain.lifetime_from(), None);
+    assert!(!plain.keep_alive_due(86_400));
+    let renewed = Provider::parse(
+        &format!("{MINIMAL}refresh_token_lifetime_from = \"refresh\"\n"),
+        "r.toml",
+    )
+    .unwrap();
+    assert!(renewed.keep_alive_due(14 * 86_400));
+    assert!(!renewed.keep_alive_due(14 * 86_400 + 1));
+    let e = error_of(&format!("{MINIMAL}refresh_token_lifetime = 0\n"));
+    assert!(e.contains("at least 1"), "{e}");
 
     let e = error_of(&format!("{MINIMAL}refresh_token_lifetime_from = \"use\"\n"));
     assert!(e.contains("refresh_token_lifetime_from"), "{e}");
@@ -505,13 +515,16 @@ fn spotify_s_grant_runs_six_months_from_the_sign_in_and_microsoft_s_slides() {
     let catalog = Catalog::load(None, &[]).unwrap();
     let spotify = catalog.get("spotify").unwrap();
     assert_eq!(spotify.refresh_token_lifetime, Some(180 * 86_400));
-    assert_eq!(
-        spotify.refresh_token_lifetime_from,
-        LifetimeFrom::Authorization
-    );
+    assert_eq!(spotify.lifetime_from(), Some(LifetimeFrom::Authorization));
     let microsoft = catalog.get("microsoft").unwrap();
     assert_eq!(microsoft.refresh_token_lifetime, Some(90 * 86_400));
-    assert_eq!(microsoft.refresh_token_lifetime_from, LifetimeFrom::Refresh);
+    assert_eq!(microsoft.lifetime_from(), Some(LifetimeFrom::Refresh));
+    let github = catalog.get("github").unwrap();
+    assert_eq!(
+        github.lifetime_from(),
+        Some(LifetimeFrom::Refresh),
+        "announced, sliding"
+    );
 }
 
 #[test]
@@ -537,16 +550,49 @@ fn a_file_that_extends_a_preset_changes_only_what_it_says() {
     assert_eq!(p.token_url, builtin.token_url);
     assert_eq!(p.ports.to_string(), builtin.ports.to_string());
 
-    let other = "extends = \"jobber\"\nname = \"jobber-staging\"\npkce = false\n";
+    // Another name needs other secrets: else one grant would serve (and be refreshed by) two.
+    let e = error_of("extends = \"jobber\"\nname = \"jobber-staging\"\n");
+    assert!(
+        e.contains("key `secret_prefix`") && e.contains("JOBBER_*"),
+        "{e}"
+    );
+    let other = "extends = \"jobber\"\nname = \"jobber-staging\"\n\
+                 secret_prefix = \"JOBBER_STAGING\"\npkce = false\n";
     let p = Provider::parse(other, "staging.toml").unwrap();
     assert_eq!((p.name.as_str(), p.pkce), ("jobber-staging", false));
-    assert_eq!(p.secret_prefix, "JOBBER");
+    assert_eq!(p.secret_prefix, "JOBBER_STAGING");
+    assert_eq!(
+        p.check.as_ref().unwrap().url,
+        builtin.check.as_ref().unwrap().url
+    );
+
+    // Another token endpoint drops the preset's other endpoints (they would get its tokens).
+    let moved = "extends = \"jobber\"\ntoken_url = \"https://staging.example/token\"\n";
+    let e = error_of(moved);
+    assert!(
+        e.contains("key `authorization_url`: a file that extends `jobber`"),
+        "{e}"
+    );
+    let moved = "extends = \"jobber\"\ntoken_url = \"https://staging.example/token\"\n\
+                 authorization_url = \"https://staging.example/authorize\"\n";
+    let p = Provider::parse(moved, "moved.toml").unwrap();
+    assert_eq!(p.token_url.as_str(), "https://staging.example/token");
+    assert!(p.check.is_none() && p.api_base_url.is_none() && p.revocation_url.is_none());
+
+    // Header names match whatever their case: the file's replaces the preset's.
+    let lower = "extends = \"notion\"\n[token_headers]\nnotion-version = \"2025-09-03\"\n";
+    let p = Provider::parse(lower, "n.toml").unwrap();
+    assert_eq!(p.token_headers.len(), 1, "{:?}", p.token_headers);
+    assert_eq!(p.token_headers["notion-version"], "2025-09-03");
 
     let e = error_of("extends = \"jobbr\"\n");
     assert!(e.contains("`jobbr` is not a built-in provider"), "{e}");
     let e = error_of("extends = \"jobber\"\ntokne_url = \"https://x.example\"\n");
     assert!(e.contains("unknown key `tokne_url`"), "{e}");
-    let e = error_of("extends = \"jobber\"\ntoken_url = \"http://evil.example/t\"\n");
+    let e = error_of(
+        "extends = \"jobber\"\ntoken_url = \"http://evil.example/t\"\n\
+         authorization_url = \"https://evil.example/a\"\n",
+    );
     assert!(e.contains("must use https"), "{e}");
 }
 
@@ -571,6 +617,12 @@ fn token_headers_may_not_replace_what_oauth_pkce_sets() {
     ));
     assert!(e.contains("key `token_headers.authorization`"), "{e}");
     assert!(e.contains("Content-Type"), "{e}");
+    let e = error_of(&format!(
+        "{MINIMAL}[token_headers]\nX-A = \"1\"\nx-a = \"2\"\n"
+    ));
+    assert!(e.contains("set twice"), "{e}");
+    let e = error_of(&format!("{MINIMAL}[token_headers]\nCookie = \"a=b\"\n"));
+    assert!(e.contains("token_headers.Cookie"), "{e}");
     let e = error_of(&format!("{MINIMAL}[token_headers]\nX-Bad = \"a\\nb\"\n"));
     assert!(e.contains("printable ASCII"), "{e}");
     let p = Provider::parse(

@@ -146,6 +146,9 @@ impl Provider {
                 );
             }
         }
+        if self.refresh_token_lifetime == Some(0) {
+            return Err("key `refresh_token_lifetime`: must be at least 1 (seconds)".into());
+        }
         check_headers(
             "token_headers",
             &self.token_headers,
@@ -155,6 +158,13 @@ impl Provider {
                 "content-length",
                 "host",
                 "accept",
+                "transfer-encoding",
+                "connection",
+                "te",
+                "upgrade",
+                "cookie",
+                "proxy-authorization",
+                "dpop",
             ],
         )?;
         Ok(())
@@ -169,6 +179,16 @@ fn check_headers(
     reserved: &[&str],
 ) -> std::result::Result<(), String> {
     for (name, value) in headers {
+        if headers
+            .keys()
+            .filter(|n| n.eq_ignore_ascii_case(name))
+            .count()
+            > 1
+        {
+            return Err(format!(
+                "key `{key}.{name}`: set twice (header names match whatever their case)"
+            ));
+        }
         let valid_name = !name.is_empty()
             && name
                 .bytes()

@@ -375,6 +375,9 @@ fn help_lists_only_the_options_a_command_uses_and_fits_80_columns() {
         run.stderr
     );
     h.run(&["demo", "--config", "x"]).assert_code(2);
+    h.run(&["--store", "vault", "completions", "bash"])
+        .assert_code(2);
+    h.run(&["--ca-file", "x.pem", "man"]).assert_code(2);
     // Before the command or after it, the same.
     let (at, _) = h.store_grant(3600);
     for args in [

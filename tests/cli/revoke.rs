@@ -352,4 +352,18 @@ fn token_headers_go_to_the_token_and_revocation_endpoints() {
         .filter_map(|r| r.param("token").map(str::to_string))
         .collect();
     assert_eq!(sent, [at]);
+
+    // Only a refresh token stored: nothing is sent, and the user is told it stays valid.
+    h.authorized();
+    h.set_secret("ACME_ACCESS_TOKEN", "");
+    let before = h.auth.revoke_requests().len();
+    let run = h.run(&["revoke", "--provider", "acme"]);
+    run.assert_code(0);
+    assert_eq!(h.auth.revoke_requests().len(), before);
+    assert!(
+        run.stderr
+            .contains("takes only access tokens at its revocation endpoint"),
+        "{}",
+        run.stderr
+    );
 }

@@ -306,7 +306,7 @@ pub(crate) fn status_notes(rows: &[ProviderStatus], store: &oauth_pkce::StoreKin
                     r.provider
                 );
             }
-            Some(left) if left < GRANT_WARNING && r.refresh_token_renewable => {
+            Some(left) if left < GRANT_WARNING && r.refresh_token_renewable == Some(true) => {
                 let _ = writeln!(
                     err,
                     "warning: {}: the refresh token expires {}; a refresh renews it: `oauth-pkce refresh --provider {}` (from cron: `oauth-pkce refresh --all --if-due`)",
@@ -316,9 +316,13 @@ pub(crate) fn status_notes(rows: &[ProviderStatus], store: &oauth_pkce::StoreKin
                 );
             }
             Some(left) if left < GRANT_WARNING => {
+                let why = match r.refresh_token_renewable {
+                    Some(false) => " and no refresh extends it",
+                    _ => "",
+                };
                 let _ = writeln!(
                     err,
-                    "warning: {}: the refresh token expires {} and no refresh extends it; sign in again before then: `oauth-pkce authorize --provider {}`",
+                    "warning: {}: the refresh token expires {}{why}; sign in again before then: `oauth-pkce authorize --provider {}`",
                     r.provider,
                     time_left(left),
                     r.provider
