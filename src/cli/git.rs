@@ -52,6 +52,9 @@ pub(crate) async fn credential(action: GitAction, settings: Settings) -> Result<
     else {
         return Ok(0); // not ours: git asks its next helper
     };
+    if provider.overrides_builtin {
+        super::output::overridden(&provider);
+    }
     let username = provider
         .git_username
         .clone()

@@ -158,6 +158,7 @@ fn keep_alive_due(provider: &oauth_pkce::Provider, row: &oauth_pkce::bin::Provid
 async fn refresh_all(args: &RefreshArgs, settings: Settings) -> Result<i32> {
     let buffer = args.buffer.refresh_buffer;
     let catalog = settings.catalog()?;
+    output::overrides(&catalog);
     let reporter = settings.reporter();
     let ready = settings.ready()?;
     let rows = status_all(&ready.store(), &catalog, buffer, None).await?;
@@ -355,6 +356,7 @@ async fn run_status(args: &StatusArgs, settings: Settings) -> Result<i32> {
         }
         None => {
             let catalog = settings.catalog()?;
+            output::overrides(&catalog);
             let ready = settings.ready()?;
             push_all_pending(&ready, &catalog, &reporter).await?;
             let check = args.check.then_some(&ready.http);

@@ -76,6 +76,9 @@ impl Catalog {
             catalog.insert(parse_builtin(file, text)?);
         }
         catalog.add_user_files(dir, files)?;
+        let named = |p: &Provider| (p.name.clone(), p.source.clone(), p.secret_prefix.clone());
+        shared_secrets(catalog.iter().map(named))?;
+        shared_git_hosts(&catalog)?;
         Ok(catalog)
     }
 
@@ -102,6 +105,20 @@ impl Catalog {
         let name = name.as_str();
         let mut user = Catalog::default();
         user.add_user_files(dir, files)?;
+        if !user.providers.is_empty() {
+            // The built-ins' prefixes by a line scan, not a parse: `find` stays cheap.
+            let builtins = BUILTIN.iter().filter_map(|(file, text)| {
+                let name = file.trim_end_matches(".toml");
+                (!user.providers.contains_key(name)).then(|| {
+                    let source = format!("built-in providers/{file}");
+                    (name.to_string(), source, builtin_prefix(text).to_string())
+                })
+            });
+            let users = user
+                .iter()
+                .map(|p| (p.name.clone(), p.source.clone(), p.secret_prefix.clone()));
+            shared_secrets(builtins.chain(users))?;
+        }
         if let Some(p) = user.providers.remove(name) {
             return Ok(p);
         }
@@ -143,6 +160,60 @@ impl Catalog {
     pub fn iter(&self) -> impl Iterator<Item = &Provider> {
         self.providers.values()
     }
+}
+
+/// Two providers with one `secret_prefix` would share one grant's secrets: one refresh token
+/// refreshed twice (spent once: a rotating provider revokes the grant), or sent to the other's
+/// server. Refused, naming both. `providers` is (name, source, prefix), later ones the user's.
+fn shared_secrets(providers: impl Iterator<Item = (String, String, String)>) -> Result<()> {
+    let mut seen: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for (name, source, prefix) in providers {
+        if let Some((other, other_source)) = seen.get(&prefix) {
+            return Err(Error::ProviderFile {
+                path: source,
+                message: format!(
+                    "key `secret_prefix`: `{prefix}` is also provider `{other}`'s ({other_source}), \
+                     so the two would share one grant's secrets; give `{name}` its own \
+                     secret_prefix"
+                ),
+            });
+        }
+        seen.insert(prefix, (name, source));
+    }
+    Ok(())
+}
+
+/// A host in two providers' `git_hosts`: git would get whichever comes first by name.
+fn shared_git_hosts(catalog: &Catalog) -> Result<()> {
+    let mut seen: BTreeMap<String, &Provider> = BTreeMap::new();
+    for p in catalog.iter() {
+        for host in &p.git_hosts {
+            if let Some(other) = seen.insert(host.to_ascii_lowercase(), p) {
+                let (mine, theirs) = if p.overrides_builtin || !is_builtin(&p.name) {
+                    (p, other)
+                } else {
+                    (other, p)
+                };
+                return Err(Error::ProviderFile {
+                    path: mine.source.clone(),
+                    message: format!(
+                        "key `git_hosts`: `{host}` is also provider `{}`'s ({}); a host can \
+                         belong to one provider only",
+                        theirs.name, theirs.source
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A built-in's `secret_prefix`, read off its `secret_prefix = "…"` line.
+fn builtin_prefix(text: &str) -> &str {
+    text.lines()
+        .find_map(|l| l.strip_prefix("secret_prefix = \""))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
 }
 
 fn is_builtin(name: &str) -> bool {
@@ -202,3 +273,6 @@ pub(super) fn toml_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
     files.sort();
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests;

@@ -71,7 +71,9 @@ pub(super) fn merged(text: &str, origin: &str) -> Result<Option<toml::Table>> {
     Ok(Some(base))
 }
 
-/// The preset's keys that name its authorization server's other endpoints, or trust it.
+/// The preset's keys that name its authorization server's other endpoints, trust it, or
+/// hand its tokens to someone (`git_hosts`: git would send the new server's token to the
+/// preset's host), or describe it.
 const SERVER_BOUND: &[&str] = &[
     "authorization_url",
     "token_url",
@@ -81,6 +83,10 @@ const SERVER_BOUND: &[&str] = &[
     "require_iss",
     "api_base_url",
     "check",
+    "git_hosts",
+    "git_username",
+    "limitations",
+    "loopback_unsupported",
 ];
 
 /// `from` over `into`, tables merged key by key. In header tables (`headers`,

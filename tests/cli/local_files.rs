@@ -44,6 +44,16 @@ fn r2_a_user_file_that_replaces_a_built_in_is_said_once_and_shown() {
     // exec with the provider named twice still says it once.
     let run = h.run(&["exec", "-p", "jobber", "-p", "jobber", "--", "true"]);
     assert_eq!(run.stderr.matches(&note).count(), 1, "{}", run.stderr);
+    // So do the commands that act on every provider (a cron job's `refresh --all`).
+    for args in [&["status"][..], &["refresh", "--all", "--if-due"]] {
+        let run = h.run(args);
+        assert_eq!(
+            run.stderr.matches(&note).count(),
+            1,
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
 
     let providers = h.run(&["providers"]);
     providers.assert_code(0);

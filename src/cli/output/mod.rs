@@ -392,6 +392,14 @@ pub(crate) fn overridden(p: &Provider) {
     );
 }
 
+/// The note for each of the catalog's providers that a user's file defines instead of the
+/// preset: for commands that act on all of them (`status`, `refresh --all`).
+pub(crate) fn overrides(catalog: &oauth_pkce::Catalog) {
+    for p in catalog.iter().filter(|p| p.overrides_builtin) {
+        overridden(p);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
