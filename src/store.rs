@@ -439,6 +439,12 @@ impl Stored {
                     .clone()
                     .unwrap_or_else(|| SecretString::from(String::new()));
                 let mut changes = self.token_changes(tokens, refresh, None);
+                // Nor the older grant's end: unknown now, so absent.
+                let stale_end = self.get(REFRESH_TOKEN_EXPIRES_AT).is_some();
+                if tokens.refresh_expires_at.is_none() && stale_end && !self.assumed {
+                    let empty = SecretString::from(String::new());
+                    changes.push(self.change(REFRESH_TOKEN_EXPIRES_AT, empty, None));
+                }
                 changes.push(self.change(REFRESH_LEASE, free(), None));
                 changes
             }

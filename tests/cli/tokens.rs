@@ -403,6 +403,39 @@ fn a_refresh_token_s_own_expiry_is_stored_shown_and_warned_about() {
     );
 }
 
+/// A new sign-in whose answer says nothing of the refresh token's end leaves none stored: an
+/// older grant's end would otherwise make `status` call the new grant dead once it passed.
+#[test]
+fn a_new_grant_drops_the_old_grant_s_refresh_token_end() {
+    let h = Harness::new(AsConfig::jobber());
+    let old_end = (now() - 3600).to_string();
+    h.set_secret("ACME_REFRESH_TOKEN_EXPIRES_AT", &old_end);
+    h.authorized();
+    assert_eq!(
+        h.secret("ACME_REFRESH_TOKEN_EXPIRES_AT").as_deref(),
+        Some(""),
+        "emptied: unknown"
+    );
+    let run = h.run(&["status", "--provider", "acme"]);
+    run.assert_code(0);
+    assert!(
+        !run.stderr.contains("refresh token expired"),
+        "{}",
+        run.stderr
+    );
+
+    // Without a refresh token, no end of one is reported, and nothing is dead.
+    h.set_secret("ACME_REFRESH_TOKEN", "");
+    h.set_secret("ACME_REFRESH_TOKEN_EXPIRES_AT", &old_end);
+    let run = h.run(&["status", "--provider", "acme"]);
+    run.assert_code(0);
+    assert!(
+        !run.stderr.contains("refresh token expired"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// Issue 17: Jobber's refusal of a spent refresh token is exit 1 (sign in again) whatever its
 /// shape: `{"message": …}`, a sentence as `error`, or plain text.
 #[test]

@@ -295,7 +295,7 @@ pub(crate) fn status_notes(rows: &[ProviderStatus], store: &oauth_pkce::StoreKin
         );
     }
     // Grants that die of old age or disuse: said before a script fails at 3 a.m.
-    for r in rows.iter() {
+    for r in rows.iter().filter(|r| r.refresh_token_present) {
         match r.refresh_token_expires_in {
             Some(left) if left <= 0 => {
                 let _ = writeln!(
@@ -353,7 +353,9 @@ pub(crate) fn status_notes(rows: &[ProviderStatus], store: &oauth_pkce::StoreKin
             r.provider
         );
     }
-    let dead = |r: &ProviderStatus| r.refresh_token_expires_in.is_some_and(|l| l <= 0);
+    let dead = |r: &ProviderStatus| {
+        r.refresh_token_present && r.refresh_token_expires_in.is_some_and(|l| l <= 0)
+    };
     let ok = rows
         .iter()
         .all(|r| r.usable && !check_failed(r) && !dead(r));
