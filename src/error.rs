@@ -136,6 +136,14 @@ pub enum Error {
         token: String,
         detail: String,
     },
+    #[error(
+        "{display_name} revokes only access tokens and none is stored (only a refresh token), \
+         so nothing was revoked at {display_name} and nothing was removed"
+    )]
+    RevocationNeedsAccessToken {
+        provider: String,
+        display_name: String,
+    },
     #[error("the revocation endpoint {url} could not be reached")]
     RevocationUnreachable {
         provider: String,
@@ -356,6 +364,7 @@ impl Error {
             | RefreshUncertain { .. }
             | DeviceAuthorization { .. }
             | RevocationFailed { .. }
+            | RevocationNeedsAccessToken { .. }
             | RevocationUnreachable { .. } => ExitClass::Provider,
             NotAuthorized { .. } | RefreshRefused { .. } => ExitClass::ReauthorizationNeeded,
             Doppler { .. }
@@ -514,6 +523,9 @@ impl Error {
             ),
             RevocationFailed { provider, .. } | RevocationUnreachable { provider, .. } => format!(
                 "nothing was removed from Doppler, so you can retry `oauth-pkce revoke --provider {provider}` later; `--local-only` removes the tokens from Doppler without the provider (the grant then stays valid until it expires or you revoke the app's access in your account settings there)"
+            ),
+            RevocationNeedsAccessToken { provider, .. } => format!(
+                "run `oauth-pkce refresh --provider {provider}` (it gets an access token), then `oauth-pkce revoke --provider {provider}` again; or `oauth-pkce revoke --provider {provider} --local-only` to remove the tokens from Doppler only, and revoke the app's access in your account settings there"
             ),
             RevokedNotRemoved { provider, store, .. } => format!(
                 "the stored tokens no longer work; fix the {store} problem, then run `oauth-pkce revoke --provider {provider} --local-only` to remove them"

@@ -148,6 +148,14 @@ async fn at_provider(
     let refresh = stored
         .refresh_token()
         .filter(|_| ctx.provider.revoke_refresh_token);
+    // Nothing this provider takes is stored: removing the refresh token would drop the one
+    // handle that can still get an access token to revoke.
+    if refresh.is_none() && stored.access_token().is_none() {
+        return Err(Error::RevocationNeedsAccessToken {
+            provider: ctx.provider.name.clone(),
+            display_name: ctx.provider.display_name.clone(),
+        });
+    }
     let tokens = [
         ("refresh_token", refresh),
         ("access_token", stored.access_token()),
@@ -161,12 +169,6 @@ async fn at_provider(
                 "the refresh token was revoked, but the access token was not ({e}); it stays valid until it expires"
             ))),
         }
-    }
-    if done.revoked_at_provider.is_empty() && stored.refresh_token().is_some() {
-        reporter.event(Event::Warning(&format!(
-            "{} takes only access tokens at its revocation endpoint and none is stored: the refresh token stays valid there; revoke the app's access in your account settings at {}",
-            ctx.provider.name, ctx.provider.display_name
-        )));
     }
     Ok(())
 }

@@ -111,6 +111,10 @@ fn every_error() -> Vec<Error> {
             token: "refresh token".into(),
             detail: "500".into(),
         },
+        Error::RevocationNeedsAccessToken {
+            provider: "notion".into(),
+            display_name: "Notion".into(),
+        },
         Error::RevocationUnreachable {
             provider: p(),
             url: "https://x/revoke".into(),
@@ -292,6 +296,7 @@ fn every_error() -> Vec<Error> {
             | Error::RefreshUncertain { .. }
             | Error::DeviceAuthorization { .. }
             | Error::RevocationFailed { .. }
+            | Error::RevocationNeedsAccessToken { .. }
             | Error::RevocationUnreachable { .. }
             | Error::NotAuthorized { .. }
             | Error::RefreshRefused { .. }

@@ -353,17 +353,30 @@ fn token_headers_go_to_the_token_and_revocation_endpoints() {
         .collect();
     assert_eq!(sent, [at]);
 
-    // Only a refresh token stored: nothing is sent, and the user is told it stays valid.
+    // Only a refresh token stored: nothing to send, so nothing is removed either (the refresh
+    // token is the one way left to get an access token to revoke): exit 5, with the way out.
     h.authorized();
+    let rt = h.secret("ACME_REFRESH_TOKEN").unwrap();
     h.set_secret("ACME_ACCESS_TOKEN", "");
     let before = h.auth.revoke_requests().len();
     let run = h.run(&["revoke", "--provider", "acme"]);
-    run.assert_code(0);
-    assert_eq!(h.auth.revoke_requests().len(), before);
+    run.assert_error(5, "revokes only access tokens and none is stored");
     assert!(
         run.stderr
-            .contains("takes only access tokens at its revocation endpoint"),
+            .contains("run `oauth-pkce refresh --provider acme`"),
         "{}",
         run.stderr
     );
+    assert_eq!(h.auth.revoke_requests().len(), before);
+    assert_eq!(h.secret("ACME_REFRESH_TOKEN").as_deref(), Some(rt.as_str()));
+    // As the hint says: a refresh, then revoke sends the new access token.
+    h.run(&["refresh", "--provider", "acme"]).assert_code(0);
+    let at = h.secret("ACME_ACCESS_TOKEN").unwrap();
+    h.run(&["revoke", "--provider", "acme"]).assert_code(0);
+    let sent: Vec<String> = h.auth.revoke_requests()[before..]
+        .iter()
+        .filter_map(|r| r.param("token").map(str::to_string))
+        .collect();
+    assert_eq!(sent, [at]);
+    assert_eq!(h.secret("ACME_REFRESH_TOKEN").as_deref(), Some(""));
 }
