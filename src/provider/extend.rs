@@ -71,6 +71,29 @@ pub(super) fn merged(text: &str, origin: &str) -> Result<Option<toml::Table>> {
     Ok(Some(base))
 }
 
+/// The user's key whose value the preset cannot take (a string where a boolean goes): the
+/// merged table carries no positions, so each key is tried alone over the preset.
+pub(super) fn culprit(text: &str) -> Option<String> {
+    let mut table = text.parse::<toml::Table>().ok()?;
+    let name = table.remove("extends")?;
+    let (_, preset) = BUILTIN
+        .iter()
+        .find(|(file, _)| file.strip_suffix(".toml") == name.as_str())?;
+    let base: toml::Table = preset.parse().ok()?;
+    table.into_iter().find_map(|(key, value)| {
+        let mut one = base.clone();
+        merge(
+            &mut one,
+            toml::Table::from_iter([(key.clone(), value)]),
+            false,
+        );
+        toml::Value::Table(one)
+            .try_into::<super::Provider>()
+            .is_err()
+            .then_some(key)
+    })
+}
+
 /// The preset's keys that name its authorization server's other endpoints, trust it, or
 /// hand its tokens to someone (`git_hosts`: git would send the new server's token to the
 /// preset's host), or describe it.

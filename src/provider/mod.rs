@@ -349,12 +349,14 @@ impl Provider {
     /// Parses and validates one provider file's text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Provider> {
         let parsed = match extend::merged(text, origin)? {
-            Some(table) => toml::Value::Table(table).try_into(),
-            None => toml::from_str(text),
+            Some(table) => toml::Value::Table(table)
+                .try_into()
+                .map_err(|e| describe_merged_error(text, &e)),
+            None => toml::from_str(text).map_err(|e| describe_toml_error(text, &e)),
         };
-        let mut provider: Provider = parsed.map_err(|e| Error::ProviderFile {
+        let mut provider: Provider = parsed.map_err(|message| Error::ProviderFile {
             path: origin.to_string(),
-            message: describe_toml_error(text, &e),
+            message,
         })?;
         provider.source = origin.to_string();
         if provider.display_name.is_empty() {
@@ -490,6 +492,25 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
         message = format!("unknown key {rest}{}", near.unwrap_or_default());
     }
     format!("{line}{message}")
+}
+
+/// An error in a file that `extends` a preset: the merged table has no positions, so the key
+/// is found by trying each alone, and its line in the user's text.
+fn describe_merged_error(text: &str, e: &toml::de::Error) -> String {
+    let message = describe_toml_error(text, e);
+    let Some(key) = extend::culprit(text).filter(|k| !message.contains(&format!("`{k}`"))) else {
+        return message;
+    };
+    let line = text.lines().position(|l| {
+        let l = l.trim_start();
+        l.strip_prefix(key.as_str())
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+            || l.starts_with(&format!("[{key}"))
+    });
+    match line {
+        Some(n) => format!("line {}: key `{key}`: {message}", n + 1),
+        None => format!("key `{key}`: {message}"),
+    }
 }
 
 /// For serde's "`tokne_url`, expected one of `a`, `b`, …": the expected key nearest to the

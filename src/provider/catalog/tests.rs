@@ -102,3 +102,24 @@ fn a_preset_moved_to_another_server_keeps_none_of_its_git_hosts() {
         ["gitlab.corp.example"]
     );
 }
+
+#[test]
+fn a_bad_value_in_a_file_that_extends_a_preset_is_named_with_its_line() {
+    let cases = [
+        ("pkce = \"yes\"", "line 2: key `pkce`: "),
+        (
+            "refresh_token_lifetime = -5",
+            "line 2: key `refresh_token_lifetime`: ",
+        ),
+        (
+            "refresh_token_lifetime_from = \"later\"",
+            "line 2: key `refresh_token_lifetime_from`: ",
+        ),
+        ("[check]\nmethod = 5", "line 2: key `check`: "),
+    ];
+    for (bad, expected) in cases {
+        let text = format!("extends = \"jobber\"\n{bad}\n");
+        let e = message(Provider::parse(&text, "f.toml").unwrap_err());
+        assert!(e.starts_with(&format!("f.toml: {expected}")), "{bad}: {e}");
+    }
+}
