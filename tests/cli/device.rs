@@ -279,3 +279,51 @@ fn the_browser_opens_the_page_with_the_code_filled_in() {
         format!("{}/device-verify?user_code=WDJB-MJHT", h.auth.url())
     );
 }
+
+/// A provider file's `[token_headers]` reach the device endpoint and each poll of the token
+/// endpoint, as they do the code exchange (a provider that requires a version header).
+#[test]
+fn token_headers_go_to_the_device_endpoint_and_every_poll() {
+    let cfg = AsConfig {
+        required_header: Some(("Notion-Version", "2026-03-11")),
+        ..AsConfig::jobber()
+    };
+    let device = || DeviceConfig {
+        script: vec![DeviceAnswer::Pending],
+        ..DeviceConfig::default()
+    };
+    let h = harness(cfg, device());
+    let run = device_run(&h, &[]);
+    run.assert_code(5);
+    assert!(
+        run.stderr
+            .contains("the Notion-Version header must be 2026-03-11"),
+        "refused without it: {}",
+        run.stderr
+    );
+
+    h.write_provider(
+        "acme",
+        &format!(
+            "device_authorization_url = \"{}\"\n[token_headers]\nNotion-Version = \"2026-03-11\"\n",
+            h.auth.device_url()
+        ),
+    );
+    h.auth.set_device(device());
+    let devices = h.auth.device_requests().len();
+    let polls = h.auth.token_requests().len();
+    device_run(&h, &[]).assert_code(0);
+    let sent = |reqs: &[crate::support::fake_as::TokenRequest]| {
+        reqs.iter()
+            .map(|r| r.required_header.clone())
+            .collect::<Vec<_>>()
+    };
+    let header = Some("2026-03-11".to_string());
+    assert_eq!(sent(&h.auth.device_requests()[devices..]), [header.clone()]);
+    let polls = sent(&h.auth.token_requests()[polls..]);
+    assert_eq!(
+        polls,
+        [header.clone(), header],
+        "the pending poll and the last"
+    );
+}

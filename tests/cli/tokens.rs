@@ -539,10 +539,19 @@ fn a_provider_file_s_refresh_token_lifetime_is_stored_and_a_sliding_one_kept_ali
     );
     let end = days(4);
     h.set_secret("ACME_REFRESH_TOKEN_EXPIRES_AT", &end);
-    let run = h.run(&["refresh", "--provider", "acme", "--if-due"]);
-    run.assert_code(0);
-    assert!(run.stdout.contains("Still valid acme"), "{}", run.stdout);
-    assert_eq!(h.auth.refreshes(), 1);
+    for args in [
+        &["refresh", "--provider", "acme", "--if-due"][..],
+        &["refresh", "--all", "--if-due"],
+    ] {
+        let run = h.run(args);
+        run.assert_code(0);
+        assert!(
+            run.stdout.contains("Still valid acme"),
+            "{args:?}: {}",
+            run.stdout
+        );
+        assert_eq!(h.auth.refreshes(), 1, "{args:?}");
+    }
     let run = h.run(&["status", "--provider", "acme"]);
     assert!(
         run.stderr
