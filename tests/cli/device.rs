@@ -318,12 +318,8 @@ fn token_headers_go_to_the_device_endpoint_and_every_poll() {
             .map(|r| r.required_header.clone())
             .collect::<Vec<_>>()
     };
-    let header = Some("2026-03-11".to_string());
-    assert_eq!(sent(&h.auth.device_requests()[devices..]), [header.clone()]);
+    let header = || Some("2026-03-11".to_string());
+    assert_eq!(sent(&h.auth.device_requests()[devices..]), [header()]);
     let polls = sent(&h.auth.token_requests()[polls..]);
-    assert_eq!(
-        polls,
-        [header.clone(), header],
-        "the pending poll and the last"
-    );
+    assert_eq!(polls, [header(), header()], "the pending poll and the last");
 }
