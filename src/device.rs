@@ -220,7 +220,7 @@ impl TokenEndpoint<'_> {
             .extend_pairs(&form)
             .finish()
             .into_bytes();
-        let response = send(self.http, self.provider, request, false)
+        let response = send(self.http, self.provider, request, None)
             .await
             .map_err(|e| Error::ProviderUnreachable {
                 url: self.provider.token_url.to_string(),

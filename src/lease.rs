@@ -20,9 +20,12 @@
 //! a lease lasts. Re-reads back off from 1 s to 5 s (a waiter makes about 30 reads per lease;
 //! Doppler's Developer plan allows 120 secret reads a minute per token), and a 429 is waited out.
 //!
-//! Bounds: every request ends within [`crate::http`]'s 30 s retry budget, so taking the lease,
-//! the token request and the store write end within 90 s of the lease's start, well inside its
-//! 120 s. A waiter gives up after the lease plus 15 s ([`Error::RefreshBusy`]).
+//! Bounds: a lease is handed to its taker only with [`MIN_LEFT`] of its 120 s still to run (a
+//! slow or lost answer to the lease write can eat into it: the taker then lets it go and takes
+//! it again); the refresh then waits for the token answer only as long as leaves the store
+//! write ([`crate::http`]'s 30 s retry budget) and a margin before the lease ends
+//! (`refresh::grant_limit`). So no refresh is in flight, or unstored, when another machine may
+//! take over. A waiter gives up after the lease plus 15 s ([`Error::RefreshBusy`]).
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +39,13 @@ use crate::Context;
 
 /// How long a lease lasts, in the store's seconds.
 pub(crate) const LEASE_SECONDS: i64 = 120;
+/// The least of a lease a taker starts a refresh with: the store write's budget, a margin
+/// for the machines' view of the store's clock, and 10 s for the token answer.
+pub(crate) const MIN_LEFT: i64 =
+    crate::http::RETRY_BUDGET.as_secs() as i64 + STORE_CLOCK_MARGIN + 10;
+/// How far two machines' readings of the store's clock may differ (its `Date` has 1 s
+/// resolution; each machine's skew is measured against it).
+pub(crate) const STORE_CLOCK_MARGIN: i64 = 5;
 /// A waiter gives up after this.
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(LEASE_SECONDS as u64 + 15);
 /// First and longest pause between re-reads of a held lease.
@@ -85,6 +95,15 @@ fn raw(stored: &Stored) -> String {
         .unwrap_or_default()
 }
 
+/// How much of `lease` (a value this process wrote) is left, in seconds of the store's clock
+/// as `stored` reads it; 0 for a value that is not a held lease.
+pub(crate) fn seconds_left(stored: &Stored, lease: &str) -> i64 {
+    match serde_json::from_str::<Value>(lease) {
+        Ok(Value::Held { until, .. }) => until.saturating_sub(stored.clock().now()),
+        _ => 0,
+    }
+}
+
 /// A free lease value, with a fresh nonce.
 pub(crate) fn free() -> String {
     let nonce: u64 = rand::thread_rng().gen();
@@ -128,7 +147,21 @@ pub(crate) async fn take<T>(
                 release(ctx, &stored, &value).await;
                 return Ok(Leased::Done(found));
             }
-            return Ok(Leased::Ours(Box::new(stored), value));
+            if seconds_left(&stored, &value) >= MIN_LEFT {
+                return Ok(Leased::Ours(Box::new(stored), value));
+            }
+            // Too little of it left to refresh and store in: let it go and take a new one.
+            tracing::debug!("our lease has too little time left; taking a new one");
+            release(ctx, &stored, &value).await;
+            if started.elapsed() > patience {
+                return Err(Error::RefreshBusy {
+                    provider: provider.clone(),
+                    seconds: started.elapsed().as_secs(),
+                    holder: Holder::AnotherMachine,
+                });
+            }
+            stored = reload(ctx).await?;
+            continue;
         }
         if let Some(found) = done(&stored) {
             return Ok(Leased::Done(found));
@@ -180,10 +213,13 @@ pub(crate) async fn take<T>(
                 };
                 match ctx.store.write(&stored, write).await {
                     Ok(echo) if echo.holds(REFRESH_LEASE, &value) => {
-                        if echo.holds(REFRESH_TOKEN, refresh_token.expose_secret()) {
-                            return Ok(Leased::Ours(Box::new(stored.after(&echo)), value));
+                        let ours = stored.after(&echo);
+                        let enough = seconds_left(&ours, &value) >= MIN_LEFT;
+                        if enough && echo.holds(REFRESH_TOKEN, refresh_token.expose_secret()) {
+                            return Ok(Leased::Ours(Box::new(ours), value));
                         }
-                        // Ours, but the refresh token moved meanwhile: the re-read decides.
+                        // Ours, but the refresh token moved meanwhile (or too little of the
+                        // lease is left): the re-read decides.
                         Some(Ok(true))
                     }
                     Ok(_) => {

@@ -155,7 +155,8 @@ pub(crate) fn client_authentication(
 pub(crate) struct Adapter {
     http: Http,
     provider: Provider,
-    once: bool,
+    /// A grant sent once: the time it may take in all (`None`: a repeatable request).
+    once: Option<std::time::Duration>,
 }
 
 impl Adapter {
@@ -164,16 +165,17 @@ impl Adapter {
         Adapter {
             http: http.clone(),
             provider: provider.clone(),
-            once: false,
+            once: None,
         }
     }
 
     /// For a grant that is spent when it arrives (a code exchange, a refresh): resent only
-    /// when it provably never reached the server, given [`http::GRANT_TIMEOUT`], and a 5xx
-    /// answer is an error that says the request was sent (its outcome is unknown).
-    pub(crate) fn once(http: &Http, provider: &Provider) -> Adapter {
+    /// when it provably never reached the server, over at most `limit` in all (at most
+    /// [`http::GRANT_TIMEOUT`]), and a 5xx answer is an error that says the request was sent
+    /// (its outcome is unknown).
+    pub(crate) fn once(http: &Http, provider: &Provider, limit: std::time::Duration) -> Adapter {
         Adapter {
-            once: true,
+            once: Some(limit.min(http::GRANT_TIMEOUT)),
             ..Adapter::new(http, provider)
         }
     }
@@ -202,7 +204,7 @@ pub(crate) async fn send(
     http: &Http,
     provider: &Provider,
     request: oauth2::HttpRequest,
-    once: bool,
+    once: Option<std::time::Duration>,
 ) -> std::result::Result<oauth2::HttpResponse, TransportError> {
     let (mut parts, mut body) = request.into_parts();
     if provider.token_request_format == TokenRequestFormat::Json {
@@ -225,18 +227,23 @@ pub(crate) async fn send(
         message: e.to_string(),
         sent: false,
     })?;
+    let deadline = once.map(|limit| std::time::Instant::now() + limit);
     let build = || {
         let request = client
             .request(parts.method.clone(), parts.uri.to_string())
             .headers(parts.headers.clone())
             .body(body.clone());
-        if once {
-            request.timeout(http::GRANT_TIMEOUT)
-        } else {
-            request
+        match deadline {
+            // Each attempt ends by the deadline: a resend shortens, never extends, the wait.
+            Some(deadline) => request.timeout(
+                deadline
+                    .saturating_duration_since(std::time::Instant::now())
+                    .max(std::time::Duration::from_millis(1)),
+            ),
+            None => request,
         }
     };
-    let response = if once {
+    let response = if once.is_some() {
         http.send_write(build).await?
     } else {
         http.send(build).await?
@@ -246,7 +253,7 @@ pub(crate) async fn send(
     let mut bytes = http::read_capped(response, BODY_LIMIT)
         .await
         .map_err(|e| TransportError::after_sending(e.to_string()))?;
-    if once && status.is_server_error() {
+    if once.is_some() && status.is_server_error() {
         let said = parse_error(&bytes)
             .map(|e| match e.description {
                 Some(d) => format!(": {} ({d})", e.error),

@@ -41,6 +41,16 @@ pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(90);
 const TURN_WAIT: Duration = Duration::from_secs(5);
 /// A clock further than this from the store's is worth a warning.
 const SKEW_WARNING: i64 = 60;
+/// How long the token answer is awaited with `left` seconds of the lease to run: what leaves
+/// the store write its budget and a margin before the lease ends (so no other machine takes
+/// over while this refresh is in flight or unstored), and never more than a grant's timeout.
+/// The lease is taken with at least [`lease::MIN_LEFT`] left, so this is at least 10 s.
+fn grant_limit(left: i64) -> std::time::Duration {
+    let store = crate::http::RETRY_BUDGET.as_secs() as i64;
+    let seconds = (left - store - lease::STORE_CLOCK_MARGIN).max(1) as u64;
+    std::time::Duration::from_secs(seconds).min(crate::http::GRANT_TIMEOUT)
+}
+
 /// A token with at least this long left is served at once when another process holds the
 /// lease (perhaps a dead one, whose lease runs out only after 120 s), instead of waiting.
 const SERVE_WHILE_LEASED: i64 = 60;
@@ -315,7 +325,8 @@ async fn obtain_from(
     }
     reporter.event(Event::Refreshing);
     let endpoint = TokenEndpoint::new(&ctx.provider, &credentials, &ctx.http);
-    let tokens: TokenSet = match endpoint.refresh(&spent).await {
+    let limit = grant_limit(lease::seconds_left(&stored, &lease));
+    let tokens: TokenSet = match endpoint.refresh(&spent, limit).await {
         Ok(t) => t,
         Err(e) => {
             if matches!(e, Error::RefreshRefused { .. }) {
@@ -553,6 +564,28 @@ mod tests {
         assert!(refresh_due(Some(now() - 10), 300));
         assert!(!refresh_due(Some(now() + 1000), 300));
         assert!(!refresh_due(None, 300));
+    }
+
+    /// The token answer, then the store write (30 s at most), end before the lease does, with
+    /// a margin; a refresh started with a whole lease waits the grant's full 60 s.
+    #[test]
+    fn the_token_answer_is_awaited_only_as_long_as_the_lease_allows() {
+        use std::time::Duration;
+        let secs = |left| grant_limit(left).as_secs() as i64;
+        assert_eq!(grant_limit(lease::LEASE_SECONDS), Duration::from_secs(60));
+        for left in [lease::MIN_LEFT, 60, 90, 95, 100] {
+            let limit = secs(left);
+            assert!(limit >= 10, "{left}: {limit}");
+            assert!(
+                limit + 30 + lease::STORE_CLOCK_MARGIN <= left,
+                "{left}: {limit}"
+            );
+        }
+        assert_eq!(
+            secs(90),
+            55,
+            "a lease write that took its whole 30 s budget"
+        );
     }
 
     #[test]

@@ -291,7 +291,7 @@ impl<'a> TokenEndpoint<'a> {
         redirect_uri: &str,
     ) -> Result<TokenSet> {
         let client = self.client(Some(redirect_uri))?;
-        let send = Adapter::once(self.http, self.provider);
+        let send = Adapter::once(self.http, self.provider, crate::http::GRANT_TIMEOUT);
         let mut request =
             client.exchange_code(AuthorizationCode::new(code.expose_secret().to_string()));
         if self.provider.pkce {
@@ -302,10 +302,14 @@ impl<'a> TokenEndpoint<'a> {
         self.finish(result, false)
     }
 
-    /// Exchanges a refresh token (RFC 6749 §6).
-    pub(crate) async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet> {
+    /// Exchanges a refresh token (RFC 6749 §6), the answer awaited at most `limit`.
+    pub(crate) async fn refresh(
+        &self,
+        refresh_token: &SecretString,
+        limit: std::time::Duration,
+    ) -> Result<TokenSet> {
         let client = self.client(None)?;
-        let send = Adapter::once(self.http, self.provider);
+        let send = Adapter::once(self.http, self.provider, limit);
         let rt = RefreshToken::new(refresh_token.expose_secret().to_string());
         let mut request = client.exchange_refresh_token(&rt);
         if self.provider.refresh_sends_redirect_uri {

@@ -229,3 +229,41 @@ fn debug_of_secret_types_is_redacted() {
             .unwrap();
     assert!(!format!("{r:?}").contains("SENTINEL"));
 }
+
+/// A refresh awaits its answer no longer than it is told (the lease's time left), however
+/// long the grant timeout: a server that takes the request and never answers is given up on.
+#[tokio::test]
+async fn a_refresh_waits_for_its_answer_only_as_long_as_it_is_told() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts, reads, never answers (held open until the test ends).
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let p = provider("").clone();
+    let p = Provider {
+        token_url: format!("http://127.0.0.1:{port}/token").parse().unwrap(),
+        ..p
+    };
+    let http = Http::with_network(&Default::default()).unwrap();
+    let creds = ClientCredentials {
+        client_id: "id".into(),
+        client_secret: None,
+    };
+    let endpoint = TokenEndpoint::new(&p, &creds, &http);
+    let rt = SecretString::from("RT-FAKE");
+    // Far below the grant's 60 s: this bound only catches a wait that ignored the limit.
+    let guard = std::time::Duration::from_secs(20);
+    let refresh = endpoint.refresh(&rt, std::time::Duration::from_millis(500));
+    let outcome = tokio::time::timeout(guard, refresh).await;
+    let err = outcome
+        .expect("gave up at the limit, not the grant timeout")
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::RefreshUncertain { .. }),
+        "sent, then no answer: uncertain, {err:?}"
+    );
+}

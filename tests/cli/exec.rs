@@ -141,7 +141,7 @@ fn several_providers_each_set_their_own_variable() {
     assert_ne!(new_acme, acme_at);
     assert_eq!(run.stdout, format!("{new_acme}\n{other_at}\n"));
 
-    // Two providers that would set the same variable: a usage error, nothing run.
+    // Two providers that would set the same variable: refused, nothing run.
     h.write_provider("clash", "secret_prefix = \"ACME\"\n");
     let marker = h.home.path().join("ran");
     let run = h.run(&[
@@ -154,7 +154,8 @@ fn several_providers_each_set_their_own_variable() {
         "touch",
         marker.to_str().unwrap(),
     ]);
-    run.assert_error(2, "ACME_ACCESS_TOKEN");
+    // Refused when the files are read (as by every command), before anything runs.
+    run.assert_error(3, "`ACME` is also provider `acme`'s");
     assert!(!marker.exists());
 }
 

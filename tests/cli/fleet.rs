@@ -172,6 +172,30 @@ fn a_lost_answer_to_the_lease_write_is_settled_by_a_re_read() {
     assert!(h.lease_is_free());
 }
 
+/// A lease whose answer was lost, found ours on the re-read, but with too little of it left
+/// by Doppler's clock (which jumped 100 s meanwhile) to refresh and store in before another
+/// machine may take over: it is let go and taken anew before the refresh token is spent.
+#[test]
+fn a_lease_found_ours_with_too_little_left_is_taken_anew_before_refreshing() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(60);
+    h.doppler.lose_answer_of_write(1);
+    h.doppler.jump_clock_at_write(1, 100);
+    let writes = h.doppler.writes();
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_code(0);
+    assert_eq!(h.auth.refreshes(), 1);
+    assert_eq!(run.stdout.trim(), h.secret("ACME_ACCESS_TOKEN").unwrap());
+    // The lost take, its release, the new take, the new tokens (which free the lease).
+    assert_eq!(
+        h.doppler.writes() - writes,
+        4,
+        "{:#?}",
+        h.doppler.requests()
+    );
+    assert!(h.lease_is_free());
+}
+
 /// The store write lands but its answer is lost: the re-read finds the new tokens, so the
 /// command succeeds and leaves no journal.
 #[test]

@@ -266,6 +266,14 @@ impl FakeDoppler {
         inner.lose_answers.push(at);
     }
 
+    /// From the `n`-th write from now on (1: the next, its answer included), Doppler's clock
+    /// (its `Date`) is `seconds` ahead: a clock that jumps, as one behind a load balancer
+    /// whose servers disagree may seem to.
+    pub fn jump_clock_at_write(&self, n: usize, seconds: i64) {
+        let mut inner = self.lock();
+        inner.clock_jump = Some((inner.writes_seen + n, seconds));
+    }
+
     /// At most `per_minute` secret reads per token in any 60 s; more get `429` with
     /// `Retry-After` and `X-RateLimit-*` (Doppler's Developer plan allows 120).
     pub fn set_read_limit(&self, per_minute: usize) {
@@ -363,6 +371,8 @@ struct Inner {
     /// Writes (POST …/secrets) seen, and the ones whose answer is lost after they applied.
     writes_seen: usize,
     lose_answers: Vec<usize>,
+    /// From which write on Doppler's `Date` is how many seconds ahead.
+    clock_jump: Option<(usize, i64)>,
     /// Secret reads allowed per token per minute (`None`: unlimited), and when each was made.
     read_limit: Option<usize>,
     /// The status a read-only token's write gets (`None`: 403).
@@ -482,7 +492,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (mut response, delay, request_id) = {
+    let (mut response, delay, request_id, ahead) = {
         let mut inner = lock(&inner);
         inner.requests.push(Recorded {
             method: method.to_string(),
@@ -531,12 +541,16 @@ async fn handle(
                 }
             },
         };
-        (response, inner.delay, request_id)
+        let ahead = match inner.clock_jump {
+            Some((from, seconds)) if inner.writes_seen >= from => seconds,
+            _ => 0,
+        };
+        (response, inner.delay, request_id, ahead)
     };
     let headers = response.headers_mut();
     headers.insert("x-request-id", request_id.parse().expect("request id"));
     // Doppler's clock, the one every machine shares (an HTTP-date).
-    let date = chrono::Utc::now()
+    let date = (chrono::Utc::now() + chrono::Duration::seconds(ahead))
         .format("%a, %d %b %Y %H:%M:%S GMT")
         .to_string();
     headers.insert("date", date.parse().expect("an HTTP date"));
