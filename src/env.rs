@@ -42,6 +42,12 @@ pub const OAUTH_PKCE_TEST_FAULT: &str = "OAUTH_PKCE_TEST_FAULT";
 pub const OAUTH_PKCE_TEST_CLOCK_OFFSET: &str = "OAUTH_PKCE_TEST_CLOCK_OFFSET";
 /// `off` turns this machine's token cache off for every command.
 pub const OAUTH_PKCE_CACHE: &str = "OAUTH_PKCE_CACHE";
+
+/// Whether [`OAUTH_PKCE_CACHE`]'s value leaves the cache on: anything but `off` (any case).
+/// The one rule for the CLI and [`crate::TokenSource::from_env`].
+pub fn cache_on(value: Option<&str>) -> bool {
+    value.is_none_or(|v| !v.eq_ignore_ascii_case("off"))
+}
 /// Disables colour.
 pub const NO_COLOR: &str = "NO_COLOR";
 /// `dumb` disables the spinner.
@@ -93,3 +99,13 @@ pub const STORE_VARS: &[&str] = &[
     OAUTH_PKCE_VAULT_MOUNT,
     OAUTH_PKCE_VAULT_PATH,
 ];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_off_turns_the_cache_off() {
+        assert!(super::cache_on(None));
+        assert!(super::cache_on(Some("")) && super::cache_on(Some("on")));
+        assert!(!super::cache_on(Some("off")) && !super::cache_on(Some("OFF")));
+    }
+}

@@ -335,14 +335,13 @@ async fn obtain_from(
                 let rotated = now_stored
                     .refresh_token()
                     .is_some_and(|rt| rt.expose_secret() != spent.expose_secret());
-                if rotated {
-                    if let Some(access) = now_stored.access_token() {
-                        return Ok(Fresh {
-                            access_token: access.clone(),
-                            expires_at: now_stored.expires_at(),
-                            refreshed: false,
-                        });
-                    }
+                let theirs = rotated
+                    .then(|| usable(ctx, &now_stored, want, rejected, Some(&spent)))
+                    .flatten();
+                if let Some(fresh) = theirs {
+                    lease::release(ctx, &now_stored, &lease).await;
+                    remember(cache.as_ref(), &now_stored, &fresh);
+                    return Ok(fresh);
                 }
             }
             lease::release(ctx, &stored, &lease).await;

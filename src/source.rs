@@ -82,6 +82,8 @@ impl TokenSource {
         let store = settings.into_store(http.clone());
         let mut ctx = Context::with_store(http, store, provider, StateDir::locate()?);
         ctx.env_credentials = crate::credentials_from_env(std::env::vars());
+        ctx.cache =
+            crate::env::cache_on(std::env::var(crate::env::OAUTH_PKCE_CACHE).ok().as_deref());
         Ok(TokenSource::new(ctx))
     }
 

@@ -102,7 +102,7 @@ impl Settings {
             store: StoreSettings::resolve(&inputs),
             state_dir: StateDir::locate(),
             env_credentials: oauth_pkce::credentials_from_env(std::env::vars()),
-            cache: var(env::OAUTH_PKCE_CACHE).is_none_or(|v| !v.eq_ignore_ascii_case("off")),
+            cache: env::cache_on(var(env::OAUTH_PKCE_CACHE).as_deref()),
             browser_var: var(env::BROWSER),
             path_var: std::env::var_os(env::PATH),
             remote,

@@ -296,6 +296,12 @@ fn invalid_grant_while_doppler_holds_a_newer_token_succeeds_without_a_second_ref
     assert_eq!(run.stdout, format!("{at}\n"));
     assert_eq!(h.auth.token_requests().len(), 1, "no second refresh");
     assert_eq!(h.secret("ACME_REFRESH_TOKEN").unwrap(), rt);
+    // The lease is let go (no one else waits for it), and the token it found is cached.
+    assert!(h.lease_is_free(), "{:?}", h.secret("ACME_REFRESH_LEASE"));
+    let reads = h.doppler.reads();
+    let run = h.run(&["token", "--provider", "acme"]);
+    assert_eq!(run.stdout, format!("{at}\n"));
+    assert_eq!(h.doppler.reads(), reads, "served from this machine's cache");
 }
 
 #[test]
