@@ -293,11 +293,20 @@ async fn obtain_from(
     let (stored, lease) = match lease::take(ctx, stored, done, patience).await {
         Ok(Leased::Ours(stored, lease)) => (*stored, lease),
         Ok(Leased::Done(fresh)) => return Ok(fresh),
-        Err(e @ Error::RefreshBusy { .. }) => {
+        // Busy, or the store failing mid-way (the lease write rate-limited, a re-read
+        // unreachable): the token read first still serves while it is valid, as a cached
+        // one would when the first read fails.
+        Err(e) if matches!(e, Error::RefreshBusy { .. }) || is_outage(&e) => {
             return match still_valid {
                 Some((fresh, left)) if fresh.expires_at.is_some_and(|at| at > now()) => {
+                    let why = match &e {
+                        Error::RefreshBusy { .. } => {
+                            "another process holds the refresh lease".to_string()
+                        }
+                        e => format!("{} failed ({e})", ctx.store.kind()),
+                    };
                     reporter.event(Event::Warning(&format!(
-                        "another process holds the refresh lease; using the stored token, valid for about {left} s more"
+                        "{why}; using the stored token, valid for about {left} s more"
                     )));
                     Ok(fresh)
                 }

@@ -114,6 +114,33 @@ fn doppler_down_is_bridged_by_a_cached_token_that_is_still_valid() {
     run_together([cmd]).remove(0).assert_code(6);
 }
 
+/// Doppler answers the read but rate-limits the lease write (writes have the tightest limit):
+/// the token just read is still valid for a minute, so it is served with one warning instead
+/// of exit 6, and nothing reaches the provider.
+#[test]
+fn a_rate_limited_lease_write_is_bridged_by_the_token_just_read() {
+    let h = Harness::new(AsConfig::jobber());
+    let (at, _) = h.store_grant(60);
+    let limited = Fault::json(429, "rate limited").with_header("Retry-After", "1");
+    h.doppler.push_fault_on(Some("POST"), None, 0, limited, 100);
+    let run = h.run(&["token", "--provider", "acme", "--no-cache"]);
+    run.assert_code(0);
+    assert_eq!(run.stdout, format!("{at}\n"));
+    assert_eq!(
+        run.stderr
+            .matches("using the stored token, valid for about")
+            .count(),
+        1,
+        "one warning: {}",
+        run.stderr
+    );
+    assert_eq!(h.auth.token_requests().len(), 0);
+    // Expired, it is not served: the error stands.
+    h.set_secret("ACME_TOKEN_EXPIRES_AT", &(now() - 5).to_string());
+    h.run(&["token", "--provider", "acme", "--no-cache"])
+        .assert_code(6);
+}
+
 #[test]
 fn an_entry_written_under_another_doppler_token_is_never_served() {
     let mut h = Harness::new(AsConfig::jobber());
