@@ -318,16 +318,14 @@ pub(crate) async fn store_new_grant(
             format!("the new tokens were sent but {store} does not hold them"),
         ));
     }
-    // This machine's cache: the new grant replaces whatever it held.
-    if let Some(cache) = ctx.token_cache() {
-        match tokens.expires_at {
-            Some(expires_at) => cache.save(&crate::cache::Entry {
-                access_token: tokens.access_token.clone(),
-                expires_at,
-                skew,
-            }),
-            None => cache.clear(),
-        }
+    // This machine's cache: the new grant replaces whatever any entry held.
+    ctx.forget_cached();
+    if let (Some(cache), Some(expires_at)) = (ctx.token_cache(), tokens.expires_at) {
+        cache.save(&crate::cache::Entry {
+            access_token: tokens.access_token.clone(),
+            expires_at,
+            skew,
+        });
     }
     Ok(())
 }

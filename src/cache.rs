@@ -172,9 +172,65 @@ impl Cache {
     }
 }
 
+/// Removes every entry of `provider` in `dir`, whichever store target, token or setting
+/// wrote it: `revoke` and `authorize` change what every one of them should hold, also when
+/// this run's cache is off or its Doppler token is another (a person's, beside the scripts'
+/// service token). Entries are `cache/{provider}-{16 hex digits}.bin`.
+pub(crate) fn forget(dir: &StateDir, provider: &str) {
+    let Ok(entries) = std::fs::read_dir(dir.path().join("cache")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let ours = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".bin"))
+            .and_then(|n| n.strip_prefix(provider))
+            .and_then(|n| n.strip_prefix('-'))
+            .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if ours {
+            if let Err(e) = std::fs::remove_file(entry.path()) {
+                tracing::debug!("could not remove a token cache entry: {e}");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forget_removes_every_entry_of_the_provider_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::at(dir.path());
+        let key = |provider: &str, config: &str| {
+            Key::new(provider, &["https://api.doppler.com/", "p", config], None)
+        };
+        let caches = [
+            Cache::new(
+                &state,
+                &key("quickbooks", "dev"),
+                &SecretString::from("dp.st.a"),
+            ),
+            Cache::new(
+                &state,
+                &key("quickbooks", "prd"),
+                &SecretString::from("dp.pt.b"),
+            ),
+            Cache::new(
+                &state,
+                &key("quickbooks-sandbox", "dev"),
+                &SecretString::from("dp.st.a"),
+            ),
+        ];
+        for c in &caches {
+            c.save(&entry());
+        }
+        forget(&state, "quickbooks");
+        assert!(caches[0].load().is_none() && caches[1].load().is_none());
+        assert!(caches[2].load().is_some(), "another provider's entry stays");
+    }
 
     fn cache(dir: &std::path::Path, token: &str) -> Cache {
         let key = Key::new("jobber", &["https://api.doppler.com/", "p", "c"], None);

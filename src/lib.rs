@@ -173,6 +173,11 @@ impl Context {
         self.state_dir.refresh_lock(&self.key(), max_wait).await
     }
 
+    /// Removes every entry this machine's cache holds for the provider (cache on or off).
+    pub(crate) fn forget_cached(&self) {
+        cache::forget(&self.state_dir, &self.provider.name);
+    }
+
     /// This machine's cache entry for the provider, when the cache is on.
     pub(crate) fn token_cache(&self) -> Option<cache::Cache> {
         self.cache

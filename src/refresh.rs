@@ -418,10 +418,13 @@ fn remember(cache: Option<&Cache>, stored: &Stored, fresh: &Fresh) {
     let (Some(cache), Some(expires_at)) = (cache, stored.expires_at()) else {
         return;
     };
-    let same = cache
-        .load()
-        .is_some_and(|c| c.access_token.expose_secret() == fresh.access_token.expose_secret());
-    if !same {
+    // Not over the same token, nor over a newer one (a later expiry: what `authorize` or a
+    // refresh on this machine cached after this process read the store).
+    let keep = cache.load().is_some_and(|c| {
+        c.access_token.expose_secret() == fresh.access_token.expose_secret()
+            || c.expires_at > expires_at
+    });
+    if !keep {
         cache.save(&Entry {
             access_token: fresh.access_token.clone(),
             expires_at,
@@ -563,46 +566,4 @@ fn failpoint(name: &str) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn due_within_buffer_only() {
-        assert!(refresh_due(Some(now() + 100), 300));
-        assert!(refresh_due(Some(now() - 10), 300));
-        assert!(!refresh_due(Some(now() + 1000), 300));
-        assert!(!refresh_due(None, 300));
-    }
-
-    /// The token answer, then the store write (30 s at most), end before the lease does, with
-    /// a margin; a refresh started with a whole lease waits the grant's full 60 s.
-    #[test]
-    fn the_token_answer_is_awaited_only_as_long_as_the_lease_allows() {
-        use std::time::Duration;
-        let secs = |left| grant_limit(left).as_secs() as i64;
-        assert_eq!(grant_limit(lease::LEASE_SECONDS), Duration::from_secs(60));
-        for left in [lease::MIN_LEFT, 60, 90, 95, 100] {
-            let limit = secs(left);
-            assert!(limit >= 10, "{left}: {limit}");
-            assert!(
-                limit + 30 + lease::STORE_CLOCK_MARGIN <= left,
-                "{left}: {limit}"
-            );
-        }
-        assert_eq!(
-            secs(90),
-            55,
-            "a lease write that took its whole 30 s budget"
-        );
-    }
-
-    #[test]
-    fn debug_of_fresh_is_redacted() {
-        let f = Fresh {
-            access_token: SecretString::from("AT-SENTINEL-123456789"),
-            expires_at: Some(1),
-            refreshed: true,
-        };
-        assert!(!format!("{f:?}").contains("SENTINEL"));
-    }
-}
+mod tests;

@@ -52,10 +52,9 @@ pub struct Revoked {
 /// Revokes at the provider (unless `local_only`), then empties the token secrets in Doppler.
 pub async fn revoke(ctx: &Context, local_only: bool, reporter: &dyn Reporter) -> Result<Revoked> {
     crate::refresh::push_pending(ctx, reporter).await?;
-    // This machine's cached copy goes first, whatever happens next.
-    if let Some(cache) = ctx.token_cache() {
-        cache.clear();
-    }
+    // This machine's cached copies go first, whatever happens next (and again at the end:
+    // a reader that read the store meanwhile may have cached what is being revoked).
+    ctx.forget_cached();
     let _lock = ctx.refresh_lock(LOCK_WAIT).await?;
     let stored = ctx.store.load(&ctx.provider).await?;
     let mut done = Revoked {
@@ -118,6 +117,7 @@ pub async fn revoke(ctx: &Context, local_only: bool, reporter: &dyn Reporter) ->
         }
     })?;
     done.doppler_cleared = true;
+    ctx.forget_cached();
     Ok(done)
 }
 

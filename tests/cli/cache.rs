@@ -236,6 +236,37 @@ fn revoke_clears_this_machine_s_entry() {
     run.assert_error(1, "no tokens are stored");
 }
 
+/// `revoke` clears every entry this machine holds for the provider: also when it runs with
+/// the cache off, or with another Doppler token (a person's personal token, beside the service
+/// token the scripts use), whose entries are other files.
+#[test]
+fn revoke_clears_the_entries_of_every_token_and_setting() {
+    const PERSONAL: &str = "dp.pt.FAKE-person";
+    let h = Harness::new(AsConfig::jobber());
+    h.doppler.add_personal_token(PERSONAL);
+    let cached = |h: &Harness| {
+        let run = h.run(&["status", "--provider", "acme", "--json"]);
+        let rows: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        rows[0]["cached_until"].as_i64()
+    };
+    let revoke_with = |env: &[(&str, &str)], extra: &[&str]| {
+        h.store_grant(3600);
+        h.run(&["token", "--provider", "acme"]).assert_code(0);
+        assert!(cached(&h).is_some(), "{env:?}: the scripts' entry");
+        let mut args = vec!["revoke", "--provider", "acme", "--local-only"];
+        args.extend_from_slice(extra);
+        h.run_env(env, &args).assert_code(0);
+        assert_eq!(cached(&h), None, "{env:?}: cleared");
+        h.run(&["token", "--provider", "acme"])
+            .assert_error(1, "no tokens are stored");
+    };
+    revoke_with(&[("OAUTH_PKCE_CACHE", "off")], &[]);
+    revoke_with(
+        &[("DOPPLER_TOKEN", PERSONAL)],
+        &["--project", PROJECT, "--config", CONFIG],
+    );
+}
+
 #[test]
 fn a_caller_with_a_valid_token_waits_only_briefly_for_a_refresh_that_hangs_on_this_machine() {
     let h = Harness::new(AsConfig::jobber());
