@@ -112,13 +112,21 @@ pub fn cached_until(ctx: &Context) -> Option<i64> {
     (entry.seconds_left() > 0).then(|| entry.local_expiry())
 }
 
-/// `token --after-401`: the caller's token was refused by the API. That token is this
-/// machine's cached one (else the one the store holds); it is dropped from the cache, and a
-/// refresh happens only if the store still holds it.
-pub async fn after_unauthorized(ctx: &Context, reporter: &dyn Reporter) -> Result<Fresh> {
-    let refused = match ctx.token_cache().and_then(|c| c.load()) {
-        Some(entry) => Some(entry.access_token),
-        None => ctx.store.load(&ctx.provider).await?.access_token().cloned(),
+/// `token --after-401`: the caller's token was refused by the API. That token is `refused`
+/// when the caller says (`--refused-token-stdin`), else this machine's cached one (else the
+/// one the store holds); the cache entry is dropped, and a refresh happens only if the store
+/// still holds the refused token.
+pub async fn after_unauthorized(
+    ctx: &Context,
+    refused: Option<SecretString>,
+    reporter: &dyn Reporter,
+) -> Result<Fresh> {
+    let refused = match refused {
+        Some(token) => Some(token),
+        None => match ctx.token_cache().and_then(|c| c.load()) {
+            Some(entry) => Some(entry.access_token),
+            None => ctx.store.load(&ctx.provider).await?.access_token().cloned(),
+        },
     };
     obtain(ctx, Want::Valid, refused.as_ref(), reporter).await
 }

@@ -30,6 +30,9 @@ __all__ = ["BearerAuth", "OAuthPkceError", "TokenSource", "binary"]
 #: A token with less than this many seconds left is fetched again (``oauth-pkce`` itself
 #: refreshes one that expires within its own buffer, 300 s by default).
 MARGIN = 60
+#: A token whose expiry is unknown is kept in memory this many seconds (as the Rust
+#: ``TokenSource`` does), then asked for again.
+UNKNOWN_EXPIRY_TTL = 60
 
 
 class OAuthPkceError(RuntimeError):
@@ -80,6 +83,7 @@ class TokenSource:
         self._lock = threading.Lock()
         self._token: Optional[str] = None
         self._expires_at: Optional[float] = None
+        self._fetched = 0.0
 
     def access_token(self) -> str:
         """A valid access token: from memory while it has more than ``MARGIN`` seconds
@@ -96,17 +100,23 @@ class TokenSource:
             if self._token is not None and self._token != token:
                 return self._token  # another thread already replaced it
             self._token = None
-            return self._fetch(["--after-401"])
+            # The refused token goes on stdin, never on the command line: only it counts as
+            # refused, not what another process of this machine cached since.
+            return self._fetch(["--after-401", "--refused-token-stdin"], stdin=token)
 
     def _fresh(self) -> bool:
-        return self._expires_at is None or self._expires_at - time.time() > MARGIN
+        if self._expires_at is None:
+            # Expiry unknown: asked again after a minute (a sign-in or revoke elsewhere).
+            return time.monotonic() - self._fetched < UNKNOWN_EXPIRY_TTL
+        return self._expires_at - time.time() > MARGIN
 
-    def _fetch(self, extra: List[str]) -> str:
+    def _fetch(self, extra: List[str], stdin: Optional[str] = None) -> str:
         argv = [self._executable or binary(), *self._args, "token", "--provider", self.provider]
         argv += ["--format", "json", *extra]
         done = subprocess.run(
             argv,
-            stdin=subprocess.DEVNULL,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
             capture_output=True,
             text=True,
             env=self._env,
@@ -119,6 +129,7 @@ class TokenSource:
         self._token = str(answer["access_token"])
         expires_at = answer.get("expires_at")
         self._expires_at = float(expires_at) if expires_at is not None else None
+        self._fetched = time.monotonic()
         return self._token
 
 

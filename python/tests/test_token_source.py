@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import subprocess
+import time
 import urllib.request
 
 import httpx
@@ -147,3 +148,23 @@ def test_a_401_gets_one_refresh_and_one_retry_with_httpx(fakes):
     assert answer.status_code == 200, answer.text
     assert [r.status_code for r in answer.history] == [401]
     assert fakes.stop()["refreshes"] == 1
+
+
+def test_two_sources_refused_the_same_token_refresh_once(fakes):
+    # Two programs hold the same token; the API refuses it; each asks for a new one. The
+    # second names the token it saw refused, so the first one's new token is not refreshed.
+    fakes.set_secret("ACME_ACCESS_TOKEN", "AT-FAKE-refused-by-the-api")
+    first, second = fakes.source(), fakes.source()
+    assert first.access_token() == second.access_token() == "AT-FAKE-refused-by-the-api"
+    new = first.after_unauthorized("AT-FAKE-refused-by-the-api")
+    assert second.after_unauthorized("AT-FAKE-refused-by-the-api") == new
+    assert fakes.stop()["refreshes"] == 1
+
+
+def test_a_token_of_unknown_expiry_is_asked_for_again_after_a_minute():
+    source = TokenSource("acme")
+    source._token, source._expires_at = "AT-FAKE", None
+    source._fetched = time.monotonic()
+    assert source._fresh()
+    source._fetched -= 61
+    assert not source._fresh()

@@ -306,6 +306,10 @@ pub(crate) struct TokenArgs {
     /// copy, re-read Doppler, and refresh only if Doppler still holds the refused token.
     #[arg(long = "after-401")]
     pub(crate) after_401: bool,
+    /// With --after-401: read the refused token from stdin (never from the command line),
+    /// so that only it counts as refused, not whatever this machine cached since
+    #[arg(long = "refused-token-stdin", requires = "after_401")]
+    pub(crate) refused_token_stdin: bool,
     /// How to print it: the token alone, JSON, an Authorization header line, that header as
     /// JSON (for tools that run a command for request headers), or a Kubernetes
     /// ExecCredential (kubectl's `users[].user.exec`).

@@ -244,12 +244,34 @@ async fn run_token(args: &TokenArgs, settings: Settings) -> Result<i32> {
         .context(provider, args.buffer.refresh_buffer);
     ctx.cache &= !args.cache.no_cache;
     let fresh = if args.after_401 {
-        refresh::after_unauthorized(&ctx, &reporter).await?
+        let refused = match args.refused_token_stdin {
+            true => Some(read_refused_token()?),
+            false => None,
+        };
+        refresh::after_unauthorized(&ctx, refused, &reporter).await?
     } else {
         refresh::token(&ctx, &reporter).await?
     };
     output::print_token(&fresh, &ctx.provider.name, args.format);
     Ok(0)
+}
+
+/// `--refused-token-stdin`: the token on stdin (a line; at most 16 KiB, surrounding
+/// whitespace dropped).
+fn read_refused_token() -> Result<secrecy::SecretString> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::io::stdin()
+        .take(16 * 1024)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::Usage(format!("--refused-token-stdin: could not read stdin: {e}")))?;
+    let token = text.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Err(Error::Usage(
+            "--refused-token-stdin: stdin must hold the refused access token, alone".into(),
+        ));
+    }
+    Ok(secrecy::SecretString::from(token.to_string()))
 }
 
 async fn run_exec(args: &ExecArgs, settings: Settings) -> Result<i32> {

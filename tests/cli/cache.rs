@@ -215,6 +215,66 @@ fn after_401_refreshes_only_if_doppler_still_holds_the_refused_token() {
     assert_eq!(h.auth.refreshes(), 1, "no second refresh");
 }
 
+/// `--refused-token-stdin`: the caller names the token the API refused, so a second script
+/// with the same refused token is not misled by what the first one cached since (the guess
+/// would refresh the good token it cached).
+#[test]
+fn after_401_with_the_refused_token_on_stdin_refreshes_only_for_that_token() {
+    let h = Harness::new(AsConfig::jobber());
+    let (refused, _) = h.store_grant(3600);
+    h.run(&["token", "--provider", "acme"]).assert_code(0);
+    // Another machine refreshed: Doppler holds a newer token (straight into the fake, so this
+    // machine's cache still holds the refused one).
+    let (newest, rt) = h.auth.issue_grant();
+    let set = |name: &str, value: &str| h.doppler.set_secret(PROJECT, CONFIG, name, value);
+    set("ACME_ACCESS_TOKEN", &newest);
+    set("ACME_REFRESH_TOKEN", &rt);
+    set("ACME_TOKEN_EXPIRES_AT", &(now() + 3600).to_string());
+    set("ACME_REFRESH_LEASE", FREE_LEASE);
+    let after_401 = |token: &str| {
+        let mut cmd = h.cmd();
+        cmd.args([
+            "token",
+            "--provider",
+            "acme",
+            "--after-401",
+            "--refused-token-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{token}").unwrap();
+        drop(stdin);
+        crate::support::Run::from(child.wait_with_output().unwrap())
+    };
+    for script in 1..=2 {
+        let run = after_401(&refused);
+        run.assert_code(0);
+        assert_eq!(run.stdout, format!("{newest}\n"), "script {script}");
+        assert_eq!(h.auth.refreshes(), 0, "script {script}: nothing to refresh");
+    }
+    // The token Doppler holds refused: that one is refreshed, once.
+    let run = after_401(&newest);
+    run.assert_code(0);
+    assert_eq!(h.auth.refreshes(), 1);
+    assert_ne!(run.stdout, format!("{newest}\n"));
+    // Nothing on stdin: a usage error, nothing asked.
+    let run = h.run(&[
+        "token",
+        "--provider",
+        "acme",
+        "--after-401",
+        "--refused-token-stdin",
+    ]);
+    run.assert_error(2, "stdin must hold the refused access token");
+    h.run(&["token", "--provider", "acme", "--refused-token-stdin"])
+        .assert_code(2);
+    assert_eq!(h.auth.refreshes(), 1);
+}
+
 #[test]
 fn revoke_clears_this_machine_s_entry() {
     let h = Harness::new(AsConfig::jobber());
