@@ -205,7 +205,27 @@ async fn obtain_from(
             Err(e) => return Err(e),
         };
         if let Some(lock) = lock {
-            replay_locked(ctx, &journal, reporter).await?;
+            match replay_locked(ctx, &journal, reporter).await {
+                Ok(()) => {}
+                // The store down with tokens waiting here: a cached token still valid (the
+                // one the journal holds, cached when it was saved) keeps scripts going.
+                Err(e) if share && outage_within(&e) => {
+                    let now_cached = cache.as_ref().and_then(|c| c.load());
+                    return match cached_beyond(now_cached.as_ref(), 0) {
+                        Some(fresh) => {
+                            reporter.event(Event::Warning(&format!(
+                                "{} could not take the tokens kept on this machine ({}); using this machine's cached token, valid for {} s more",
+                                ctx.store.kind(),
+                                e.with_causes(),
+                                now_cached.as_ref().map_or(0, |c| c.seconds_left())
+                            )));
+                            Ok(fresh)
+                        }
+                        None => Err(e),
+                    };
+                }
+                Err(e) => return Err(e),
+            }
             // Looked at again under the lock, waited or not: a holder may have finished
             // between the first look and the lock.
             if share {
@@ -398,11 +418,34 @@ async fn obtain_from(
         };
     }
     failpoint("after-journal");
-    land(ctx, stored, &journal, &pending, reporter).await?;
-    // Cached before the lock is given up: the next process of this machine finds it.
-    let fresh = cache_new(cache.as_ref(), pending.tokens, skew);
+    // Cached at once, before the lock is given up (the next process of this machine finds it),
+    // and before the store write: should that fail, this machine still has the new token.
+    let fresh = cache_new(cache.as_ref(), pending.tokens.clone(), skew);
+    match land(ctx, stored, &journal, &pending, reporter).await {
+        Ok(()) => {}
+        // The store down or rate-limiting: the new tokens wait in the journal, and the caller
+        // who wants a token has one.
+        Err(e) if want == Want::Valid && outage_within(&e) => {
+            reporter.event(Event::Warning(&format!(
+                "{store} could not take the new tokens ({}); they are kept on this machine and go to {store} on the next run; using the new token",
+                e.with_causes(),
+                store = ctx.store.kind()
+            )));
+        }
+        Err(e) => return Err(e),
+    }
     drop(lock);
     Ok(fresh)
+}
+
+/// An outage, or a store failure because of one (writes answered 5xx count: their answers
+/// are lost, and re-reads showed them not landed).
+fn outage_within(e: &Error) -> bool {
+    let outage = |e: &Error| is_outage(e) || matches!(e, Error::StoreAnswerLost { .. });
+    match e {
+        Error::StoreFailed { source, .. } => outage(source),
+        e => outage(e),
+    }
 }
 
 /// A cached token with more than `buffer` seconds left, as the caller gets it.

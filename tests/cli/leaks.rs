@@ -65,9 +65,10 @@ fn no_command_prints_or_writes_a_secret_even_with_vv() {
         Fault::json(500, "down"),
         20,
     );
-    let failing = h.run(&["token", "--provider", "acme", "-vv"]);
+    // (`refresh`: a `token` would print the new token, kept on this machine, and exit 0.)
+    let failing = h.run(&["refresh", "--provider", "acme", "-vv"]);
     failing.assert_code(6);
-    runs.push(("failing token".into(), failing));
+    runs.push(("failing refresh".into(), failing));
     h.doppler.clear_faults();
     let token = h.run(&["token", "--provider", "acme", "-vv"]);
     token.assert_code(0);

@@ -176,17 +176,33 @@ fn doppler_failing_after_the_provider_rotated_keeps_the_tokens_in_a_journal_and_
         Fault::json(500, "doppler is down"),
         100,
     );
+    // `token` wants a token, and has one: the new tokens wait in the journal, said once.
     let run = h.run(&["token", "--provider", "acme"]);
-    run.assert_error(6, "doppler is down");
+    run.assert_code(0);
+    let new_at = run.stdout.trim().to_string();
+    assert!(h.auth.is_live_access_token(&new_at), "{}", run.stderr);
     assert_eq!(
         run.stderr.matches("doppler is down").count(),
         1,
         "the cause is printed once: {}",
         run.stderr
     );
+    assert!(
+        run.stderr.contains("they are kept on this machine"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(h.auth.refreshes(), 1);
+    // Still down: the next `token` gets the same token from this machine's cache; a
+    // `refresh`, which asked for new tokens to be stored, fails and says where they are.
+    let run = h.run(&["token", "--provider", "acme"]);
+    run.assert_code(0);
+    assert_eq!(run.stdout.trim(), new_at);
+    let run = h.run(&["refresh", "--provider", "acme"]);
+    run.assert_error(6, "doppler is down");
     assert_eq!(
         run.stdout, "",
-        "no token on stdout when the new one is not stored"
+        "no summary when the new tokens are not stored"
     );
     assert!(
         run.stderr.contains("safe on this machine"),
@@ -399,7 +415,7 @@ fn status_pushes_a_pending_journal_before_it_reads() {
         Fault::json(500, "down"),
         100,
     );
-    h.run(&["token", "--provider", "acme"]).assert_code(6);
+    h.run(&["refresh", "--provider", "acme"]).assert_code(6);
     h.doppler.clear_faults();
     let run = h.run(&["status"]);
     run.assert_code(0);
