@@ -92,7 +92,9 @@ pub mod bin {
     pub use crate::refresh::refresh_due;
     /// The refresh protocol's entry points, as `refresh` and `token` run them.
     pub mod refresh {
-        pub use crate::refresh::{after_unauthorized, cached_until, push_pending, refresh, token};
+        pub use crate::refresh::{
+            after_unauthorized, cached_until, if_due, push_pending, refresh, token,
+        };
     }
     pub use crate::revoke::{revoke, Revoked};
     pub use crate::state::private_dir;

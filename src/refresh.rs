@@ -90,10 +90,21 @@ pub(crate) fn due_at(expires_at: Option<i64>, buffer: i64, now: i64) -> bool {
 /// What the caller wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Want {
-    /// A token valid beyond the buffer: refresh only if due.
+    /// A token valid beyond the buffer: refresh only if due. When the store fails, a token
+    /// still valid serves (the outage bridge): what scripts want.
     Valid,
+    /// As `Valid`, but never bridged: a keep-alive job (`refresh --if-due`) must fail when
+    /// the store does, not report a token it could not refresh or store.
+    Due,
     /// A new token from the provider, unless another process refreshed meanwhile.
     Refresh,
+}
+
+impl Want {
+    /// `Valid` or `Due`: a token valid beyond the buffer is enough.
+    fn valid(self) -> bool {
+        matches!(self, Want::Valid | Want::Due)
+    }
 }
 
 /// Refreshes now with the stored refresh token and stores the new tokens.
@@ -104,6 +115,12 @@ pub async fn refresh(ctx: &Context, reporter: &dyn Reporter) -> Result<Fresh> {
 /// A valid access token: the stored one while it is outside the buffer, else a refreshed one.
 pub async fn token(ctx: &Context, reporter: &dyn Reporter) -> Result<Fresh> {
     obtain(ctx, Want::Valid, None, reporter).await
+}
+
+/// [`token`] for a keep-alive job (`refresh --if-due`): the same path, but a store failure is
+/// an error, never bridged by a token still valid.
+pub async fn if_due(ctx: &Context, reporter: &dyn Reporter) -> Result<Fresh> {
+    obtain(ctx, Want::Due, None, reporter).await
 }
 
 /// Until when (this machine's clock) this machine's cache holds a token for the provider.
@@ -181,7 +198,7 @@ async fn obtain_from(
         (None, _) => None,
     };
     // The hot path: a cached token valid beyond the buffer costs no request at all.
-    if want == Want::Valid && !journal.exists() {
+    if want.valid() && !journal.exists() {
         if let Some(fresh) = cached_beyond(cached.as_ref(), ctx.refresh_buffer) {
             return Ok(fresh);
         }
@@ -192,7 +209,7 @@ async fn obtain_from(
     // a journal is pushed by whoever holds the lock, only if it is still there then. Without
     // a usable lock (a read-only state dir), or after [`TURN_WAIT`], each reads for itself.
     let mut early = None;
-    let share = want == Want::Valid && rejected.is_none() && cache.is_some();
+    let share = want.valid() && rejected.is_none() && cache.is_some();
     let pending = journal.exists();
     if pending || share {
         let wait = if pending { LOCK_WAIT } else { TURN_WAIT };
@@ -209,7 +226,7 @@ async fn obtain_from(
                 Ok(()) => {}
                 // The store down with tokens waiting here: a cached token still valid (the
                 // one the journal holds, cached when it was saved) keeps scripts going.
-                Err(e) if share && outage_within(&e) => {
+                Err(e) if share && want == Want::Valid && outage_within(&e) => {
                     let now_cached = cache.as_ref().and_then(|c| c.load());
                     return match cached_beyond(now_cached.as_ref(), 0) {
                         Some(fresh) => {
@@ -290,7 +307,7 @@ async fn obtain_from(
     let mut stored = stored;
     if lock.waited && !read_under_lock {
         // The holder has usually just refreshed and cached the new token: no read needed.
-        if want == Want::Valid {
+        if want.valid() {
             let now_cached = cache.as_ref().and_then(|c| c.load());
             let newer = now_cached.as_ref().filter(|c| {
                 stored
@@ -550,7 +567,7 @@ fn usable(
     let ok = match want {
         // Their token is as fresh as ours would be, even when the provider's tokens live
         // shorter than the buffer: use it while it is valid at all.
-        Want::Valid => {
+        Want::Valid | Want::Due => {
             !due_at(expires_at, ctx.refresh_buffer, now)
                 || (refreshed_meanwhile && !due_at(expires_at, 0, now))
         }

@@ -117,7 +117,7 @@ async fn run_refresh(args: &RefreshArgs, settings: Settings) -> Result<i32> {
     let provider = settings.provider(name)?;
     let ctx = settings.ready()?.context(provider, buffer);
     let mut fresh = if args.if_due {
-        refresh::token(&ctx, &reporter).await?
+        refresh::if_due(&ctx, &reporter).await?
     } else {
         refresh::refresh(&ctx, &reporter).await?
     };
@@ -167,7 +167,7 @@ async fn refresh_all(args: &RefreshArgs, settings: Settings) -> Result<i32> {
         let provider = catalog.get(&row.provider)?.clone();
         let ctx = ready.context(provider, buffer);
         let done = if args.if_due && !keep_alive_due(&ctx.provider, row) {
-            refresh::token(&ctx, &reporter).await
+            refresh::if_due(&ctx, &reporter).await
         } else {
             refresh::refresh(&ctx, &reporter).await
         };

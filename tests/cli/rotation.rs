@@ -252,6 +252,33 @@ fn doppler_failing_after_the_provider_rotated_keeps_the_tokens_in_a_journal_and_
     assert!(!h.auth.grant_revoked());
 }
 
+/// A keep-alive job (`refresh --if-due`) is never bridged: when the new tokens cannot be
+/// stored, or a journal cannot be pushed, it fails, so cron says so, while `token` would go on.
+#[test]
+fn refresh_if_due_fails_when_the_store_does() {
+    let h = Harness::new(AsConfig::jobber());
+    h.store_grant(60);
+    h.doppler.push_fault_on(
+        Some("POST"),
+        Some(SECRETS),
+        1,
+        Fault::json(500, "doppler is down"),
+        100,
+    );
+    let run = h.run(&["refresh", "--provider", "acme", "--if-due"]);
+    run.assert_error(6, "doppler is down");
+    assert_eq!(run.stdout, "");
+    assert_eq!(h.auth.refreshes(), 1);
+    // The journal waits; pushing it fails again: still an error, for one and for all.
+    let run = h.run(&["refresh", "--provider", "acme", "--if-due"]);
+    run.assert_error(6, "doppler is down");
+    let run = h.run(&["refresh", "--all", "--if-due"]);
+    assert_eq!(run.code, 6, "{}", run.stderr);
+    assert_eq!(h.auth.refreshes(), 1, "no second refresh");
+    // A script still gets the new token meanwhile.
+    h.run(&["token", "--provider", "acme"]).assert_code(0);
+}
+
 #[test]
 fn a_process_killed_between_the_answer_and_the_store_is_recovered_by_the_next_run() {
     let h = Harness::new(AsConfig::jobber());
