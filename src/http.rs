@@ -29,6 +29,8 @@ pub(crate) const GRANT_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) const RETRY_BUDGET: Duration = Duration::from_secs(30);
 /// Attempts per logical request.
 pub(crate) const MAX_ATTEMPTS: u32 = 4;
+/// The least time a resend of a request with a deadline starts with.
+pub(crate) const MIN_RESEND: Duration = Duration::from_secs(5);
 
 /// Hosts that are never reached through a proxy, whatever `NO_PROXY` says.
 const LOOPBACK_NO_PROXY: &str = "localhost,127.0.0.0/8,::1";
@@ -195,7 +197,7 @@ impl Http {
         &self,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, reqwest::Error> {
-        self.send_with(build, Resend::Idempotent).await
+        self.send_with(build, Resend::Idempotent, None).await
     }
 
     /// Sends a write, resending it only when it provably did not arrive: a connection that
@@ -205,13 +207,26 @@ impl Http {
         &self,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, reqwest::Error> {
-        self.send_with(build, Resend::OnlyUnsent).await
+        self.send_with(build, Resend::OnlyUnsent, None).await
+    }
+
+    /// [`Self::send_write`] for a request that must be over by `deadline` (a refresh inside
+    /// its lease): no resend starts unless it has [`MIN_RESEND`] of it left after the pause,
+    /// so what comes back is the unsent outcome, never a last attempt cut short mid-flight.
+    pub(crate) async fn send_write_by(
+        &self,
+        build: impl Fn() -> RequestBuilder,
+        deadline: Instant,
+    ) -> Result<Response, reqwest::Error> {
+        self.send_with(build, Resend::OnlyUnsent, Some(deadline))
+            .await
     }
 
     async fn send_with(
         &self,
         build: impl Fn() -> RequestBuilder,
         resend: Resend,
+        deadline: Option<Instant>,
     ) -> Result<Response, reqwest::Error> {
         let started = Instant::now();
         let mut attempt = 1;
@@ -237,6 +252,9 @@ impl Http {
             // within the budget.
             if attempt >= MAX_ATTEMPTS || started.elapsed() + delay + REQUEST_TIMEOUT > RETRY_BUDGET
             {
+                return outcome;
+            }
+            if deadline.is_some_and(|d| Instant::now() + delay + MIN_RESEND > d) {
                 return outcome;
             }
             tracing::debug!(

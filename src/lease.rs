@@ -214,13 +214,17 @@ pub(crate) async fn take<T>(
                 match ctx.store.write(&stored, write).await {
                     Ok(echo) if echo.holds(REFRESH_LEASE, &value) => {
                         let ours = stored.after(&echo);
-                        let enough = seconds_left(&ours, &value) >= MIN_LEFT;
-                        if enough && echo.holds(REFRESH_TOKEN, refresh_token.expose_secret()) {
+                        if seconds_left(&ours, &value) < MIN_LEFT {
+                            // Too little left to refresh in: let it go at once, then take
+                            // a new one (the wait may end first: nothing is left held).
+                            release(ctx, &ours, &value).await;
+                            Some(Ok(true))
+                        } else if echo.holds(REFRESH_TOKEN, refresh_token.expose_secret()) {
                             return Ok(Leased::Ours(Box::new(ours), value));
+                        } else {
+                            // Ours, but the refresh token moved meanwhile: the re-read decides.
+                            Some(Ok(true))
                         }
-                        // Ours, but the refresh token moved meanwhile (or too little of the
-                        // lease is left): the re-read decides.
-                        Some(Ok(true))
                     }
                     Ok(_) => {
                         tracing::debug!("lease compare-and-swap lost (the change did not take)");

@@ -243,10 +243,9 @@ pub(crate) async fn send(
             None => request,
         }
     };
-    let response = if once.is_some() {
-        http.send_write(build).await?
-    } else {
-        http.send(build).await?
+    let response = match deadline {
+        Some(deadline) => http.send_write_by(build, deadline).await?,
+        None => http.send(build).await?,
     };
     let status = response.status();
     let mut headers = response.headers().clone();

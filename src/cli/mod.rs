@@ -260,13 +260,15 @@ async fn run_token(args: &TokenArgs, settings: Settings) -> Result<i32> {
 /// whitespace dropped).
 fn read_refused_token() -> Result<secrecy::SecretString> {
     use std::io::Read as _;
+    const LIMIT: u64 = 16 * 1024;
     let mut text = String::new();
     std::io::stdin()
-        .take(16 * 1024)
+        .take(LIMIT + 1)
         .read_to_string(&mut text)
         .map_err(|e| Error::Usage(format!("--refused-token-stdin: could not read stdin: {e}")))?;
     let token = text.trim();
-    if token.is_empty() || token.contains(char::is_whitespace) {
+    // Cut short, it would match no stored token, and the refused one would come back.
+    if text.len() as u64 > LIMIT || token.is_empty() || token.contains(char::is_whitespace) {
         return Err(Error::Usage(
             "--refused-token-stdin: stdin must hold the refused access token, alone".into(),
         ));

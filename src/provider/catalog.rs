@@ -165,20 +165,36 @@ impl Catalog {
 /// Two providers with one `secret_prefix` would share one grant's secrets: one refresh token
 /// refreshed twice (spent once: a rotating provider revokes the grant), or sent to the other's
 /// server. Refused, naming both. `providers` is (name, source, prefix), later ones the user's.
+/// Prefixes clash also when one's names are another's under a longer prefix (`P` and
+/// `P_REFRESH` both name `P_REFRESH_TOKEN_EXPIRES_AT`), so the secrets' names are compared.
 fn shared_secrets(providers: impl Iterator<Item = (String, String, String)>) -> Result<()> {
-    let mut seen: BTreeMap<String, (String, String)> = BTreeMap::new();
+    // Secret name → (provider, source, prefix) of the first to use it.
+    let mut seen: BTreeMap<String, (String, String, String)> = BTreeMap::new();
     for (name, source, prefix) in providers {
-        if let Some((other, other_source)) = seen.get(&prefix) {
-            return Err(Error::ProviderFile {
-                path: source,
-                message: format!(
-                    "key `secret_prefix`: `{prefix}` is also provider `{other}`'s ({other_source}), \
-                     so the two would share one grant's secrets; give `{name}` its own \
-                     secret_prefix"
-                ),
-            });
+        for suffix in crate::store::SUFFIXES {
+            let secret = format!("{prefix}_{suffix}");
+            if let Some((other, other_source, theirs)) = seen.get(&secret) {
+                let why = if *theirs == prefix {
+                    format!("`{prefix}` is also provider `{other}`'s ({other_source})")
+                } else {
+                    format!(
+                        "`{prefix}` and provider `{other}`'s `{theirs}` ({other_source}) both \
+                         name {secret}"
+                    )
+                };
+                return Err(Error::ProviderFile {
+                    path: source,
+                    message: format!(
+                        "key `secret_prefix`: {why}, so the two would share one grant's \
+                         secrets; give `{name}` its own secret_prefix"
+                    ),
+                });
+            }
         }
-        seen.insert(prefix, (name, source));
+        for suffix in crate::store::SUFFIXES {
+            let value = (name.clone(), source.clone(), prefix.clone());
+            seen.insert(format!("{prefix}_{suffix}"), value);
+        }
     }
     Ok(())
 }

@@ -243,10 +243,9 @@ async fn a_refresh_waits_for_its_answer_only_as_long_as_it_is_told() {
             held.push(stream);
         }
     });
-    let p = provider("").clone();
     let p = Provider {
         token_url: format!("http://127.0.0.1:{port}/token").parse().unwrap(),
-        ..p
+        ..provider("")
     };
     let http = Http::with_network(&Default::default()).unwrap();
     let creds = ClientCredentials {
@@ -266,4 +265,45 @@ async fn a_refresh_waits_for_its_answer_only_as_long_as_it_is_told() {
         matches!(err, Error::RefreshUncertain { .. }),
         "sent, then no answer: uncertain, {err:?}"
     );
+}
+
+/// A refresh refused with 429 is resent only while a whole attempt still fits before its
+/// deadline (the lease): with 3 s and a 1 s `Retry-After`, it is not resent, and the answer
+/// is the unsent one (the refresh token was not spent).
+#[tokio::test]
+async fn a_refresh_is_not_resent_when_too_little_of_its_time_is_left() {
+    use std::io::{Read as _, Write as _};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 65536];
+            let _ = stream.read(&mut buf);
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = stream.write_all(
+                b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let p = Provider {
+        token_url: format!("http://127.0.0.1:{port}/token").parse().unwrap(),
+        ..provider("")
+    };
+    let http = Http::with_network(&Default::default()).unwrap();
+    let creds = ClientCredentials {
+        client_id: "id".into(),
+        client_secret: None,
+    };
+    let rt = SecretString::from("RT-FAKE");
+    let endpoint = TokenEndpoint::new(&p, &creds, &http);
+    let err = endpoint
+        .refresh(&rt, std::time::Duration::from_secs(3))
+        .await
+        .unwrap_err();
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "not resent: {err:?}");
+    assert!(!matches!(err, Error::RefreshUncertain { .. }), "{err:?}");
 }

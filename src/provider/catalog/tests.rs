@@ -46,6 +46,17 @@ fn two_providers_may_not_share_secrets() {
             "{name}: {e}"
         );
     }
+    // A longer prefix that names one of jobber's secrets: JOBBER_REFRESH_TOKEN_EXPIRES_AT
+    // would be jobber's refresh-token end and this one's access-token expiry.
+    let dir = dir_with(
+        "jr.toml",
+        "extends = \"jobber\"\nname = \"jr\"\nsecret_prefix = \"JOBBER_REFRESH\"\n",
+    );
+    let e = message(Catalog::load(Some(dir.path()), &[]).unwrap_err());
+    assert!(
+        e.contains("both name JOBBER_REFRESH_TOKEN_EXPIRES_AT"),
+        "{e}"
+    );
     // The same file replacing the preset (its name) shares with no one.
     let dir = dir_with(
         "jobber.toml",
