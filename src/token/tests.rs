@@ -230,6 +230,20 @@ fn debug_of_secret_types_is_redacted() {
     assert!(!format!("{r:?}").contains("SENTINEL"));
 }
 
+/// A public client of a provider whose token endpoint is `http://127.0.0.1:{port}/token`.
+fn loopback_token_endpoint(port: u16) -> (Provider, Http, ClientCredentials) {
+    let p = Provider {
+        token_url: format!("http://127.0.0.1:{port}/token").parse().unwrap(),
+        ..provider("")
+    };
+    let http = Http::with_network(&Default::default()).unwrap();
+    let creds = ClientCredentials {
+        client_id: "id".into(),
+        client_secret: None,
+    };
+    (p, http, creds)
+}
+
 /// A refresh awaits its answer no longer than it is told (the lease's time left), however
 /// long the grant timeout: a server that takes the request and never answers is given up on.
 #[tokio::test]
@@ -243,15 +257,7 @@ async fn a_refresh_waits_for_its_answer_only_as_long_as_it_is_told() {
             held.push(stream);
         }
     });
-    let p = Provider {
-        token_url: format!("http://127.0.0.1:{port}/token").parse().unwrap(),
-        ..provider("")
-    };
-    let http = Http::with_network(&Default::default()).unwrap();
-    let creds = ClientCredentials {
-        client_id: "id".into(),
-        client_secret: None,
-    };
+    let (p, http, creds) = loopback_token_endpoint(port);
     let endpoint = TokenEndpoint::new(&p, &creds, &http);
     let rt = SecretString::from("RT-FAKE");
     // Far below the grant's 60 s: this bound only catches a wait that ignored the limit.
@@ -289,15 +295,7 @@ async fn a_refresh_is_not_resent_when_too_little_of_its_time_is_left() {
             );
         }
     });
-    let p = Provider {
-        token_url: format!("http://127.0.0.1:{port}/token").parse().unwrap(),
-        ..provider("")
-    };
-    let http = Http::with_network(&Default::default()).unwrap();
-    let creds = ClientCredentials {
-        client_id: "id".into(),
-        client_secret: None,
-    };
+    let (p, http, creds) = loopback_token_endpoint(port);
     let rt = SecretString::from("RT-FAKE");
     let endpoint = TokenEndpoint::new(&p, &creds, &http);
     let err = endpoint
