@@ -212,21 +212,42 @@ async fn obtain_from(
     let share = want.valid() && rejected.is_none() && cache.is_some();
     let pending = journal.exists();
     if pending || share {
-        let wait = if pending { LOCK_WAIT } else { TURN_WAIT };
+        // A journal is pushed under the lock; a caller holding a cached token still valid
+        // waits for that only briefly (the holder may be retrying a store that is down).
+        let bridge = share && want == Want::Valid;
+        let can_wait_less = bridge && cached_beyond(cached.as_ref(), 0).is_some();
+        let wait = if pending && !can_wait_less {
+            LOCK_WAIT
+        } else {
+            TURN_WAIT
+        };
         let lock = match ctx.refresh_lock(wait).await {
             Ok(lock) => Some(lock),
             Err(e) if !journal.exists() => {
                 tracing::debug!("no turn-taking on this machine: {e}");
                 None
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                let now_cached = cache.as_ref().and_then(|c| c.load()).filter(|_| bridge);
+                return match cached_beyond(now_cached.as_ref(), 0) {
+                    Some(fresh) => {
+                        reporter.event(Event::Warning(&format!(
+                            "another process of this machine is pushing the tokens kept here to {}; using this machine's cached token, valid for {} s more",
+                            ctx.store.kind(),
+                            now_cached.as_ref().map_or(0, |c| c.seconds_left())
+                        )));
+                        Ok(fresh)
+                    }
+                    None => Err(e),
+                };
+            }
         };
         if let Some(lock) = lock {
             match replay_locked(ctx, &journal, reporter).await {
                 Ok(()) => {}
                 // The store down with tokens waiting here: a cached token still valid (the
                 // one the journal holds, cached when it was saved) keeps scripts going.
-                Err(e) if share && want == Want::Valid && outage_within(&e) => {
+                Err(e) if bridge && outage_within(&e) => {
                     let now_cached = cache.as_ref().and_then(|c| c.load());
                     return match cached_beyond(now_cached.as_ref(), 0) {
                         Some(fresh) => {

@@ -360,3 +360,37 @@ fn a_caller_with_a_valid_token_waits_only_briefly_for_a_refresh_that_hangs_on_th
     );
     stuck.finish().assert_code(0);
 }
+
+/// A journal being pushed by another process of this machine (which may be retrying a store
+/// that is down) holds up a caller with a valid cached token only briefly: it takes that token,
+/// with a warning, instead of queueing for the lock.
+#[test]
+fn a_caller_with_a_valid_cached_token_does_not_queue_behind_a_journal_push() {
+    let h = Harness::new(AsConfig::jobber());
+    let (old_at, _) = h.store_grant(200);
+    // Cached while valid beyond a 100 s buffer; due under the default 300 s.
+    h.run(&["token", "--provider", "acme", "--refresh-buffer", "100"])
+        .assert_code(0);
+    // Another process refreshes and stops, holding the lock, with its journal written.
+    let mut holder = h.spawn_paused_token(12, std::process::Stdio::null);
+    for _ in 0..200 {
+        if !h.pending_journals().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(h.pending_journals().len(), 1, "the holder is mid-refresh");
+    let mut cmd = h.cmd();
+    cmd.args(["token", "--provider", "acme"]);
+    let run = run_together([cmd]).remove(0);
+    run.assert_code(0);
+    assert_eq!(run.stdout, format!("{old_at}\n"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("another process of this machine is pushing"),
+        "{}",
+        run.stderr
+    );
+    holder.wait().unwrap();
+    assert_eq!(h.auth.refreshes(), 1);
+}
