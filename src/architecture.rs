@@ -52,7 +52,7 @@ fn the_environment_is_read_only_where_the_architecture_says() {
             "src/http.rs",             // Http::new, for library users
             "src/lib.rs",              // SettingsInputs::from_process, for library users
             "src/provider/catalog.rs", // the default providers dir, for library users
-            "src/refresh.rs",          // the debug-only test hooks
+            "src/refresh/hooks.rs",    // the debug-only test hooks
             "src/source.rs",           // TokenSource::from_env
             "src/state.rs",            // StateDir::locate
         ],

@@ -211,17 +211,17 @@ mod tests {
             Cache::new(
                 &state,
                 &key("quickbooks", "dev"),
-                &SecretString::from("dp.st.a"),
+                &SecretString::from("dp.st.FAKE-a"),
             ),
             Cache::new(
                 &state,
                 &key("quickbooks", "prd"),
-                &SecretString::from("dp.pt.b"),
+                &SecretString::from("dp.pt.FAKE-b"),
             ),
             Cache::new(
                 &state,
                 &key("quickbooks-sandbox", "dev"),
-                &SecretString::from("dp.st.a"),
+                &SecretString::from("dp.st.FAKE-a"),
             ),
         ];
         for c in &caches {

@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::cache::{Cache, Entry};
 use crate::error::{Error, Result};
 use crate::journal::Pending;
 use crate::lease::{self, Leased};
@@ -29,9 +28,14 @@ use crate::store::Stored;
 use crate::token::{now, TokenEndpoint, TokenSet};
 use crate::{Context, Event, Reporter};
 
+mod hooks;
 mod land;
+mod serve;
 
+use hooks::failpoint;
+pub(crate) use hooks::{clock_offset, injected_fault};
 use land::{land, replay, replay_locked};
+use serve::{bridged, cache_new, cached_beyond, is_outage, outage_within, remember, still_valid};
 
 /// Longest wait for this machine's lock.
 pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(90);
@@ -228,18 +232,12 @@ async fn obtain_from(
                 None
             }
             Err(e) => {
-                let now_cached = cache.as_ref().and_then(|c| c.load()).filter(|_| bridge);
-                return match cached_beyond(now_cached.as_ref(), 0) {
-                    Some(fresh) => {
-                        reporter.event(Event::Warning(&format!(
-                            "another process of this machine is pushing the tokens kept here to {}; using this machine's cached token, valid for {} s more",
-                            ctx.store.kind(),
-                            now_cached.as_ref().map_or(0, |c| c.seconds_left())
-                        )));
-                        Ok(fresh)
-                    }
-                    None => Err(e),
-                };
+                let why = format!(
+                    "another process of this machine is pushing the tokens kept here to {}",
+                    ctx.store.kind()
+                );
+                let cache = cache.as_ref().filter(|_| bridge);
+                return bridged(cache, reporter, &why).ok_or(e);
             }
         };
         if let Some(lock) = lock {
@@ -248,19 +246,12 @@ async fn obtain_from(
                 // The store down with tokens waiting here: a cached token still valid (the
                 // one the journal holds, cached when it was saved) keeps scripts going.
                 Err(e) if bridge && outage_within(&e) => {
-                    let now_cached = cache.as_ref().and_then(|c| c.load());
-                    return match cached_beyond(now_cached.as_ref(), 0) {
-                        Some(fresh) => {
-                            reporter.event(Event::Warning(&format!(
-                                "{} could not take the tokens kept on this machine ({}); using this machine's cached token, valid for {} s more",
-                                ctx.store.kind(),
-                                e.with_causes(),
-                                now_cached.as_ref().map_or(0, |c| c.seconds_left())
-                            )));
-                            Ok(fresh)
-                        }
-                        None => Err(e),
-                    };
+                    let why = format!(
+                        "{} could not take the tokens kept on this machine ({})",
+                        ctx.store.kind(),
+                        e.with_causes()
+                    );
+                    return bridged(cache.as_ref(), reporter, &why).ok_or(e);
                 }
                 Err(e) => return Err(e),
             }
@@ -297,18 +288,10 @@ async fn obtain_from(
     let stored = match loaded {
         Ok(s) => s,
         Err(e) if want == Want::Valid && is_outage(&e) => {
-            // Doppler is down or rate-limiting: a cached token still valid keeps scripts going.
-            return match cached_beyond(cached.as_ref(), 0) {
-                Some(fresh) => {
-                    reporter.event(Event::Warning(&format!(
-                        "{} could not be read ({e}); using this machine's cached token, valid for {} s more",
-                        ctx.store.kind(),
-                        cached.as_ref().map_or(0, |c| c.seconds_left())
-                    )));
-                    Ok(fresh)
-                }
-                None => Err(e),
-            };
+            // Doppler is down or rate-limiting: a cached token still valid keeps scripts going
+            // (none after a 401: that entry was dropped above).
+            let why = format!("{} could not be read ({e})", ctx.store.kind());
+            return bridged(cache.as_ref(), reporter, &why).ok_or(e);
         }
         Err(e) => return Err(e),
     };
@@ -476,73 +459,6 @@ async fn obtain_from(
     Ok(fresh)
 }
 
-/// An outage, or a store failure because of one (writes answered 5xx count: their answers
-/// are lost, and re-reads showed them not landed).
-fn outage_within(e: &Error) -> bool {
-    let outage = |e: &Error| is_outage(e) || matches!(e, Error::StoreAnswerLost { .. });
-    match e {
-        Error::StoreFailed { source, .. } => outage(source),
-        e => outage(e),
-    }
-}
-
-/// A cached token with more than `buffer` seconds left, as the caller gets it.
-fn cached_beyond(entry: Option<&Entry>, buffer: i64) -> Option<Fresh> {
-    let entry = entry.filter(|e| e.seconds_left() > buffer)?;
-    Some(Fresh {
-        access_token: entry.access_token.clone(),
-        expires_at: Some(entry.local_expiry()),
-        refreshed: false,
-    })
-}
-
-/// The store unreachable, rate-limiting or failing: the cases a cached token may bridge.
-fn is_outage(e: &Error) -> bool {
-    use crate::error::DopplerFailure::{RateLimited, Server};
-    e.store_unreachable() || matches!(e.store_refusal(), Some((_, RateLimited | Server)))
-}
-
-/// Caches a token read from the store (when its expiry is known and it is not cached yet).
-fn remember(cache: Option<&Cache>, stored: &Stored, fresh: &Fresh) {
-    let (Some(cache), Some(expires_at)) = (cache, stored.expires_at()) else {
-        return;
-    };
-    // Not over the same token, nor over a newer one (a later expiry: what `authorize` or a
-    // refresh on this machine cached after this process read the store).
-    let keep = cache.load().is_some_and(|c| {
-        c.access_token.expose_secret() == fresh.access_token.expose_secret()
-            || c.expires_at > expires_at
-    });
-    if !keep {
-        cache.save(&Entry {
-            access_token: fresh.access_token.clone(),
-            expires_at,
-            skew: stored.clock().skew(),
-        });
-    }
-}
-
-/// Caches the tokens of a refresh and returns them to the caller.
-fn cache_new(cache: Option<&Cache>, tokens: TokenSet, skew: i64) -> Fresh {
-    if let (Some(cache), Some(expires_at)) = (cache, tokens.expires_at) {
-        cache.save(&Entry {
-            access_token: tokens.access_token.clone(),
-            expires_at,
-            skew,
-        });
-    }
-    fresh(tokens, skew)
-}
-
-/// What the caller gets: the expiry on this machine's clock.
-fn fresh(tokens: TokenSet, skew: i64) -> Fresh {
-    Fresh {
-        access_token: tokens.access_token,
-        expires_at: tokens.expires_at.map(|e| e - skew),
-        refreshed: true,
-    }
-}
-
 /// Says once per command when this machine's clock and the store's differ by more than a
 /// minute: leases and expiries are judged on the store's clock, but people read this one.
 fn warn_on_skew(stored: &Stored, reporter: &dyn Reporter) {
@@ -600,58 +516,6 @@ fn usable(
         expires_at: expires_at.map(|e| e - stored.clock().skew()),
         refreshed: false,
     })
-}
-
-/// The stored access token and how many seconds it has left, when its expiry is known and
-/// still ahead (on the store's clock).
-fn still_valid(stored: &Stored) -> Option<(Fresh, i64)> {
-    let access = stored.access_token()?;
-    let left = stored.expires_at()? - stored.clock().now();
-    (left > 0).then(|| {
-        let fresh = Fresh {
-            access_token: access.clone(),
-            expires_at: stored.expires_at().map(|e| e - stored.clock().skew()),
-            refreshed: false,
-        };
-        (fresh, left)
-    })
-}
-
-/// Test hook: `OAUTH_PKCE_TEST_PAUSE=after-journal:SECONDS` sleeps at that point so a test can
-/// kill the process there. Only in debug builds (those `cargo test` runs): a release build,
-/// as `cargo install` makes, has no such hook and reads no such variable.
-#[cfg(not(debug_assertions))]
-fn failpoint(_: &str) {}
-
-/// Test hook: `OAUTH_PKCE_TEST_CLOCK_OFFSET` seconds added to this machine's clock, to play a
-/// machine whose clock is off. Always 0 in release builds.
-pub(crate) fn clock_offset() -> i64 {
-    if !cfg!(debug_assertions) {
-        return 0;
-    }
-    std::env::var(crate::env::OAUTH_PKCE_TEST_CLOCK_OFFSET)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Test hook: whether `OAUTH_PKCE_TEST_FAULT` names `fault` (a disk refusing the journal).
-/// Always false in release builds.
-pub(crate) fn injected_fault(fault: &str) -> bool {
-    cfg!(debug_assertions)
-        && std::env::var(crate::env::OAUTH_PKCE_TEST_FAULT).is_ok_and(|f| f == fault)
-}
-
-#[cfg(debug_assertions)]
-fn failpoint(name: &str) {
-    let Ok(spec) = std::env::var(crate::env::OAUTH_PKCE_TEST_PAUSE) else {
-        return;
-    };
-    if let Some(secs) = spec.strip_prefix(name).and_then(|r| r.strip_prefix(':')) {
-        if let Ok(secs) = secs.parse::<u64>() {
-            std::thread::sleep(Duration::from_secs(secs));
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The refresh protocol's pure parts: due times, the lease-bounded wait, the cache rules.
 
 use super::*;
+use crate::cache::{Cache, Entry};
 
 #[test]
 fn due_within_buffer_only() {

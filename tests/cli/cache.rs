@@ -177,6 +177,19 @@ fn no_cache_and_cache_off_read_doppler_every_time() {
     assert_eq!(h.doppler.reads(), 4);
 }
 
+/// Another machine's refresh, as Doppler then holds it: a new grant, valid for an hour, the
+/// lease free. Written straight into the fake (`set_secret` would drop the machines' caches).
+/// Returns its access token.
+fn rotated_elsewhere(h: &Harness) -> String {
+    let (newest, rt) = h.auth.issue_grant();
+    let set = |name: &str, value: &str| h.doppler.set_secret(PROJECT, CONFIG, name, value);
+    set("ACME_ACCESS_TOKEN", &newest);
+    set("ACME_REFRESH_TOKEN", &rt);
+    set("ACME_TOKEN_EXPIRES_AT", &(now() + 3600).to_string());
+    set("ACME_REFRESH_LEASE", FREE_LEASE);
+    newest
+}
+
 #[test]
 fn after_401_refreshes_only_if_doppler_still_holds_the_refused_token() {
     let h = Harness::new(AsConfig::jobber());
@@ -200,13 +213,7 @@ fn after_401_refreshes_only_if_doppler_still_holds_the_refused_token() {
     let mut cmd = other.cmd();
     cmd.args(["token", "--provider", "acme"]);
     run_together([cmd]).remove(0).assert_code(0);
-    // (Written straight into the fake: `set_secret` would drop the machines' caches.)
-    let (newest, rt) = h.auth.issue_grant();
-    let set = |name: &str, value: &str| h.doppler.set_secret(PROJECT, CONFIG, name, value);
-    set("ACME_ACCESS_TOKEN", &newest);
-    set("ACME_REFRESH_TOKEN", &rt);
-    set("ACME_TOKEN_EXPIRES_AT", &(now() + 3600).to_string());
-    set("ACME_REFRESH_LEASE", FREE_LEASE);
+    let newest = rotated_elsewhere(&h);
     let mut cmd = other.cmd();
     cmd.args(["token", "--provider", "acme", "--after-401"]);
     let run = run_together([cmd]).remove(0);
@@ -223,14 +230,9 @@ fn after_401_with_the_refused_token_on_stdin_refreshes_only_for_that_token() {
     let h = Harness::new(AsConfig::jobber());
     let (refused, _) = h.store_grant(3600);
     h.run(&["token", "--provider", "acme"]).assert_code(0);
-    // Another machine refreshed: Doppler holds a newer token (straight into the fake, so this
-    // machine's cache still holds the refused one).
-    let (newest, rt) = h.auth.issue_grant();
-    let set = |name: &str, value: &str| h.doppler.set_secret(PROJECT, CONFIG, name, value);
-    set("ACME_ACCESS_TOKEN", &newest);
-    set("ACME_REFRESH_TOKEN", &rt);
-    set("ACME_TOKEN_EXPIRES_AT", &(now() + 3600).to_string());
-    set("ACME_REFRESH_LEASE", FREE_LEASE);
+    // Another machine refreshed: Doppler holds a newer token (this machine's cache still
+    // holds the refused one).
+    let newest = rotated_elsewhere(&h);
     let after_401 = |token: &str| {
         let mut cmd = h.cmd();
         cmd.args([

@@ -292,6 +292,14 @@ fn a_json_revocation_body_for_providers_that_document_one() {
 
 /// Issue 17: Notion wants a `Notion-Version` header on its token and revocation endpoints
 /// (and a JSON revocation body): a provider file's `[token_headers]` sends it to each.
+/// The tokens sent to the revocation endpoint since its `before`-th request.
+fn tokens_sent_since(h: &Harness, before: usize) -> Vec<String> {
+    h.auth.revoke_requests()[before..]
+        .iter()
+        .filter_map(|r| r.param("token").map(str::to_string))
+        .collect()
+}
+
 #[test]
 fn token_headers_go_to_the_token_and_revocation_endpoints() {
     let h = Harness::new(AsConfig {
@@ -347,11 +355,7 @@ fn token_headers_go_to_the_token_and_revocation_endpoints() {
     let at = h.secret("ACME_ACCESS_TOKEN").unwrap();
     let before = h.auth.revoke_requests().len();
     h.run(&["revoke", "--provider", "acme"]).assert_code(0);
-    let sent: Vec<String> = h.auth.revoke_requests()[before..]
-        .iter()
-        .filter_map(|r| r.param("token").map(str::to_string))
-        .collect();
-    assert_eq!(sent, [at]);
+    assert_eq!(tokens_sent_since(&h, before), [at]);
 
     // Only a refresh token stored: nothing to send, so nothing is removed either (the refresh
     // token is the one way left to get an access token to revoke): exit 5, with the way out.
@@ -373,10 +377,6 @@ fn token_headers_go_to_the_token_and_revocation_endpoints() {
     h.run(&["refresh", "--provider", "acme"]).assert_code(0);
     let at = h.secret("ACME_ACCESS_TOKEN").unwrap();
     h.run(&["revoke", "--provider", "acme"]).assert_code(0);
-    let sent: Vec<String> = h.auth.revoke_requests()[before..]
-        .iter()
-        .filter_map(|r| r.param("token").map(str::to_string))
-        .collect();
-    assert_eq!(sent, [at]);
+    assert_eq!(tokens_sent_since(&h, before), [at]);
     assert_eq!(h.secret("ACME_REFRESH_TOKEN").as_deref(), Some(""));
 }

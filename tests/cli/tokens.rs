@@ -408,6 +408,15 @@ fn a_refresh_token_s_own_expiry_is_stored_shown_and_warned_about() {
 #[test]
 fn a_new_grant_drops_the_old_grant_s_refresh_token_end() {
     let h = Harness::new(AsConfig::jobber());
+    let not_dead = |h: &Harness| {
+        let run = h.run(&["status", "--provider", "acme"]);
+        run.assert_code(0);
+        assert!(
+            !run.stderr.contains("refresh token expired"),
+            "{}",
+            run.stderr
+        );
+    };
     let old_end = (now() - 3600).to_string();
     h.set_secret("ACME_REFRESH_TOKEN_EXPIRES_AT", &old_end);
     h.authorized();
@@ -416,24 +425,12 @@ fn a_new_grant_drops_the_old_grant_s_refresh_token_end() {
         Some(""),
         "emptied: unknown"
     );
-    let run = h.run(&["status", "--provider", "acme"]);
-    run.assert_code(0);
-    assert!(
-        !run.stderr.contains("refresh token expired"),
-        "{}",
-        run.stderr
-    );
+    not_dead(&h);
 
     // Without a refresh token, no end of one is reported, and nothing is dead.
     h.set_secret("ACME_REFRESH_TOKEN", "");
     h.set_secret("ACME_REFRESH_TOKEN_EXPIRES_AT", &old_end);
-    let run = h.run(&["status", "--provider", "acme"]);
-    run.assert_code(0);
-    assert!(
-        !run.stderr.contains("refresh token expired"),
-        "{}",
-        run.stderr
-    );
+    not_dead(&h);
 }
 
 /// Issue 17: Jobber's refusal of a spent refresh token is exit 1 (sign in again) whatever its
